@@ -1,0 +1,183 @@
+// Copy one chunk: a short REPEATABLE READ snapshot on the source (taken after
+// the slot exists, SPEC §3.2), COPY streamed to the destination with
+// backpressure, metered for the throttle, and committed in ONE fenced
+// destination transaction together with the chunk's "done" mark. A retry, on
+// any worker, therefore finds either nothing or the whole chunk: no duplicate,
+// no gap. Two attempts racing on the same chunk serialise on its row lock.
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { hostname } from 'node:os';
+import { Context } from '@temporalio/activity';
+import type { Client } from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import type { Config } from '../../lib/config';
+import { BinaryRowCounter, TextRowCounter } from '../../lib/copy-rows';
+import { ident } from '../../lib/ident';
+import type { Throttle } from '../../lib/migration-state';
+import { connect } from '../../lib/pg';
+import { RateLimiter } from '../../lib/throttle';
+import { assertNotFenced, writerApplicationName } from '../control';
+import { heartbeat } from '../heartbeat';
+import { CopyTable, sourceName, targetName } from './tables';
+
+export interface ChunkInput {
+  config: Config;
+  runToken: string;
+  table: string;
+  chunk: number;
+}
+
+export interface ChunkResult {
+  rows: number;
+  bytes: number;
+  ms: number;
+  /** True when an earlier attempt had already copied it. */
+  skipped: boolean;
+}
+
+/** Session settings that make text COPY exact and identical on both ends. */
+export const FIDELITY_SETTINGS =
+  "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; SET extra_float_digits = 3; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'";
+
+/** The live throttle share of one copy, refreshed from the workflow. */
+export interface ThrottleSource {
+  current(): Promise<{ throttle: Throttle; activeCopies: number } | null>;
+}
+
+function ratesFor(t: Throttle, share: number) {
+  return {
+    rowsPerSecond: t.fullRowsPerSecond ? t.fullRowsPerSecond / share : null,
+    bytesPerSecond: t.fullMbPerSecond ? (t.fullMbPerSecond * 1024 * 1024) / share : null,
+  };
+}
+
+/** Throttle share via the workflow's `fullLoadThrottle` query, from inside the activity. */
+function workflowThrottle(): ThrottleSource {
+  return {
+    async current() {
+      try {
+        const ctx = Context.current();
+        const wf = ctx.info.workflowExecution;
+        if (!wf) return null;
+        return await ctx.client.workflow.getHandle(wf.workflowId).query<{ throttle: Throttle; activeCopies: number }>('fullLoadThrottle');
+      } catch {
+        return null; // keep the last known rates
+      }
+    },
+  };
+}
+
+function meter(binary: boolean, limiter: RateLimiter, progress: { rows: number; bytes: number }, refresh: () => Promise<void>) {
+  const counter = binary ? new BinaryRowCounter() : new TextRowCounter();
+  let lastBeat = 0;
+  return new Transform({
+    async transform(buf: Buffer, _enc, done) {
+      try {
+        const rows = counter.push(buf);
+        progress.rows += rows;
+        progress.bytes += buf.length;
+        await limiter.take(rows, buf.length);
+        const now = Date.now();
+        if (now - lastBeat > 1000) {
+          lastBeat = now;
+          heartbeat(progress);
+          await refresh();
+        }
+        done(null, buf);
+      } catch (e) {
+        done(e as Error);
+      }
+    },
+  });
+}
+
+async function hasUniqueIndex(dst: Client, t: CopyTable): Promise<boolean> {
+  const r = await dst.query('SELECT 1 FROM pg_index WHERE indrelid = $1::regclass AND indisunique LIMIT 1', [targetName(t)]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSource = workflowThrottle()): Promise<ChunkResult> {
+  const { config, runToken, table, chunk } = input;
+  const started = Date.now();
+  const dst = await connect(config, 'destination', writerApplicationName('copy', config.name));
+  let src: Client | undefined;
+  try {
+    await dst.query(FIDELITY_SETTINGS);
+    await dst.query('BEGIN');
+    await assertNotFenced(dst, config.name, runToken);
+    const r = await dst.query<{ predicate: string; state: string; rows: string | null; bytes: string | null; spec: CopyTable }>(
+      `SELECT c.predicate, c.state, c.rows, c.bytes, t.spec
+         FROM pgshift.chunks c JOIN pgshift.copy_tables t USING (migration, table_key)
+        WHERE c.migration = $1 AND c.table_key = $2 AND c.chunk = $3
+        FOR UPDATE OF c`,
+      [config.name, table, chunk],
+    );
+    const row = r.rows[0];
+    if (!row) throw new Error(`chunk ${chunk} of ${table} is not in the plan (pgshift.chunks); was the destination control schema dropped?`);
+    if (row.state === 'done') {
+      await dst.query('COMMIT');
+      return { rows: Number(row.rows), bytes: Number(row.bytes), ms: Date.now() - started, skipped: true };
+    }
+    const t = row.spec;
+
+    src = await connect(config, 'source', `pgshift copy ${config.name}`);
+    await src.query(FIDELITY_SETTINGS);
+    await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+
+    const format = t.binary ? '(FORMAT binary)' : '';
+    const where = [row.predicate, t.filter ? `(${t.filter})` : null].filter(Boolean).join(' AND ');
+    const select = `SELECT ${t.columns.map((c) => ident(c.name)).join(', ')} FROM ${sourceName(t)} WHERE ${where}`;
+    const into = `${targetName(t)} (${t.targetColumns.map(ident).join(', ')})`;
+
+    const limiter = new RateLimiter(ratesFor(config.throttle, config.parallelism.tables));
+    let lastRefresh = 0;
+    const refresh = async () => {
+      if (Date.now() - lastRefresh < 2000) return;
+      lastRefresh = Date.now();
+      const live = await throttleSource.current();
+      if (live) limiter.setRates(ratesFor(live.throttle, Math.max(1, live.activeCopies)));
+    };
+    await refresh();
+    const progress = { rows: 0, bytes: 0 };
+
+    const cancelled = (() => {
+      try {
+        return Context.current().cancelled;
+      } catch {
+        return new Promise<never>(() => undefined);
+      }
+    })();
+    // existingTargetTables: ignore keeps rows already on the destination: load
+    // into a scratch table, then insert what does not collide with a key.
+    const keepExisting = config.existingTargetTables === 'ignore' && (await hasUniqueIndex(dst, t));
+    if (keepExisting) {
+      await dst.query(`CREATE TEMP TABLE pgshift_chunk ON COMMIT DROP AS SELECT ${t.targetColumns.map(ident).join(', ')} FROM ${targetName(t)} WITH NO DATA`);
+    }
+    const out = src.query(copyTo(`COPY (${select}) TO STDOUT ${format}`));
+    const sink = dst.query(copyFrom(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${format}`));
+    await Promise.race([
+      pipeline(out, meter(t.binary, limiter, progress, refresh), sink),
+      cancelled.catch((e) => {
+        out.destroy(e);
+        sink.destroy(e);
+        throw e;
+      }),
+    ]);
+    if (keepExisting) {
+      const cols = t.targetColumns.map(ident).join(', ');
+      await dst.query(`INSERT INTO ${into} SELECT ${cols} FROM pg_temp.pgshift_chunk ON CONFLICT DO NOTHING`);
+    }
+    await dst.query(
+      `UPDATE pgshift.chunks SET state = 'done', rows = $4, bytes = $5, copied_at = now(), copied_by = $6, attempts = attempts + 1
+        WHERE migration = $1 AND table_key = $2 AND chunk = $3`,
+      [config.name, table, chunk, progress.rows, progress.bytes, `${hostname()}:${process.pid}`],
+    );
+    await dst.query('COMMIT');
+    await src.query('COMMIT');
+    return { rows: progress.rows, bytes: progress.bytes, ms: Date.now() - started, skipped: false };
+  } finally {
+    // On failure the sessions may be mid-COPY, where a ROLLBACK would queue
+    // behind the stream: closing them aborts both transactions instead.
+    await Promise.all([dst.end().catch(() => undefined), src?.end().catch(() => undefined)]);
+  }
+}

@@ -1,0 +1,39 @@
+// Heartbeats. Every activity gets a keep-alive beat every few seconds while it
+// runs, so a long single statement (an index build, a digest of a large range)
+// never looks like a dead worker, and a worker that does die is noticed within
+// the heartbeat timeout. Progress beats carry details for the UI.
+import { Context } from '@temporalio/activity';
+
+// The last progress details of each running activity, resent by the keep-alive
+// so it never blanks what the UI shows.
+const lastDetails = new WeakMap<Context, unknown>();
+
+function current(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined; // not in an activity (direct calls in tests)
+  }
+}
+
+/** Heartbeat with progress details; a no-op outside an activity. */
+export function heartbeat(details?: unknown): void {
+  const ctx = current();
+  if (!ctx) return;
+  if (details !== undefined) lastDetails.set(ctx, details);
+  ctx.heartbeat(details ?? lastDetails.get(ctx));
+}
+
+export const KEEPALIVE_MS = 5_000;
+
+/** Wrap an activity so it beats every KEEPALIVE_MS for as long as it runs. */
+export function withKeepalive<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    const timer = setInterval(() => heartbeat(), KEEPALIVE_MS);
+    try {
+      return await fn(...args);
+    } finally {
+      clearInterval(timer);
+    }
+  };
+}

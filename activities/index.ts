@@ -1,0 +1,36 @@
+// Every activity the worker registers. Activities are the data plane: all I/O
+// lives here, never in workflow code. Activities that take a config get the
+// retry windows of SPEC §2 (connection vs other failures).
+import { compatibilityReport } from './compatibility';
+import { precheck } from './precheck';
+import { abortDestination } from './abort';
+import { prepareDestination } from './prepare';
+import { withKeepalive } from './heartbeat';
+import { withRetryWindows } from './retry';
+import { applySchemaStage, planSchema } from './schema';
+import { verifySchema } from './verify-schema';
+import { copyChunk } from './copy/chunk';
+import { planFullLoad } from './copy/plan';
+import { analyzeTables, syncSequences } from './sequences';
+import { listCopiedTables, verifyTableData } from './verify-data';
+
+export function createActivities() {
+  const activities = {
+    precheck,
+    compatibilityReport,
+    prepareDestination: withRetryWindows(prepareDestination),
+    abortDestination: withRetryWindows(abortDestination),
+    planSchema: withRetryWindows(planSchema),
+    applySchemaStage: withRetryWindows(applySchemaStage),
+    verifySchema: withRetryWindows(verifySchema),
+    planFullLoad: withRetryWindows(planFullLoad),
+    copyChunk: withRetryWindows((input: Parameters<typeof copyChunk>[0]) => copyChunk(input)),
+    syncSequences: withRetryWindows(syncSequences),
+    analyzeTables: withRetryWindows(analyzeTables),
+    listCopiedTables: withRetryWindows(listCopiedTables),
+    verifyTableData: withRetryWindows(verifyTableData),
+  };
+  return Object.fromEntries(Object.entries(activities).map(([k, fn]) => [k, withKeepalive(fn as (...a: unknown[]) => Promise<unknown>)])) as typeof activities;
+}
+
+export type Activities = ReturnType<typeof createActivities>;

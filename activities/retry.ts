@@ -1,0 +1,55 @@
+// Retry windows (seed: advanced settings). Temporal retries an activity on its
+// own; this wrapper decides *for how long*, by failure class:
+//  - connection failures: for retry.connectionMinutes since the first attempt;
+//  - other failures (DDL/DML errors): for retry.otherMinutes;
+//  - invalid input and fencing: never.
+// Past its window a failure becomes non-retryable, with the window in its text.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Config } from '../lib/config';
+import { ConnectionSetupError, isConnectionError } from '../lib/pg';
+import { FencedError } from './control';
+
+export const FAILURE = {
+  connection: 'ConnectionError',
+  operation: 'OperationError',
+  invalidInput: 'InvalidInput',
+  fenced: 'Fenced',
+  windowExceeded: 'RetryWindowExceeded',
+} as const;
+
+function elapsedMinutes(): number {
+  try {
+    return (Date.now() - Context.current().info.scheduledTimestampMs) / 60_000;
+  } catch {
+    return 0; // outside an activity (direct calls in tests)
+  }
+}
+
+export function classifyFailure(err: unknown, retry: Config['retry']): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof FencedError) return ApplicationFailure.nonRetryable(message, FAILURE.fenced);
+  if (err instanceof ConnectionSetupError && !err.transient) return ApplicationFailure.nonRetryable(message, FAILURE.invalidInput);
+  const connection = isConnectionError(err);
+  const window = connection ? retry.connectionMinutes : retry.otherMinutes;
+  if (elapsedMinutes() >= window) {
+    return ApplicationFailure.nonRetryable(
+      `${message} (still failing after the ${window}-minute ${connection ? 'connection' : 'other-failure'} retry window)`,
+      FAILURE.windowExceeded,
+    );
+  }
+  const code = (err as { code?: string }).code;
+  return ApplicationFailure.retryable(code ? `${message} [${code}]` : message, connection ? FAILURE.connection : FAILURE.operation);
+}
+
+/** Wrap an activity whose input carries the config, applying the retry windows to its failures. */
+export function withRetryWindows<I extends { config: Pick<Config, 'retry'> }, R>(fn: (input: I) => Promise<R>): (input: I) => Promise<R> {
+  return async (input: I) => {
+    try {
+      return await fn(input);
+    } catch (err) {
+      throw classifyFailure(err, input.config.retry);
+    }
+  };
+}

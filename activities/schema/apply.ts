@@ -1,0 +1,154 @@
+// Apply one stage of the stored plan: each statement in its own fenced
+// transaction together with the row recording its outcome, so a crash or a
+// retry never applies a statement twice and never loses one.
+import { ApplicationFailure } from '@temporalio/common';
+import type { Client } from 'pg';
+import type { Config } from '../../lib/config';
+import type { SchemaStage, SchemaStageProgress } from '../../lib/migration-state';
+import { connect, withClient } from '../../lib/pg';
+import { fenced } from '../control';
+import { heartbeat } from '../heartbeat';
+import { FAILURE } from '../retry';
+import { lockStatement, markStatement, readStage, type StoredStatement } from './store';
+
+/** "Already exists" for the object kinds we create (duplicate table / object / schema / function, second PK). */
+const ALREADY_EXISTS = new Set(['42P07', '42710', '42P06', '42723']);
+
+function alreadyExists(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return ALREADY_EXISTS.has(e.code ?? '') || (e.code === '42P16' && /multiple primary keys/.test(e.message ?? ''));
+}
+
+const FUNCTION_KINDS = new Set(['function', 'procedure']);
+
+/** The same settings the plan was rendered with, so literals parse the same way. */
+export async function prepareDestinationSession(dst: Client): Promise<void> {
+  await dst.query(`SELECT pg_catalog.set_config('search_path', '', false);
+    SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'`);
+}
+
+/** Name the statement in the error, keeping its SQLSTATE for the retry classification. */
+function named(err: unknown, st: StoredStatement): unknown {
+  if (err instanceof Error && !(err instanceof ApplicationFailure)) {
+    err.message = `${st.kind} ${st.object}: ${err.message} (statement ${st.seq}: ${st.sql.slice(0, 300)}${st.sql.length > 300 ? '…' : ''})`;
+  }
+  return err;
+}
+
+type Outcome = 'applied' | 'skipped' | 'existing';
+
+/** Index builds touch one table each and are the long part of a stage: they run side by side. */
+const PARALLEL_KINDS = new Set(['primary-key', 'replica-key', 'unique', 'index', 'exclusion']);
+const DEADLOCK = '40P01';
+
+async function applyOnce(dst: Client, config: Config, runToken: string, st: StoredStatement): Promise<Outcome> {
+  try {
+    return await fenced(dst, config.name, runToken, async () => {
+      // The row lock makes a concurrent (zombie) attempt wait, then see the outcome instead of re-running.
+      const state = await lockStatement(dst, config.name, st.seq);
+      if (state !== 'pending') return state === 'applied' ? 'skipped' : 'existing';
+      if (FUNCTION_KINDS.has(st.kind)) await dst.query('SET LOCAL check_function_bodies = off');
+      await dst.query(st.sql);
+      await markStatement(dst, config.name, st.seq, 'applied');
+      return 'applied';
+    });
+  } catch (err) {
+    if (!alreadyExists(err)) throw err;
+    if (config.existingTargetTables !== 'ignore') {
+      throw ApplicationFailure.nonRetryable(
+        `${st.kind} ${st.object} already exists on the destination (${(err as Error).message}); ` +
+          'drop it there and retry, or set existingTargetTables: ignore to keep what is there',
+        FAILURE.invalidInput,
+      );
+    }
+    await fenced(dst, config.name, runToken, async () => {
+      if ((await lockStatement(dst, config.name, st.seq)) === 'pending') await markStatement(dst, config.name, st.seq, 'existing');
+    });
+    return 'existing';
+  }
+}
+
+async function applyOne(dst: Client, config: Config, runToken: string, st: StoredStatement): Promise<Outcome> {
+  // Parallel builds lock tables in their own order; the server breaks a deadlock by failing one, which simply goes again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await applyOnce(dst, config, runToken, st);
+    } catch (err) {
+      if ((err as { code?: string }).code === DEADLOCK && attempt < 5) continue;
+      throw named(err, st);
+    }
+  }
+}
+
+/** Consecutive index builds form one batch; every other statement is a batch of its own (a barrier). */
+function batches(statements: StoredStatement[]): StoredStatement[][] {
+  const out: StoredStatement[][] = [];
+  for (const st of statements) {
+    const last = out[out.length - 1];
+    if (last && PARALLEL_KINDS.has(st.kind) && PARALLEL_KINDS.has(last[0].kind)) last.push(st);
+    else out.push([st]);
+  }
+  return out;
+}
+
+/** Run `work` over `items` with one worker per session; the first failure stops the others after their current item. */
+async function onSessions<T>(sessions: Client[], items: T[], work: (c: Client, item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { err: unknown } | null = null;
+  await Promise.all(
+    sessions.map(async (c) => {
+      while (!failure && next < items.length) {
+        const item = items[next++];
+        try {
+          await work(c, item);
+        } catch (err) {
+          failure ??= { err };
+        }
+      }
+    }),
+  );
+  if (failure) throw (failure as { err: unknown }).err;
+}
+
+export async function applyStage(input: { config: Config; runToken: string; stage: SchemaStage }): Promise<SchemaStageProgress> {
+  const { config, runToken, stage } = input;
+  const appName = `pgshift schema ${stage}`;
+  return withClient(
+    config,
+    'destination',
+    async (dst) => {
+      await prepareDestinationSession(dst);
+      const statements = await readStage(dst, config.name, stage);
+      if (!statements) {
+        throw ApplicationFailure.nonRetryable(`no schema plan for migration ${config.name} on the destination: planSchema must run first`, FAILURE.invalidInput);
+      }
+      const progress: SchemaStageProgress = { total: statements.length, applied: 0, skipped: 0, existing: 0 };
+      const position = new Map(statements.map((st, i) => [st.seq, i + 1]));
+      const pending = statements.filter((st) => {
+        if (st.state !== 'pending') progress[st.state === 'applied' ? 'skipped' : 'existing']++;
+        return st.state === 'pending';
+      });
+      const extra: Client[] = [];
+      try {
+        for (const batch of batches(pending)) {
+          const width = Math.min(config.parallelism.indexes, batch.length);
+          while (extra.length < width - 1) {
+            const c = await connect(config, 'destination', appName);
+            extra.push(c);
+            await prepareDestinationSession(c);
+          }
+          await onSessions([dst, ...extra.slice(0, width - 1)], batch, async (c, st) => {
+            // The keep-alive resends these details while a long build runs.
+            heartbeat(`${stage} ${position.get(st.seq)}/${statements.length} ${st.kind} ${st.object}`);
+            const outcome = await applyOne(c, config, runToken, st);
+            progress[outcome]++;
+          });
+        }
+      } finally {
+        await Promise.all(extra.map((c) => c.end().catch(() => undefined)));
+      }
+      return progress;
+    },
+    appName,
+  );
+}

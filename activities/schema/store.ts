@@ -1,0 +1,117 @@
+// The ordered plan, stored on the destination (schema pgshift) so that any
+// worker applies the same statements and every outcome survives a crash.
+import type { Client } from 'pg';
+import type { SchemaStage } from '../../lib/migration-state';
+import { ensureControlSchema } from '../control';
+import { STAGES, type Statement } from './statement';
+
+export type StatementState = 'pending' | 'applied' | 'existing';
+
+export interface StoredStatement {
+  seq: number;
+  stage: SchemaStage;
+  kind: string;
+  object: string;
+  sql: string;
+  state: StatementState;
+}
+
+export interface PlanSummaryRow {
+  statements: number;
+  byStage: Record<SchemaStage, number>;
+  byKind: Record<string, number>;
+  warnings: string[];
+}
+
+export async function ensurePlanTables(dst: Client): Promise<void> {
+  await ensureControlSchema(dst);
+  // Serialise first-time creation by concurrent workers (CREATE ... IF NOT EXISTS can still race).
+  await dst.query('SELECT pg_advisory_lock(hashtext($1))', ['pgshift schema plan tables']);
+  try {
+    await dst.query(`
+      CREATE TABLE IF NOT EXISTS pgshift.schema_plans (
+        migration   text PRIMARY KEY,
+        planned_at  timestamptz NOT NULL DEFAULT now(),
+        source      text NOT NULL,
+        warnings    jsonb NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS pgshift.schema_statements (
+        migration   text NOT NULL REFERENCES pgshift.schema_plans ON DELETE CASCADE,
+        seq         int  NOT NULL,
+        stage       text NOT NULL CHECK (stage IN ('before-data', 'keys', 'after-data')),
+        kind        text NOT NULL,
+        object      text NOT NULL,
+        sql         text NOT NULL,
+        state       text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'applied', 'existing')),
+        applied_at  timestamptz,
+        PRIMARY KEY (migration, seq)
+      )`);
+  } finally {
+    await dst.query('SELECT pg_advisory_unlock(hashtext($1))', ['pgshift schema plan tables']);
+  }
+}
+
+/** The stored plan's summary, or null when this migration has none yet. */
+export async function readPlanSummary(dst: Client, migration: string): Promise<PlanSummaryRow | null> {
+  const exists = await dst.query<{ t: string | null }>(`SELECT to_regclass('pgshift.schema_plans')::text AS t`);
+  if (!exists.rows[0].t) return null;
+  const plan = await dst.query<{ warnings: string[] }>('SELECT warnings FROM pgshift.schema_plans WHERE migration = $1', [migration]);
+  if (!plan.rowCount) return null;
+  const counts = await dst.query<{ stage: SchemaStage; kind: string; n: number }>(
+    'SELECT stage, kind, count(*)::int AS n FROM pgshift.schema_statements WHERE migration = $1 GROUP BY stage, kind',
+    [migration],
+  );
+  return summarize(counts.rows, plan.rows[0].warnings);
+}
+
+/** Counts by stage and kind from (stage, kind, n) groups; n defaults to 1 (one statement). */
+export function summarize(groups: { stage: SchemaStage; kind: string; n?: number }[], warnings: string[]): PlanSummaryRow {
+  const byStage = Object.fromEntries(STAGES.map((s) => [s, 0])) as Record<SchemaStage, number>;
+  const byKind: Record<string, number> = {};
+  let statements = 0;
+  for (const g of groups) {
+    const n = g.n ?? 1;
+    byStage[g.stage] += n;
+    byKind[g.kind] = (byKind[g.kind] ?? 0) + n;
+    statements += n;
+  }
+  return { statements, byStage, byKind, warnings };
+}
+
+/**
+ * Store the plan in the caller's (fenced) transaction. Returns false when
+ * another worker stored one first; the caller then reads that one.
+ */
+export async function storePlan(dst: Client, migration: string, source: string, statements: Statement[], warnings: string[]): Promise<boolean> {
+  const head = await dst.query(
+    `INSERT INTO pgshift.schema_plans (migration, source, warnings) VALUES ($1, $2, $3) ON CONFLICT (migration) DO NOTHING`,
+    [migration, source, JSON.stringify(warnings)],
+  );
+  if (!head.rowCount) return false;
+  await dst.query(
+    `INSERT INTO pgshift.schema_statements (migration, seq, stage, kind, object, sql)
+     SELECT $1, ord::int, stage, kind, object, sql
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(stage, kind, object, sql, ord)`,
+    [migration, statements.map((s) => s.stage), statements.map((s) => s.kind), statements.map((s) => s.object), statements.map((s) => s.sql)],
+  );
+  return true;
+}
+
+export async function readStage(dst: Client, migration: string, stage: SchemaStage): Promise<StoredStatement[] | null> {
+  if (!(await readPlanSummary(dst, migration))) return null;
+  const r = await dst.query<StoredStatement>(
+    `SELECT seq, stage, kind, object, sql, state FROM pgshift.schema_statements WHERE migration = $1 AND stage = $2 ORDER BY seq`,
+    [migration, stage],
+  );
+  return r.rows;
+}
+
+/** Lock one statement's row for this transaction and return its current state. */
+export async function lockStatement(dst: Client, migration: string, seq: number): Promise<StatementState> {
+  const r = await dst.query<{ state: StatementState }>('SELECT state FROM pgshift.schema_statements WHERE migration = $1 AND seq = $2 FOR UPDATE', [migration, seq]);
+  return r.rows[0].state;
+}
+
+export async function markStatement(dst: Client, migration: string, seq: number, state: Exclude<StatementState, 'pending'>): Promise<void> {
+  await dst.query('UPDATE pgshift.schema_statements SET state = $3, applied_at = now() WHERE migration = $1 AND seq = $2', [migration, seq, state]);
+}

@@ -1,0 +1,250 @@
+// The `pgshift` command. Exit codes: 0 success / compatible, 1 incompatible or
+// failed, 2 bad input (config, invocation). Errors are one clear line each,
+// never a stack trace.
+import { Command, Option } from 'commander';
+import type { Config } from '../lib/config';
+import { ConfigError, loadConfigFile } from '../lib/config-load';
+import { renderReportMarkdown } from '../lib/report';
+import { renderStatusMarkdown } from '../lib/migration-state';
+import { abort, evaluate, getStatus, hasWorkers, list, pause, resume, startMigration, throttle, verify } from './index';
+import { connectClient, ensureSearchAttributes, TemporalFlags } from './temporal';
+
+export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
+
+class UsageError extends Error {}
+
+function withTemporalOptions(cmd: Command): Command {
+  return cmd
+    .option('--address <host:port>', 'Temporal frontend address (env TEMPORAL_ADDRESS, default localhost:7233)')
+    .option('--namespace <ns>', 'Temporal namespace (env TEMPORAL_NAMESPACE, default "default")')
+    .option('--profile <name>', 'profile of the Temporal CLI config file (env TEMPORAL_PROFILE)')
+    .addOption(new Option('--api-key <key>', 'Temporal Cloud API key (prefer env TEMPORAL_API_KEY)').hideHelp())
+    .option('--tls', 'use TLS to reach Temporal')
+    .option('--tls-cert-path <file>', 'client certificate for mTLS')
+    .option('--tls-key-path <file>', 'client key for mTLS')
+    .option('--tls-ca-path <file>', 'CA certificate of the Temporal server')
+    .option('--tls-server-name <name>', 'override the TLS server name');
+}
+
+const temporalFlags = (o: Record<string, unknown>): TemporalFlags => ({
+  address: o.address as string | undefined,
+  namespace: o.namespace as string | undefined,
+  profile: o.profile as string | undefined,
+  apiKey: o.apiKey as string | undefined,
+  tls: o.tls as boolean | undefined,
+  tlsCertPath: o.tlsCertPath as string | undefined,
+  tlsKeyPath: o.tlsKeyPath as string | undefined,
+  tlsCaPath: o.tlsCaPath as string | undefined,
+  tlsServerName: o.tlsServerName as string | undefined,
+});
+
+function parseLimit(v: string): number | null {
+  if (v === 'none' || v === '0') return null;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`throttle: ${JSON.stringify(v)} is not a number, expected a positive number, 0 or none`);
+  return n;
+}
+
+async function withClient(o: Record<string, unknown>, fn: (c: Awaited<ReturnType<typeof connectClient>>) => Promise<void>): Promise<void> {
+  const client = await connectClient(temporalFlags(o));
+  try {
+    await fn(client);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** Search attributes registered, and a hint when nobody polls the queue yet. */
+async function prepareQueue(client: Awaited<ReturnType<typeof connectClient>>, taskQueue: string): Promise<string> {
+  await ensureSearchAttributes(client);
+  if (!(await hasWorkers(client, taskQueue))) {
+    console.error(`note: no worker is polling task queue ${taskQueue} yet; start one with: pgshift worker --task-queue ${taskQueue}`);
+  }
+  return taskQueue;
+}
+
+function readConfig(file: string | undefined): Config {
+  if (!file) throw new UsageError('--config: missing, expected the path of a JSON or YAML config file');
+  return loadConfigFile(file);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('pgshift')
+    .description('Online PostgreSQL → PostgreSQL migration as a durable Temporal workflow')
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+
+  withTemporalOptions(
+    program
+      .command('evaluate')
+      .description('compatibility report and precheck of a config (read-only on the source)')
+      .requiredOption('--config <file>', 'migration config (JSON or YAML)')
+      .option('--json', 'print the report as JSON')
+      .option('--task-queue <name>', 'task queue of the workers (default: config taskQueue)'),
+  ).action(async (o) => {
+    const config = readConfig(o.config);
+    await withClient(o, async (client) => {
+      const taskQueue = await prepareQueue(client, o.taskQueue ?? config.taskQueue);
+      const { workflowId, report } = await evaluate(client, config, { taskQueue });
+      if (o.json) console.log(JSON.stringify({ workflowId, ...report }, null, 2));
+      else console.log(renderReportMarkdown(report) + `\n\nworkflow: ${workflowId}`);
+      process.exitCode = report.verdict === 'compatible' ? EXIT.ok : report.verdict === 'bad-input' ? EXIT.badInput : EXIT.failed;
+    });
+  });
+
+  withTemporalOptions(
+    program
+      .command('start')
+      .description('start a migration (workflow id pgshift-<name>)')
+      .requiredOption('--config <file>', 'migration config (JSON or YAML)')
+      .option('--id <workflowId>', 'workflow id (default pgshift-<name>)')
+      .option('--task-queue <name>', 'task queue of the workers (default: config taskQueue)'),
+  ).action(async (o) => {
+    const config = readConfig(o.config);
+    await withClient(o, async (client) => {
+      const taskQueue = await prepareQueue(client, o.taskQueue ?? config.taskQueue);
+      const id = await startMigration(client, config, { taskQueue, workflowId: o.id });
+      console.log(`started ${id}; follow it with: pgshift status ${config.name} --watch`);
+    });
+  });
+
+  withTemporalOptions(
+    program
+      .command('status <id>')
+      .description('phase, progress, errors of a migration (name or workflow id)')
+      .option('--json', 'print JSON')
+      .option('--watch', 'refresh every 2 s until the migration ends'),
+  ).action(async (id: string, o) => {
+    await withClient(o, async (client) => {
+      for (;;) {
+        const s = await getStatus(client, id);
+        if (o.json) console.log(JSON.stringify(s, null, 2));
+        else {
+          if (o.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+          console.log(`${s.workflowId}: ${s.source} → ${s.destination}\n`);
+          console.log(renderStatusMarkdown(s.name, s, s.state));
+        }
+        const over = ['done', 'aborted', 'failed'].includes(s.state.phase);
+        if (!o.watch || over) {
+          if (s.state.phase === 'failed') process.exitCode = EXIT.failed;
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    });
+  });
+
+  withTemporalOptions(
+    program
+      .command('verify <id>')
+      .description('compare source and destination now: schema and/or every row (exit 0 consistent, 1 differences)')
+      .option('--schema', 'verify the schema only')
+      .option('--data', 'verify the data only')
+      .option('--json', 'print JSON'),
+  ).action(async (id: string, o) => {
+    await withClient(o, async (client) => {
+      const only = o.schema || o.data;
+      const { workflowId, result } = await verify(client, id, only ? { schema: !!o.schema, data: !!o.data } : {});
+      if (o.json) console.log(JSON.stringify({ workflowId, ...result }, null, 2));
+      else {
+        if (result.schema) {
+          console.log(`schema: ${result.schema.differences.length ? `${result.schema.differences.length} differences` : 'no difference'}`);
+          for (const d of result.schema.differences) console.log(`  ${d.kind} ${d.object}: ${d.difference}`);
+        }
+        for (const t of Object.values(result.data?.tables ?? {})) console.log(`${t.consistent ? 'ok  ' : 'DIFF'} ${t.summary}`);
+        console.log(`\n${result.consistent ? 'consistent' : 'DIFFERENCES FOUND'} (workflow ${workflowId})`);
+      }
+      process.exitCode = result.consistent ? EXIT.ok : EXIT.failed;
+    });
+  });
+
+  for (const [name, fn, what] of [
+    ['pause', pause, 'pause a migration after the running step'],
+    ['resume', resume, 'resume a paused migration'],
+    ['abort', abort, 'abort a migration: stop promptly, leave the source untouched, fence the destination'],
+  ] as const) {
+    withTemporalOptions(program.command(`${name} <id>`).description(what)).action(async (id: string, o) => {
+      await withClient(o, async (client) => {
+        await fn(client, id);
+        console.log(`${name} sent to ${id}`);
+      });
+    });
+  }
+
+  withTemporalOptions(
+    program
+      .command('throttle <id>')
+      .description('change rate limits while the migration runs (0 or "none" removes a limit)')
+      .option('--full-rows-per-sec <n>', 'full-load rows per second', parseLimit)
+      .option('--full-mb-per-sec <n>', 'full-load MB per second', parseLimit)
+      .option('--incremental-rows-per-sec <n>', 'change-apply rows per second', parseLimit),
+  ).action(async (id: string, o) => {
+    const t = {
+      ...(o.fullRowsPerSec !== undefined ? { fullRowsPerSecond: o.fullRowsPerSec } : {}),
+      ...(o.fullMbPerSec !== undefined ? { fullMbPerSecond: o.fullMbPerSec } : {}),
+      ...(o.incrementalRowsPerSec !== undefined ? { incrementalRowsPerSecond: o.incrementalRowsPerSec } : {}),
+    };
+    if (!Object.keys(t).length) throw new UsageError('throttle: give at least one of --full-rows-per-sec, --full-mb-per-sec, --incremental-rows-per-sec');
+    await withClient(o, async (client) => {
+      await throttle(client, id, t);
+      console.log(`throttle ${JSON.stringify(t)} sent to ${id}`);
+    });
+  });
+
+  withTemporalOptions(
+    program
+      .command('worker')
+      .description('run a pgshift worker (workflows and activities) until SIGINT/SIGTERM')
+      .option('--task-queue <name>', 'task queue to poll (env PGSHIFT_TASK_QUEUE, default pgshift)')
+      .option('--max-activities <n>', 'activities run at the same time', (v) => parseInt(v, 10)),
+  ).action(async (o) => {
+    // Loaded only here: the worker package (native bridge, bundler) is heavy for the other commands.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runWorker } = require('../worker') as typeof import('../worker');
+    await runWorker({ ...temporalFlags(o), taskQueue: o.taskQueue, maxConcurrentActivityTaskExecutions: o.maxActivities });
+  });
+
+  withTemporalOptions(program.command('list').description('list pgshift migrations and evaluations').option('--json', 'print JSON')).action(
+    async (o) => {
+      await withClient(o, async (client) => {
+        const rows = await list(client);
+        if (o.json) {
+          console.log(JSON.stringify(rows.map((r) => ({ workflowId: r.workflowId, type: r.type, status: r.status.name, startTime: r.startTime })), null, 2));
+        } else {
+          for (const r of rows) console.log(`${r.workflowId}\t${r.type}\t${r.status.name}\t${r.startTime.toISOString()}`);
+        }
+      });
+    },
+  );
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number; message?: string };
+    if (err.code?.startsWith('commander.')) {
+      // help and version are not errors; commander already printed usage problems
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? EXIT.ok : EXIT.badInput;
+    }
+    if (e instanceof ConfigError) {
+      for (const p of e.problems) console.error(p);
+      return EXIT.badInput;
+    }
+    if (e instanceof UsageError) {
+      console.error(e.message);
+      return EXIT.badInput;
+    }
+    console.error(`pgshift: ${err.message ?? String(e)}`);
+    return EXIT.failed;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,144 @@
+// pgshift client library: typed functions over a Temporal client, used by the
+// CLI and by application code. Workflow and input types are re-exported for
+// callers who prefer client.workflow.start(...) directly.
+import { randomBytes } from 'node:crypto';
+import { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import type { Config } from '../lib/config';
+import { endpointLabel, evaluationWorkflowId } from '../lib/names';
+import type { EvaluationReport } from '../lib/report';
+import { SA_DESTINATION, SA_ENVIRONMENT, SA_PHASE, SA_SOURCE } from '../lib/search-attributes';
+import type { Throttle } from '../lib/migration-state';
+import { migrationWorkflowId, toWorkflowId } from '../lib/names';
+import { EvaluationWorkflow, MigrationWorkflow } from '../workflows';
+import { abortSignal, configQuery, MigrationStatus, pauseSignal, resumeSignal, statusQuery, throttleSignal } from '../workflows/migration';
+import { VerificationWorkflow } from '../workflows/verification';
+import type { VerificationResult } from '../workflows/verification';
+
+export { EvaluationWorkflow, MigrationWorkflow } from '../workflows';
+export type { EvaluationInput } from '../workflows/evaluation';
+export type { MigrationStatus } from '../workflows/migration';
+export type { VerificationResult } from '../workflows/verification';
+export type { MigrationInput, MigrationState, Throttle } from '../lib/migration-state';
+export type { Config, ConfigInput } from '../lib/config';
+export { parseConfig, loadConfigFile, ConfigError } from '../lib/config-load';
+export type { EvaluationReport } from '../lib/report';
+export { connectClient, ensureSearchAttributes, resolveTemporal } from './temporal';
+
+export interface CallOptions {
+  /** Overrides config.taskQueue. */
+  taskQueue?: string;
+}
+
+function searchAttributes(config: Config, phase: string) {
+  return [
+    { key: SA_PHASE, value: phase },
+    { key: SA_SOURCE, value: endpointLabel(config.source) },
+    { key: SA_DESTINATION, value: endpointLabel(config.destination) },
+    ...(config.environmentTag ? [{ key: SA_ENVIRONMENT, value: config.environmentTag }] : []),
+  ];
+}
+
+/** Start an evaluation (compatibility report + precheck); resolves with the report. */
+export async function evaluate(client: Client, config: Config, opts: CallOptions = {}): Promise<{ workflowId: string; report: EvaluationReport }> {
+  const workflowId = evaluationWorkflowId(config.name, new Date(), randomBytes(3).toString('hex'));
+  const handle = await client.workflow.start(EvaluationWorkflow, {
+    taskQueue: opts.taskQueue ?? config.taskQueue,
+    workflowId,
+    args: [{ config }],
+    typedSearchAttributes: searchAttributes(config, 'evaluating'),
+    staticSummary: `pgshift evaluation of ${config.name}: ${endpointLabel(config.source)} → ${endpointLabel(config.destination)}`,
+    staticDetails: `Compatibility report and precheck, read-only on the source. Environment: ${config.environmentTag || '(none)'}`,
+  });
+  return { workflowId, report: await handle.result() };
+}
+
+/** True when at least one worker polled the task queue recently. */
+export async function hasWorkers(client: Client, taskQueue: string): Promise<boolean> {
+  const r = await client.workflowService.describeTaskQueue({
+    namespace: client.options.namespace,
+    taskQueue: { name: taskQueue, kind: 1 },
+    taskQueueType: 1,
+  });
+  return (r.pollers?.length ?? 0) > 0;
+}
+
+/** pgshift migrations and evaluations, newest first. */
+export async function list(client: Client, limit = 50): Promise<WorkflowExecutionInfo[]> {
+  const out: WorkflowExecutionInfo[] = [];
+  for await (const wf of client.workflow.list({ query: `WorkflowType IN ('MigrationWorkflow', 'EvaluationWorkflow', 'VerificationWorkflow')` })) {
+    out.push(wf);
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
+/** Start a migration; its workflow id is pgshift-<name> (or opts.workflowId). */
+export async function startMigration(client: Client, config: Config, opts: CallOptions & { workflowId?: string } = {}): Promise<string> {
+  const workflowId = opts.workflowId ?? migrationWorkflowId(config.name);
+  const modes = Object.entries(config.mode).filter(([, on]) => on).map(([m]) => m).join(' + ');
+  await client.workflow.start(MigrationWorkflow, {
+    taskQueue: opts.taskQueue ?? config.taskQueue,
+    workflowId,
+    args: [{ config }],
+    workflowIdConflictPolicy: 'FAIL',
+    typedSearchAttributes: searchAttributes(config, 'starting'),
+    staticSummary: `pgshift ${config.name}: ${endpointLabel(config.source)} → ${endpointLabel(config.destination)} (${modes})`,
+    staticDetails: [
+      `Migration **${config.name}**, environment ${config.environmentTag || '(none)'}.`,
+      `Schemas: ${config.objects.schemas.join(', ')}; include ${config.objects.include.length || 'all'}, exclude ${config.objects.exclude.length}.`,
+      `Signals: throttle, pause, resume, abort. Query: status.`,
+    ].join('\n'),
+  });
+  return workflowId;
+}
+
+/** Current status of a migration (by name or workflow id). */
+export async function getStatus(client: Client, idOrName: string): Promise<MigrationStatus> {
+  return client.workflow.getHandle(toWorkflowId(idOrName)).query(statusQuery);
+}
+
+export async function pause(client: Client, idOrName: string): Promise<void> {
+  await client.workflow.getHandle(toWorkflowId(idOrName)).signal(pauseSignal);
+}
+
+export async function resume(client: Client, idOrName: string): Promise<void> {
+  await client.workflow.getHandle(toWorkflowId(idOrName)).signal(resumeSignal);
+}
+
+export async function abort(client: Client, idOrName: string): Promise<void> {
+  await client.workflow.getHandle(toWorkflowId(idOrName)).signal(abortSignal);
+}
+
+export async function throttle(client: Client, idOrName: string, t: Partial<Throttle>): Promise<void> {
+  await client.workflow.getHandle(toWorkflowId(idOrName)).signal(throttleSignal, t);
+}
+
+/** Wait for the migration to finish; resolves with its final status. */
+export async function waitForMigration(client: Client, idOrName: string): Promise<MigrationStatus> {
+  return client.workflow.getHandle<typeof MigrationWorkflow>(toWorkflowId(idOrName)).result();
+}
+
+
+/**
+ * Verify a migration on demand (`pgshift verify ID`): schema and/or every row,
+ * with the migration's own config, as a VerificationWorkflow.
+ */
+export async function verify(
+  client: Client,
+  idOrName: string,
+  what: { schema?: boolean; data?: boolean } = {},
+): Promise<{ workflowId: string; result: VerificationResult }> {
+  const migrationId = toWorkflowId(idOrName);
+  const config = await client.workflow.getHandle(migrationId).query(configQuery);
+  const workflowId = `${migrationId}-verify-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '')}-${randomBytes(3).toString('hex')}`;
+  const schema = what.schema ?? config.mode.schema;
+  const data = what.data ?? config.mode.full;
+  const handle = await client.workflow.start(VerificationWorkflow, {
+    taskQueue: config.taskQueue,
+    workflowId,
+    args: [{ config, schema, data }],
+    typedSearchAttributes: searchAttributes(config, 'verifying'),
+    staticSummary: `pgshift verify ${config.name}: ${[schema && 'schema', data && 'data'].filter(Boolean).join(' + ')}`,
+  });
+  return { workflowId, result: await handle.result() };
+}

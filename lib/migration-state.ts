@@ -1,0 +1,246 @@
+// The one explicit, serialisable state of a MigrationWorkflow. It survives
+// continue-as-new (it is the next run's input); signals change it, never I/O.
+// The status query returns it, and the UI's current details render it.
+// Pure: imported by workflow code and by the CLI.
+import type { Config } from './config';
+import type { PrecheckItem } from './precheck-catalog';
+
+export type SchemaStage = 'before-data' | 'keys' | 'after-data';
+
+/** Phases in execution order; which ones run depends on config.mode. */
+export const PHASES = [
+  'precheck',
+  'prepare',
+  'schema',
+  'full-load',
+  'keys',
+  'post-data',
+  'sequences',
+  'analyze',
+  'verify',
+  'done',
+] as const;
+export type Phase = (typeof PHASES)[number] | 'aborted' | 'failed';
+
+export function phaseEnabled(phase: Phase, mode: Config['mode'], verification: Config['verification']): boolean {
+  switch (phase) {
+    case 'schema':
+    case 'keys':
+    case 'post-data':
+      return mode.schema;
+    case 'full-load':
+    case 'sequences':
+    case 'analyze':
+      return mode.full;
+    case 'verify':
+      return (mode.schema && verification.schema) || (mode.full && verification.full);
+    default:
+      return true;
+  }
+}
+
+export interface SchemaStageProgress {
+  total: number;
+  applied: number;
+  /** Statements already applied by an earlier attempt (retry, crash). */
+  skipped: number;
+  /** Objects that already existed on the destination (existingTargetTables: ignore). */
+  existing: number;
+}
+
+export interface SchemaDifference {
+  kind: string;
+  /** Destination object in display syntax. */
+  object: string;
+  difference: string;
+}
+
+export interface SchemaVerification {
+  /** Objects compared, by kind. */
+  compared: Record<string, number>;
+  differences: SchemaDifference[];
+}
+
+export interface Throttle {
+  fullRowsPerSecond: number | null;
+  fullMbPerSecond: number | null;
+  incrementalRowsPerSecond: number | null;
+}
+
+export interface TableProgress {
+  display: string;
+  chunks: number;
+  chunksDone: number;
+  estimatedRows: number;
+  estimatedBytes: number;
+  rows: number;
+  bytes: number;
+}
+
+export interface FullLoadProgress {
+  startedAt: string;
+  finishedAt: string | null;
+  /** Copies running right now (the throttle is shared among them). */
+  activeCopies: number;
+  /** Chunks copied again because an attempt had failed or its worker died. */
+  retriedChunks: number;
+  tables: Record<string, TableProgress>;
+}
+
+export interface TableDataVerification {
+  display: string;
+  rowsSource: number;
+  rowsDestination: number;
+  consistent: boolean;
+  differingKeys: { key: string[]; problem: string }[];
+  /** e.g. "835,266 rows in app.t1 compared, consistent" */
+  summary: string;
+}
+
+export interface DataVerification {
+  startedAt: string;
+  finishedAt: string | null;
+  tables: Record<string, TableDataVerification>;
+}
+
+export interface MigrationError {
+  at: string;
+  phase: Phase;
+  message: string;
+}
+
+export interface MigrationState {
+  /** Fencing token of this run (SPEC §3.6), registered on the destination. */
+  runToken: string;
+  phase: Phase;
+  startedAt: string;
+  finishedAt: string | null;
+  precheck: PrecheckItem[] | null;
+  schema: {
+    statements: number | null;
+    byKind: Record<string, number>;
+    stages: Partial<Record<SchemaStage, SchemaStageProgress>>;
+    warnings: string[];
+    verification: SchemaVerification | null;
+  };
+  fullLoad: FullLoadProgress | null;
+  sequences: number | null;
+  dataVerification: DataVerification | null;
+  /** What abort dropped on the destination (config.abort.dropCreatedObjects) and what it had to keep. */
+  abortCleanup?: { dropped: string[]; kept: string[] };
+  throttle: Throttle;
+  paused: boolean;
+  abortRequested: boolean;
+  /** Most recent errors (bounded, so history stays small). */
+  errors: MigrationError[];
+  /** Continue-as-new generations so far. */
+  generation: number;
+}
+
+export interface MigrationInput {
+  config: Config;
+  /** Present when the workflow continued as new. */
+  state?: MigrationState;
+  /**
+   * Continue as new after this many chunk copies in one run, in addition to
+   * Temporal's own suggestion (history size). For tests of the hand-over.
+   */
+  continueAsNewAfterChunks?: number;
+}
+
+export function initialState(config: Config, runToken: string, now: string): MigrationState {
+  return {
+    runToken,
+    phase: 'precheck',
+    startedAt: now,
+    finishedAt: null,
+    precheck: null,
+    schema: { statements: null, byKind: {}, stages: {}, warnings: [], verification: null },
+    fullLoad: null,
+    sequences: null,
+    dataVerification: null,
+    throttle: { ...config.throttle },
+    paused: false,
+    abortRequested: false,
+    errors: [],
+    generation: 0,
+  };
+}
+
+export const MAX_ERRORS = 20;
+
+export function recordError(state: MigrationState, at: string, message: string): void {
+  state.errors.push({ at, phase: state.phase, message });
+  if (state.errors.length > MAX_ERRORS) state.errors.splice(0, state.errors.length - MAX_ERRORS);
+}
+
+/** The precheck items that stop a migration: failures, and warnings nobody acknowledged. */
+export function blockingItems(items: PrecheckItem[]): PrecheckItem[] {
+  return items.filter((i) => i.verdict === 'fail' || (i.verdict === 'warn' && !i.acknowledged));
+}
+
+const STAGES: SchemaStage[] = ['before-data', 'keys', 'after-data'];
+
+/** Markdown for the Temporal UI's current details and `pgshift status`. */
+const MB = 1024 * 1024;
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+export function fullLoadTotals(f: FullLoadProgress) {
+  const t = Object.values(f.tables);
+  const sum = (k: keyof TableProgress) => t.reduce((a, x) => a + (x[k] as number), 0);
+  return { tables: t.length, chunks: sum('chunks'), chunksDone: sum('chunksDone'), rows: sum('rows'), bytes: sum('bytes'), estimatedBytes: sum('estimatedBytes') };
+}
+
+/** Per-table progress with rate and ETA (from the bytes copied so far). */
+export function renderFullLoad(f: FullLoadProgress, now: number): string[] {
+  const tot = fullLoadTotals(f);
+  const secs = Math.max(1, ((f.finishedAt ? Date.parse(f.finishedAt) : now) - Date.parse(f.startedAt)) / 1000);
+  const rate = tot.bytes / secs;
+  const pct = tot.chunks ? (100 * tot.chunksDone) / tot.chunks : 100;
+  const eta = !f.finishedAt && rate > 0 ? Math.max(0, (tot.estimatedBytes - tot.bytes) / rate) : 0;
+  const lines = [
+    `### Full load: ${pct.toFixed(1)} % (${tot.chunksDone}/${tot.chunks} chunks, ${fmt(tot.rows)} rows, ${(tot.bytes / MB).toFixed(1)} MB)` +
+      ` · ${fmt(tot.rows / secs)} rows/s · ${(rate / MB).toFixed(1)} MB/s${f.finishedAt ? ' · finished' : ` · ETA ${Math.round(eta)} s · ${f.activeCopies} copies running`}`,
+    '| table | progress | rows | MB |',
+    '|---|---|---:|---:|',
+  ];
+  for (const t of Object.values(f.tables).sort((a, b) => b.estimatedBytes - a.estimatedBytes).slice(0, 50)) {
+    const p = t.chunks ? t.chunksDone / t.chunks : 1;
+    const bar = '█'.repeat(Math.round(p * 10)) + '░'.repeat(10 - Math.round(p * 10));
+    lines.push(`| ${t.display} | ${bar} ${Math.round(p * 100)} % (${t.chunksDone}/${t.chunks}) | ${fmt(t.rows)} | ${(t.bytes / MB).toFixed(1)} |`);
+  }
+  return lines;
+}
+
+export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' | 'verification'>, s: MigrationState, now = Date.now()): string {
+  const lines = [`## pgshift ${name}: ${s.phase}${s.paused ? ' (paused)' : ''}${s.abortRequested && s.phase !== 'aborted' ? ' (aborting)' : ''}`];
+  const enabled = PHASES.filter((p) => phaseEnabled(p, config.mode, config.verification));
+  const at = PHASES.indexOf(s.phase as (typeof PHASES)[number]);
+  lines.push(enabled.map((p) => `${PHASES.indexOf(p) < at || s.phase === 'done' ? '✅' : p === s.phase ? '▶️' : '⬜'} ${p}`).join(' · '));
+  if (s.schema.statements !== null) {
+    lines.push('', `### Schema: ${s.schema.statements} statements`);
+    lines.push('| stage | applied | already applied | already existing | total |', '|---|---:|---:|---:|---:|');
+    for (const st of STAGES) {
+      const p = s.schema.stages[st];
+      if (p) lines.push(`| ${st} | ${p.applied} | ${p.skipped} | ${p.existing} | ${p.total} |`);
+    }
+  }
+  if (s.fullLoad) lines.push('', ...renderFullLoad(s.fullLoad, now));
+  const v = s.schema.verification;
+  if (v) {
+    const n = Object.values(v.compared).reduce((a, b) => a + b, 0);
+    lines.push('', `### Schema verification: ${n} objects compared, ${v.differences.length ? `${v.differences.length} differences` : 'no difference'}`);
+    for (const d of v.differences.slice(0, 20)) lines.push(`- ${d.kind} ${d.object}: ${d.difference}`);
+  }
+  if (s.dataVerification) {
+    const t = Object.values(s.dataVerification.tables);
+    const bad = t.filter((x) => !x.consistent);
+    lines.push('', `### Data verification: ${t.length} tables${s.dataVerification.finishedAt ? '' : ' so far'}, ${bad.length ? `${bad.length} inconsistent` : 'all consistent'}`);
+    for (const x of [...bad, ...t.filter((x) => x.consistent)].slice(0, 50)) lines.push(`- ${x.consistent ? '✅' : '❌'} ${x.summary}`);
+  }
+  if (s.errors.length) {
+    lines.push('', '### Recent errors');
+    for (const e of s.errors.slice(-5)) lines.push(`- ${e.at} [${e.phase}] ${e.message}`);
+  }
+  return lines.join('\n');
+}

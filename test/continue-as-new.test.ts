@@ -1,0 +1,32 @@
+// A long full load hands its state to a new run (continue-as-new) between
+// chunks: history stays bounded, nothing is copied twice, nothing is lost.
+import { describe, expect, it } from 'vitest';
+import { waitForMigration } from '../client';
+import { MigrationWorkflow } from '../workflows';
+import { edgePair, expectEdgeTablesIdentical } from './fixtures/edge-values';
+import { temporalClient, uid, withWorker } from './harness/env';
+
+describe('continue-as-new', () => {
+  it('carries the migration state across runs in the middle of the full load', async () => {
+    const pair = await edgePair();
+    const taskQueue = `tq-${uid()}`;
+    const config = pair.config({ taskQueue, mode: { schema: false, full: true, incremental: false }, fullLoad: { chunkMb: 1 }, parallelism: { tables: 2, indexes: 1 } });
+    const client = await temporalClient();
+    const final = await withWorker(taskQueue, async () => {
+      await client.workflow.start(MigrationWorkflow, { taskQueue, workflowId: `pgshift-${config.name}`, args: [{ config, continueAsNewAfterChunks: 3 }] });
+      return waitForMigration(client, config.name);
+    });
+    expect(final.state.phase).toBe('done');
+    const total = Object.values(final.state.fullLoad!.tables).reduce((a, t) => a + t.chunks, 0);
+    expect(total).toBeGreaterThan(6);
+    expect(final.state.generation).toBeGreaterThanOrEqual(2);
+    expect(final.state.fullLoad!.retriedChunks).toBe(0);
+    expect(Object.values(final.state.fullLoad!.tables).every((t) => t.chunksDone === t.chunks)).toBe(true);
+    // Every run's history is short: the whole load is spread over several runs.
+    const runs: number[] = [];
+    for await (const wf of client.workflow.list({ query: `WorkflowId = 'pgshift-${config.name}'` })) runs.push(wf.historyLength);
+    expect(runs.length).toBe(final.state.generation + 1);
+    await expectEdgeTablesIdentical(pair);
+    await client.connection.close();
+  });
+});

@@ -1,0 +1,58 @@
+// Full-load options: row filters (only matching rows, and verification agrees),
+// and existingTargetTables: ignore (rows already on the destination are kept).
+import { describe, expect, it } from 'vitest';
+import { startMigration, waitForMigration } from '../client';
+import { runCli } from './harness/cli';
+import { makePair, temporalClient, uid, withWorker } from './harness/env';
+
+const DDL = `CREATE TABLE public.events (id int PRIMARY KEY, kind text NOT NULL, at date NOT NULL);
+             CREATE TABLE public.accounts (id int PRIMARY KEY, owner text NOT NULL)`;
+
+describe('full-load options', () => {
+  it('honours row filters and keeps existing destination rows in ignore mode', async () => {
+    const pair = await makePair();
+    await pair.source.sql(`${DDL};
+      INSERT INTO public.events SELECT g, CASE WHEN g % 3 = 0 THEN 'audit' ELSE 'sale' END, date '2026-01-01' + g % 300 FROM generate_series(1, 3000) g;
+      INSERT INTO public.accounts SELECT g, 'source-' || g FROM generate_series(1, 100) g`);
+    await pair.destination.sql(`${DDL};
+      INSERT INTO public.accounts VALUES (5, 'kept-on-destination'), (500, 'only-on-destination');
+      GRANT ALL ON ALL TABLES IN SCHEMA public TO ${pair.destination.user}`);
+    const taskQueue = `tq-${uid()}`;
+    const config = pair.config({
+      taskQueue,
+      mode: { schema: false, full: true, incremental: false },
+      existingTargetTables: 'ignore',
+      objects: { schemas: ['public'], filters: { 'public.events': "kind <> 'audit' AND at >= date '2026-03-01'" } },
+    });
+    const client = await temporalClient();
+    const { final, text, json } = await withWorker(taskQueue, async () => {
+      await startMigration(client, config);
+      const final = await waitForMigration(client, config.name);
+      return { final, text: await runCli(['status', config.name]), json: await runCli(['status', `pgshift-${config.name}`, '--json']) };
+    });
+    // `pgshift status`: phase, per-table progress bars, rows, verification, by name or workflow id.
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/## pgshift t_\w+: done/);
+    expect(text.stdout).toMatch(/### Full load: 100\.0 % \(2\/2 chunks, [\d,]+ rows/);
+    expect(text.stdout).toMatch(/\| public\.events \| ██████████ 100 % \(1\/1\) \|/);
+    expect(text.stdout).toContain('rows in public.events compared, consistent');
+    expect(JSON.parse(json.stdout).state.phase).toBe('done');
+    const [{ expected }] = await pair.source.sql<{ expected: number }>(
+      "SELECT count(*)::int AS expected FROM public.events WHERE kind <> 'audit' AND at >= date '2026-03-01'",
+    );
+    expect(await pair.destination.sql('SELECT count(*)::int AS n FROM public.events')).toEqual([{ n: expected }]);
+    expect(await pair.destination.sql("SELECT count(*)::int AS n FROM public.events WHERE kind = 'audit'")).toEqual([{ n: 0 }]);
+    const events = Object.values(final.state.dataVerification!.tables).find((t) => t.display === 'public.events')!;
+    expect(events.consistent).toBe(true);
+    expect(events.summary).toBe(`${expected.toLocaleString('en-US')} rows in public.events compared, consistent`);
+
+    const accounts = await pair.destination.sql<{ id: number; owner: string }>('SELECT id, owner FROM public.accounts WHERE id IN (4, 5, 6, 500) ORDER BY id');
+    expect(accounts).toEqual([
+      { id: 4, owner: 'source-4' },
+      { id: 5, owner: 'kept-on-destination' },
+      { id: 6, owner: 'source-6' },
+      { id: 500, owner: 'only-on-destination' },
+    ]);
+    await client.connection.close();
+  });
+});

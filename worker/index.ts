@@ -1,0 +1,52 @@
+// The pgshift worker: runs MigrationWorkflow / EvaluationWorkflow (control plane)
+// and every activity (data plane) for one task queue. Any number of workers can
+// poll the same queue; each picks up activities (chunks, checks) independently.
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { resolveTemporal, TemporalFlags } from '../client/temporal';
+
+export const DEFAULT_TASK_QUEUE = 'pgshift';
+
+/**
+ * Heartbeats reach the server at least every 3 s: an abort (activity
+ * cancellation) and a dead worker are then noticed within seconds, not the
+ * SDK's default of up to a minute.
+ */
+export const WORKER_DEFAULTS = { maxHeartbeatThrottleInterval: '3s', defaultHeartbeatThrottleInterval: '3s' } as const;
+
+export interface WorkerOptions extends TemporalFlags {
+  taskQueue?: string;
+  /** Pre-built workflow bundle (tests build it once for the suite). */
+  workflowBundlePath?: string;
+  maxConcurrentActivityTaskExecutions?: number;
+}
+
+export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: Worker; connection: NativeConnection }> {
+  const { connectionOptions, namespace } = resolveTemporal(opts);
+  const connection = await NativeConnection.connect(connectionOptions);
+  const taskQueue = opts.taskQueue ?? process.env.PGSHIFT_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
+  const worker = await Worker.create({
+    connection,
+    namespace,
+    taskQueue,
+    ...(opts.workflowBundlePath
+      ? { workflowBundle: { codePath: opts.workflowBundlePath } }
+      : { workflowsPath: require.resolve('../workflows') }),
+    ...WORKER_DEFAULTS,
+    activities: createActivities(),
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 16,
+  });
+  return { worker, connection };
+}
+
+/** `pgshift worker`: run until SIGINT/SIGTERM, then finish gracefully. */
+export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
+  const { worker, connection } = await createWorker(opts);
+  const { taskQueue, namespace } = worker.options;
+  console.error(`pgshift worker polling task queue ${taskQueue} in namespace ${namespace}`);
+  try {
+    await worker.run();
+  } finally {
+    await connection.close();
+  }
+}
