@@ -5,6 +5,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { planSchema } from '../activities/schema';
+import { verifySchema } from '../activities/verify-schema';
 import { makePair, uid, type Side } from './harness/env';
 import { applySchemaSource, claimDestination, migrateSchema, SCHEMA_SOURCE_SCHEMAS } from './fixtures/schema-source';
 
@@ -79,6 +80,11 @@ describe('schema migration with renames', () => {
     // Triggers are off by default: reported with the mapped names.
     expect(plan.warnings).toContain('trigger order_touch on app.purchase not created (objects.triggers is false)');
     expect(plan.warnings).toHaveLength(3);
+
+    // Schema verification compares in destination names: only what the plan reported is missing.
+    const verification = await verifySchema({ config });
+    expect(verification.differences).toEqual([{ kind: 'view', object: 'app.user_names', difference: 'missing on the destination' }]);
+    expect(verification.compared.column).toBeGreaterThan(40);
   });
 
   it('honours include / exclude, reporting what depends on a table that is left out', async () => {
