@@ -192,7 +192,7 @@ export function describeCatalog(cat: SourceCatalog, naming: Naming, opts: Descri
   for (const r of cat.relations) {
     const name = relName(r.oid);
     const kind = RELATION_KIND[r.kind] ?? `relation ${r.kind}`;
-    const props: Record<string, string | number | boolean | null> = { ...ownership(r.owner, r.acl) };
+    const props: Record<string, string | number | boolean | null | undefined> = { ...ownership(r.owner, r.acl) };
     if ('rpf'.includes(r.kind)) {
       props.partitioned = r.kind === 'p';
       props.persistence = r.persistence;
