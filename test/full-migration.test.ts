@@ -55,7 +55,7 @@ describe('full migration of the hard schema with data', () => {
       mode: { schema: true, full: true, incremental: false },
       objects: { schemas: SCHEMA_SOURCE_SCHEMAS },
       fullLoad: { chunkMb: 1 },
-      verification: { full: true, incremental: false, schema: false },
+      verification: { full: true, incremental: false, schema: true },
       acknowledgeWarnings: ['triggers-and-rules', 'materialized-views', 'replica-identity', 'ddl-capture', 'wal-retention', 'replica-role'],
     });
     const client = await temporalClient();
@@ -64,6 +64,9 @@ describe('full migration of the hard schema with data', () => {
       return waitForMigration(client, config.name);
     });
     expect(final.state.phase).toBe('done');
+    // Schema verification ran after the data (keys, indexes, FKs, matviews in place) and found nothing.
+    expect(final.state.schema.verification!.differences).toEqual([]);
+    expect(final.state.schema.verification!.compared.table).toBeGreaterThan(10);
     const rels = await relations(pair);
     expect(rels.length).toBeGreaterThan(10);
     for (const { name } of rels) {

@@ -164,7 +164,7 @@ const existingTargetTables = needs(['source', 'destination'], 'existing-target-t
   const targets = (await selection()).relations.filter((r) => r.kind !== 'v').map((r) => ({ r, t: map.table(r.schema, r.name) }));
   // Catalog lookup by name: unlike to_regclass it needs no USAGE on the schema.
   const existing = await destination!.query<{ i: number }>(
-    `SELECT u.i - 1 AS i FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(s, t, i)
+    `SELECT (u.i - 1)::int AS i FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(s, t, i)
       WHERE EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = u.s AND c.relname = u.t)`,
     [targets.map(({ t }) => t.schema), targets.map(({ t }) => t.table)],
   );
