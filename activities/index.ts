@@ -7,7 +7,7 @@ import { abortDestination } from './abort';
 import { prepareDestination } from './prepare';
 import { withKeepalive } from './heartbeat';
 import { withRetryWindows } from './retry';
-import { applySchemaStage, planSchema } from './schema';
+import { applySchemaStage, buildTableIndexes, planSchema } from './schema';
 import { verifySchema } from './verify-schema';
 import { copyChunk } from './copy/chunk';
 import { planFullLoad } from './copy/plan';
@@ -22,6 +22,7 @@ export function createActivities() {
     abortDestination: withRetryWindows(abortDestination),
     planSchema: withRetryWindows(planSchema),
     applySchemaStage: withRetryWindows(applySchemaStage),
+    buildTableIndexes: withRetryWindows(buildTableIndexes),
     verifySchema: withRetryWindows(verifySchema),
     planFullLoad: withRetryWindows(planFullLoad),
     copyChunk: withRetryWindows((input: Parameters<typeof copyChunk>[0]) => copyChunk(input)),

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { startMigration, waitForMigration } from '../client';
 import { applySchemaSource, SCHEMA_SOURCE_SCHEMAS } from './fixtures/schema-source';
+import { runCli } from './harness/cli';
 import { firstDifference, tableRows } from './harness/compare';
 import { makePair, temporalClient, uid, withWorker } from './harness/env';
 
@@ -59,14 +60,26 @@ describe('full migration of the hard schema with data', () => {
       acknowledgeWarnings: ['triggers-and-rules', 'materialized-views', 'replica-identity', 'ddl-capture', 'wal-retention', 'replica-role'],
     });
     const client = await temporalClient();
-    const final = await withWorker(taskQueue, async () => {
+    const { final, cliClean, cliTampered } = await withWorker(taskQueue, async () => {
       await startMigration(client, config);
-      return waitForMigration(client, config.name);
+      const final = await waitForMigration(client, config.name);
+      // `pgshift verify --schema` (its own workflow, same activity): clean, then one tampered column.
+      const cliClean = await runCli(['verify', config.name, '--schema']);
+      await pair.destination.sql('ALTER TABLE app.tags ALTER COLUMN note SET NOT NULL');
+      const cliTampered = await runCli(['verify', config.name, '--schema']);
+      return { final, cliClean, cliTampered };
     });
+    expect(cliClean.code, cliClean.stderr).toBe(0);
+    expect(cliClean.stdout).toContain('schema: no difference');
+    expect(cliTampered.code, cliTampered.stderr).toBe(1);
+    expect(cliTampered.stdout).toContain('column app.tags.note: notNull: source "false", destination "true"');
     expect(final.state.phase).toBe('done');
     // Schema verification ran after the data (keys, indexes, FKs, matviews in place) and found nothing.
     expect(final.state.schema.verification!.differences).toEqual([]);
     expect(final.state.schema.verification!.compared.table).toBeGreaterThan(10);
+    // Keys and indexes of plain tables were built right after each table's copy; the phases found them done.
+    expect(final.state.schema.stages.keys!.skipped).toBeGreaterThan(0);
+    expect(final.state.schema.stages['after-data']!.skipped).toBeGreaterThan(0);
     const rels = await relations(pair);
     expect(rels.length).toBeGreaterThan(10);
     for (const { name } of rels) {

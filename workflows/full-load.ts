@@ -3,11 +3,15 @@
 // first, with at most parallelism.tables copies in flight. Any worker may take
 // any chunk. Progress lives in the workflow state; the chunk table on the
 // destination is the source of truth after a restart or continue-as-new.
+// When schema migration is on, a table's keys and indexes are built as soon as
+// its last chunk lands (parallelism.indexes at a time) while other tables still
+// copy; the keys / post-data phases then find them done and build the rest.
 import { Duration } from '@temporalio/common';
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { condition, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Config } from '../lib/config';
 import type { MigrationState } from '../lib/migration-state';
+import type { PlannedTable } from '../activities/copy/plan';
 import { runPool } from './pool';
 
 export interface FullLoadDeps {
@@ -50,6 +54,21 @@ export async function runFullLoad(d: FullLoadDeps): Promise<'done' | 'continue-a
   );
   let drainForNewRun = false;
   let copiedThisRun = 0;
+  // Tables whose last chunk landed in this run, waiting for their index build.
+  const copied: PlannedTable[] = [];
+  let copying = true;
+  let indexFailure: { err: unknown } | null = null;
+  const indexLanes = Array.from({ length: config.mode.schema ? config.parallelism.indexes : 0 }, async () => {
+    for (;;) {
+      await condition(() => copied.length > 0 || !copying);
+      const t = copied.shift();
+      if (!t || state.abortRequested) return;
+      await acts.buildTableIndexes.executeWithOptions(
+        { startToCloseTimeout: '24h', heartbeatTimeout: d.heartbeatTimeout, summary: `build keys and indexes of ${t.target} (copied)` },
+        [{ config, runToken: state.runToken, table: t.target }],
+      );
+    }
+  }).map((lane) => lane.catch((err) => void (indexFailure ??= { err })));
   const left = await runPool(
     queue,
     config.parallelism.tables,
@@ -62,6 +81,7 @@ export async function runFullLoad(d: FullLoadDeps): Promise<'done' | 'continue-a
         );
         const p = f.tables[t.key];
         p.chunksDone++;
+        if (p.chunksDone === t.chunks) copied.push(t);
         p.rows += r.rows;
         p.bytes += r.bytes;
         if (r.skipped) f.retriedChunks++;
@@ -78,7 +98,9 @@ export async function runFullLoad(d: FullLoadDeps): Promise<'done' | 'continue-a
       return drainForNewRun;
     },
   );
-  if (drainForNewRun) return 'continue-as-new';
-  if (!left.length && !state.abortRequested) f.finishedAt = new Date().toISOString();
-  return 'done';
+  copying = false;
+  if (!drainForNewRun && !left.length && !state.abortRequested) f.finishedAt = new Date().toISOString();
+  await Promise.all(indexLanes);
+  if (indexFailure) throw (indexFailure as { err: unknown }).err;
+  return drainForNewRun ? 'continue-as-new' : 'done';
 }

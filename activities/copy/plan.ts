@@ -4,7 +4,7 @@
 // pgshift.chunks so any worker can copy any chunk and a crash loses nothing.
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
-import { ident, literal } from '../../lib/ident';
+import { displayName, ident, literal } from '../../lib/ident';
 import { withClient } from '../../lib/pg';
 import { ensureControlSchema, fenced } from '../control';
 import { CopyTable, readCopyTables, sourceName } from './tables';
@@ -12,6 +12,8 @@ import { CopyTable, readCopyTables, sourceName } from './tables';
 export interface PlannedTable {
   key: string;
   display: string;
+  /** Destination name in display syntax. */
+  target: string;
   chunks: number;
   estimatedRows: number;
   bytes: number;
@@ -179,6 +181,7 @@ export async function planFullLoad(input: { config: Config; runToken: string }):
         planned.push({
           key: t.key,
           display: t.display,
+          target: displayName(t.target.schema, t.target.table),
           chunks: Number(k.chunks),
           estimatedRows: t.estimatedRows,
           bytes: t.bytes,

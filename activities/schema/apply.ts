@@ -9,7 +9,7 @@ import { connect, withClient } from '../../lib/pg';
 import { fenced } from '../control';
 import { heartbeat } from '../heartbeat';
 import { FAILURE } from '../retry';
-import { lockStatement, markStatement, readStage, type StoredStatement } from './store';
+import { lockStatement, markStatement, readStage, readTableStatements, type StoredStatement } from './store';
 
 /** "Already exists" for the object kinds we create (duplicate table / object / schema / function, second PK). */
 const ALREADY_EXISTS = new Set(['42P07', '42710', '42P06', '42723']);
@@ -108,6 +108,31 @@ async function onSessions<T>(sessions: Client[], items: T[], work: (c: Client, i
     }),
   );
   if (failure) throw (failure as { err: unknown }).err;
+}
+
+/**
+ * Build the keys and indexes of one plain table right after its full load,
+ * while other tables still copy (as pgcopydb does). Same per-statement
+ * transactions as a stage, so the keys / post-data phases later skip them.
+ */
+export async function applyTableStatements(input: { config: Config; runToken: string; table: string }): Promise<{ applied: number; total: number }> {
+  const { config, runToken, table } = input;
+  return withClient(
+    config,
+    'destination',
+    async (dst) => {
+      await prepareDestinationSession(dst);
+      const statements = await readTableStatements(dst, config.name, table);
+      let applied = 0;
+      for (const [i, st] of statements.entries()) {
+        if (st.state !== 'pending') continue;
+        heartbeat(`${table}: ${i + 1}/${statements.length} ${st.kind} ${st.object}`);
+        if ((await applyOne(dst, config, runToken, st)) === 'applied') applied++;
+      }
+      return { applied, total: statements.length };
+    },
+    'pgshift schema indexes',
+  );
 }
 
 export async function applyStage(input: { config: Config; runToken: string; stage: SchemaStage }): Promise<SchemaStageProgress> {

@@ -15,7 +15,7 @@ import { endpointLabel } from '../../lib/names';
 import { withClient } from '../../lib/pg';
 import { fenced } from '../control';
 import { heartbeat } from '../heartbeat';
-import { applyStage } from './apply';
+import { applyStage, applyTableStatements } from './apply';
 import { buildPlan } from './plan';
 import { ensurePlanTables, readPlanSummary, storePlan, summarize } from './store';
 
@@ -57,6 +57,11 @@ export async function planSchema(input: SchemaInput): Promise<SchemaPlanSummary>
     },
     'pgshift schema plan',
   );
+}
+
+/** Keys and indexes of one table, built as soon as its full load is done. */
+export async function buildTableIndexes(input: SchemaInput & { table: string }): Promise<{ applied: number; total: number }> {
+  return applyTableStatements(input);
 }
 
 export async function applySchemaStage(input: SchemaInput & { stage: SchemaStage }): Promise<SchemaStageProgress> {

@@ -596,10 +596,12 @@ class Renderer {
       }
       const kind = i.primary ? 'primary-key' : replicaKeys.has(i.oid) ? 'replica-key' : con?.type === 'u' ? 'unique' : con?.type === 'x' ? 'exclusion' : 'index';
       const name = ident(this.names.map.plain(i.name));
-      this.add({ stage, kind, object: displayOn(this.names.map.plain(i.name), n.target), sql, owns: con ? [K.con(con.oid), K.cls(i.oid)] : [K.cls(i.oid)] });
+      // Partitioned tables and partitions attach indexes across tables: they wait for the keys / post-data phases.
+      const early = table.kind === 'r' && !table.isPartition ? display(n.target) : undefined;
+      this.add({ stage, kind, object: displayOn(this.names.map.plain(i.name), n.target), sql, owns: con ? [K.con(con.oid), K.cls(i.oid)] : [K.cls(i.oid)], table: early });
       if (i.parentIndex) this.attachIndex(i, stage);
       if (i.replIdent) {
-        this.add({ stage, kind: 'replica-identity', object: display(n.target), sql: `ALTER TABLE ${q(n.target)} REPLICA IDENTITY USING INDEX ${name}`, owns: [], after: [K.cls(i.oid)] });
+        this.add({ stage, kind: 'replica-identity', object: display(n.target), sql: `ALTER TABLE ${q(n.target)} REPLICA IDENTITY USING INDEX ${name}`, owns: [], after: [K.cls(i.oid)], table: early });
       }
     }
     for (const c of this.cat.constraints.filter((c) => c.type === 'f' && c.parentOid === 0)) this.foreignKey(c);

@@ -13,6 +13,11 @@ export interface Statement {
   owns: string[];
   /** Prerequisites (objKey) beyond the pg_depend entries of the owned objects. */
   after: string[];
+  /**
+   * A key or index of one plain table (destination display name): the full load
+   * builds it as soon as that table is copied, while other tables still copy.
+   */
+  table?: string;
   /** Planned only when another statement needs it (an extension outside the selected schemas). */
   optional?: boolean;
   /** Dropped silently (no warning) when what it decorates is not created: comments. */

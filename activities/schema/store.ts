@@ -45,7 +45,9 @@ export async function ensurePlanTables(dst: Client): Promise<void> {
         state       text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'applied', 'existing')),
         applied_at  timestamptz,
         PRIMARY KEY (migration, seq)
-      )`);
+      );
+      -- the plain table a key or index is built on (built right after that table's full load)
+      ALTER TABLE pgshift.schema_statements ADD COLUMN IF NOT EXISTS on_table text`);
   } finally {
     await dst.query('SELECT pg_advisory_unlock(hashtext($1))', ['pgshift schema plan tables']);
   }
@@ -89,10 +91,17 @@ export async function storePlan(dst: Client, migration: string, source: string, 
   );
   if (!head.rowCount) return false;
   await dst.query(
-    `INSERT INTO pgshift.schema_statements (migration, seq, stage, kind, object, sql)
-     SELECT $1, ord::int, stage, kind, object, sql
-       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(stage, kind, object, sql, ord)`,
-    [migration, statements.map((s) => s.stage), statements.map((s) => s.kind), statements.map((s) => s.object), statements.map((s) => s.sql)],
+    `INSERT INTO pgshift.schema_statements (migration, seq, stage, kind, object, sql, on_table)
+     SELECT $1, ord::int, stage, kind, object, sql, on_table
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u(stage, kind, object, sql, on_table, ord)`,
+    [
+      migration,
+      statements.map((s) => s.stage),
+      statements.map((s) => s.kind),
+      statements.map((s) => s.object),
+      statements.map((s) => s.sql),
+      statements.map((s) => s.table ?? null),
+    ],
   );
   return true;
 }
@@ -102,6 +111,16 @@ export async function readStage(dst: Client, migration: string, stage: SchemaSta
   const r = await dst.query<StoredStatement>(
     `SELECT seq, stage, kind, object, sql, state FROM pgshift.schema_statements WHERE migration = $1 AND stage = $2 ORDER BY seq`,
     [migration, stage],
+  );
+  return r.rows;
+}
+
+/** The keys and indexes of one plain table still to build, in plan order (empty without a plan). */
+export async function readTableStatements(dst: Client, migration: string, table: string): Promise<StoredStatement[]> {
+  if (!(await readPlanSummary(dst, migration))) return [];
+  const r = await dst.query<StoredStatement>(
+    `SELECT seq, stage, kind, object, sql, state FROM pgshift.schema_statements WHERE migration = $1 AND on_table = $2 ORDER BY seq`,
+    [migration, table],
   );
   return r.rows;
 }
