@@ -56,17 +56,24 @@ export async function runFullLoad(d: FullLoadDeps): Promise<'done' | 'continue-a
   let copiedThisRun = 0;
   // Tables whose last chunk landed in this run, waiting for their index build.
   const copied: PlannedTable[] = [];
+  // Tables whose keys are built: foreign keys between them are added early too.
+  const indexed: string[] = [];
   let copying = true;
   let indexFailure: { err: unknown } | null = null;
   const indexLanes = Array.from({ length: config.mode.schema ? config.parallelism.indexes : 0 }, async () => {
     for (;;) {
       await condition(() => copied.length > 0 || !copying);
+      if (state.abortRequested) return;
       const t = copied.shift();
-      if (!t || state.abortRequested) return;
+      if (!t) {
+        if (copying) continue; // another lane took it
+        return;
+      }
       await acts.buildTableIndexes.executeWithOptions(
         { startToCloseTimeout: '24h', heartbeatTimeout: d.heartbeatTimeout, summary: `build keys and indexes of ${t.target} (copied)` },
-        [{ config, runToken: state.runToken, table: t.target }],
+        [{ config, runToken: state.runToken, table: t.target, indexed: [...indexed] }],
       );
+      indexed.push(t.target);
     }
   }).map((lane) => lane.catch((err) => void (indexFailure ??= { err })));
   const left = await runPool(

@@ -17,6 +17,8 @@ export interface PlannedTable {
   chunks: number;
   estimatedRows: number;
   bytes: number;
+  /** Rows × indexes: the work of building its keys and indexes once it is copied. */
+  indexWork: number;
   /** Chunks already copied by an earlier run (resume after continue-as-new or restart). */
   done: number[];
   rowsDone: number;
@@ -140,7 +142,7 @@ export async function planTableChunks(src: Client, t: CopyTable, chunkBytes: num
 
 /**
  * Plan (once) and return every table with its chunk count and what is already
- * copied, largest first. Idempotent: an existing plan is reused as it is.
+ * copied, the most index-build work first (then the largest). Idempotent: an existing plan is reused as it is.
  */
 export async function planFullLoad(input: { config: Config; runToken: string }): Promise<PlannedTable[]> {
   const { config, runToken } = input;
@@ -185,12 +187,15 @@ export async function planFullLoad(input: { config: Config; runToken: string }):
           chunks: Number(k.chunks),
           estimatedRows: t.estimatedRows,
           bytes: t.bytes,
+          indexWork: t.estimatedRows * t.indexes,
           done: k.done ?? [],
           rowsDone: Number(k.rows ?? 0),
           bytesDone: Number(k.bytes ?? 0),
         });
       }
-      return planned.sort((a, b) => b.bytes - a.bytes);
+      // The most index-build work first, then the largest: a table's keys and indexes
+      // are built while later tables copy, so the load does not end on a long build.
+      return planned.sort((a, b) => b.indexWork - a.indexWork || b.bytes - a.bytes);
     }, 'pgshift plan');
   }, 'pgshift plan');
 }

@@ -27,6 +27,8 @@ export interface CopyTable {
   chunkKey: { columns: string[]; types: string[]; integer: boolean } | null;
   estimatedRows: number;
   bytes: number;
+  /** Indexes on the source table (the work its key and index builds will take after the copy). */
+  indexes: number;
   filter: string | null;
   binary: boolean;
 }
@@ -55,10 +57,12 @@ export async function readCopyTables(src: Client, config: Config): Promise<CopyT
     root_table: string;
     est: string;
     bytes: string;
+    indexes: number;
   }>(
     `SELECT c.oid, n.nspname AS schema, c.relname AS table,
             rn.nspname AS root_schema, r.relname AS root_table,
-            greatest(c.reltuples, 0)::bigint AS est, pg_table_size(c.oid) AS bytes
+            greatest(c.reltuples, 0)::bigint AS est, pg_table_size(c.oid) AS bytes,
+            (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid)::int AS indexes
        FROM pg_class c
        JOIN pg_namespace n ON n.oid = c.relnamespace
        -- the root of a partition tree decides selection and filters
@@ -117,6 +121,7 @@ export async function readCopyTables(src: Client, config: Config): Promise<CopyT
         : null,
       estimatedRows: Number(r.est),
       bytes: Number(r.bytes),
+      indexes: r.indexes,
       filter: filterBy.get(self) ?? filterBy.get(root) ?? null,
       binary: columns.every((c) => c.builtin),
     });

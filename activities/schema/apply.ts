@@ -37,7 +37,7 @@ function named(err: unknown, st: StoredStatement): unknown {
 
 type Outcome = 'applied' | 'skipped' | 'existing';
 
-/** Index builds touch one table each and are the long part of a stage: they run side by side. */
+/** Index builds touch one table each and are the long part of a stage: they run side by side (so do FK validations). */
 const PARALLEL_KINDS = new Set(['primary-key', 'replica-key', 'unique', 'index', 'exclusion']);
 const DEADLOCK = '40P01';
 
@@ -80,12 +80,17 @@ async function applyOne(dst: Client, config: Config, runToken: string, st: Store
   }
 }
 
-/** Consecutive index builds form one batch; every other statement is a batch of its own (a barrier). */
+/**
+ * Consecutive index builds form one batch, consecutive foreign keys another
+ * (never mixed: an FK needs the unique index it references to be complete);
+ * every other statement is a batch of its own (a barrier).
+ */
 function batches(statements: StoredStatement[]): StoredStatement[][] {
   const out: StoredStatement[][] = [];
+  const group = (kind: string) => (kind === 'foreign-key' ? 'foreign-key' : PARALLEL_KINDS.has(kind) ? 'index' : null);
   for (const st of statements) {
     const last = out[out.length - 1];
-    if (last && PARALLEL_KINDS.has(st.kind) && PARALLEL_KINDS.has(last[0].kind)) last.push(st);
+    if (last && group(st.kind) !== null && group(st.kind) === group(last[0].kind)) last.push(st);
     else out.push([st]);
   }
   return out;
@@ -112,17 +117,18 @@ async function onSessions<T>(sessions: Client[], items: T[], work: (c: Client, i
 
 /**
  * Build the keys and indexes of one plain table right after its full load,
- * while other tables still copy (as pgcopydb does). Same per-statement
- * transactions as a stage, so the keys / post-data phases later skip them.
+ * while other tables still copy (as pgcopydb does), then the foreign keys
+ * whose two tables are both built by now. Same per-statement transactions as
+ * a stage, so the keys / post-data phases later skip them.
  */
-export async function applyTableStatements(input: { config: Config; runToken: string; table: string }): Promise<{ applied: number; total: number }> {
-  const { config, runToken, table } = input;
+export async function applyTableStatements(input: { config: Config; runToken: string; table: string; indexed: string[] }): Promise<{ applied: number; total: number }> {
+  const { config, runToken, table, indexed } = input;
   return withClient(
     config,
     'destination',
     async (dst) => {
       await prepareDestinationSession(dst);
-      const statements = await readTableStatements(dst, config.name, table);
+      const statements = await readTableStatements(dst, config.name, table, indexed);
       let applied = 0;
       for (const [i, st] of statements.entries()) {
         if (st.state !== 'pending') continue;

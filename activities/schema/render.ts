@@ -684,7 +684,12 @@ class Renderer {
     }
     sql += this.deferrable(c);
     if (!c.validated) sql += ' NOT VALID';
-    this.add({ stage: 'after-data', kind: 'foreign-key', object: displayOn(this.names.map.plain(c.name), n.target), sql, owns: [K.con(c.oid)], after: [K.cls(c.refRelid)] });
+    const plain = (oid: number) => {
+      const r = this.rels.get(oid);
+      return !!r && r.kind === 'r' && !r.isPartition;
+    };
+    const early = plain(c.relid) && plain(c.refRelid) ? { table: display(n.target), references: display(ref.target) } : {};
+    this.add({ stage: 'after-data', kind: 'foreign-key', object: displayOn(this.names.map.plain(c.name), n.target), sql, owns: [K.con(c.oid)], after: [K.cls(c.refRelid)], ...early });
   }
 
   private triggers() {

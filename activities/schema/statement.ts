@@ -18,6 +18,8 @@ export interface Statement {
    * builds it as soon as that table is copied, while other tables still copy.
    */
   table?: string;
+  /** A foreign key's referenced plain table: built early once both tables' keys exist. */
+  references?: string;
   /** Planned only when another statement needs it (an extension outside the selected schemas). */
   optional?: boolean;
   /** Dropped silently (no warning) when what it decorates is not created: comments. */

@@ -47,7 +47,9 @@ export async function ensurePlanTables(dst: Client): Promise<void> {
         PRIMARY KEY (migration, seq)
       );
       -- the plain table a key or index is built on (built right after that table's full load)
-      ALTER TABLE pgshift.schema_statements ADD COLUMN IF NOT EXISTS on_table text`);
+      ALTER TABLE pgshift.schema_statements ADD COLUMN IF NOT EXISTS on_table text;
+      -- a foreign key's referenced table: built early once both tables are indexed
+      ALTER TABLE pgshift.schema_statements ADD COLUMN IF NOT EXISTS ref_table text`);
   } finally {
     await dst.query('SELECT pg_advisory_unlock(hashtext($1))', ['pgshift schema plan tables']);
   }
@@ -91,9 +93,10 @@ export async function storePlan(dst: Client, migration: string, source: string, 
   );
   if (!head.rowCount) return false;
   await dst.query(
-    `INSERT INTO pgshift.schema_statements (migration, seq, stage, kind, object, sql, on_table)
-     SELECT $1, ord::int, stage, kind, object, sql, on_table
-       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u(stage, kind, object, sql, on_table, ord)`,
+    `INSERT INTO pgshift.schema_statements (migration, seq, stage, kind, object, sql, on_table, ref_table)
+     SELECT $1, ord::int, stage, kind, object, sql, on_table, ref_table
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+            WITH ORDINALITY AS u(stage, kind, object, sql, on_table, ref_table, ord)`,
     [
       migration,
       statements.map((s) => s.stage),
@@ -101,6 +104,7 @@ export async function storePlan(dst: Client, migration: string, source: string, 
       statements.map((s) => s.object),
       statements.map((s) => s.sql),
       statements.map((s) => s.table ?? null),
+      statements.map((s) => s.references ?? null),
     ],
   );
   return true;
@@ -115,12 +119,17 @@ export async function readStage(dst: Client, migration: string, stage: SchemaSta
   return r.rows;
 }
 
-/** The keys and indexes of one plain table still to build, in plan order (empty without a plan). */
-export async function readTableStatements(dst: Client, migration: string, table: string): Promise<StoredStatement[]> {
+/**
+ * The keys and indexes of one plain table, then the foreign keys between
+ * tables that are all `indexed` (keys built), in plan order (empty without a plan).
+ */
+export async function readTableStatements(dst: Client, migration: string, table: string, indexed: string[]): Promise<StoredStatement[]> {
   if (!(await readPlanSummary(dst, migration))) return [];
   const r = await dst.query<StoredStatement>(
-    `SELECT seq, stage, kind, object, sql, state FROM pgshift.schema_statements WHERE migration = $1 AND on_table = $2 ORDER BY seq`,
-    [migration, table],
+    `SELECT seq, stage, kind, object, sql, state FROM pgshift.schema_statements
+      WHERE migration = $1 AND (kind <> 'foreign-key' AND on_table = $2 OR kind = 'foreign-key' AND on_table = ANY($3) AND ref_table = ANY($3))
+      ORDER BY kind = 'foreign-key', seq`,
+    [migration, table, [...indexed, table]],
   );
   return r.rows;
 }
