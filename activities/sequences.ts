@@ -38,11 +38,17 @@ export async function syncSequences(input: { config: Config; runToken: string })
 /** ANALYZE every copied table so the destination plans well from the first query. */
 export async function analyzeTables(input: { config: Config }): Promise<{ tables: number }> {
   return withClient(input.config, 'destination', async (dst) => {
-    const r = await dst.query<{ schema: string; table: string }>(
-      `SELECT spec->'target'->>'schema' AS schema, spec->'target'->>'table' AS table FROM pgshift.copy_tables WHERE migration = $1`,
+    // A table analyzed after its last chunk landed (right after its index build) is not analyzed again.
+    const r = await dst.query<{ schema: string; table: string; fresh: boolean }>(
+      `SELECT t.spec->'target'->>'schema' AS schema, t.spec->'target'->>'table' AS table,
+              coalesce(greatest(pg_stat_get_last_analyze_time(c.oid), pg_stat_get_last_autoanalyze_time(c.oid))
+                       > (SELECT max(copied_at) FROM pgshift.chunks k WHERE k.migration = t.migration AND k.table_key = t.table_key), false) AS fresh
+         FROM pgshift.copy_tables t
+         LEFT JOIN pg_class c ON c.oid = to_regclass(format('%I.%I', t.spec->'target'->>'schema', t.spec->'target'->>'table'))
+        WHERE t.migration = $1`,
       [input.config.name],
     );
-    for (const t of r.rows) await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`);
+    for (const t of r.rows) if (!t.fresh) await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`);
     return { tables: r.rowCount ?? 0 };
   }, 'pgshift analyze');
 }

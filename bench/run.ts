@@ -199,7 +199,7 @@ async function rawPipe(src: LocalCluster, dst: LocalCluster, tables: string[]): 
     const pipe = (t: string) =>
       new Promise<void>((resolve, reject) => {
         const p = spawn('bash', ['-o', 'pipefail', '-c', `${psql} -X -d "$SRC" -c "COPY ${t} TO STDOUT (FORMAT binary)" | ${psql} -X -q -d "$DST" -c "COPY ${t} FROM STDIN (FORMAT binary)"`], {
-          env: { ...pgEnv, SRC: uri(src), DST: uri(dst) },
+          env: { ...pgEnv, SRC: uri(src), DST: uri(dst), PGOPTIONS: process.env.BENCH_RAW_PGOPTIONS ?? "" },
           stdio: ['ignore', 'ignore', 'inherit'],
         });
         p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`COPY pipe of ${t} exited ${code}`))));

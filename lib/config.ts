@@ -189,8 +189,14 @@ export const Config = z
           .max(65536)
           .default(256)
           .describe('Target size of one copy chunk; a table larger than this is split into key ranges copied in parallel'),
+        toastCompression: z
+          .enum(['lz4', 'server-default'])
+          .default('lz4')
+          .describe(
+            'Compression of large (TOASTed) values written by the full load, for columns without their own setting: lz4 is several times faster than pglz; server-default keeps the destination default_toast_compression',
+          ),
       })
-      .default({ chunkMb: 256 })
+      .default({ chunkMb: 256, toastCompression: 'lz4' })
       .describe('Full data load'),
     verification: z
       .strictObject({

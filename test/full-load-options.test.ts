@@ -3,17 +3,20 @@
 import { describe, expect, it } from 'vitest';
 import { startMigration, waitForMigration } from '../client';
 import { runCli } from './harness/cli';
-import { makePair, temporalClient, uid, withWorker } from './harness/env';
+import { clusters, makePair, temporalClient, uid, withWorker } from './harness/env';
 
 const DDL = `CREATE TABLE public.events (id int PRIMARY KEY, kind text NOT NULL, at date NOT NULL);
-             CREATE TABLE public.accounts (id int PRIMARY KEY, owner text NOT NULL)`;
+             CREATE TABLE public.accounts (id int PRIMARY KEY, owner text NOT NULL);
+             CREATE TABLE public.notes (id int PRIMARY KEY, body text NOT NULL)`;
 
 describe('full-load options', () => {
   it('honours row filters and keeps existing destination rows in ignore mode', async () => {
-    const pair = await makePair();
+    // PostgreSQL 15 has lz4, so toastCompression: server-default is a real choice here.
+    const pair = await makePair({ destination: clusters().pg15b });
     await pair.source.sql(`${DDL};
       INSERT INTO public.events SELECT g, CASE WHEN g % 3 = 0 THEN 'audit' ELSE 'sale' END, date '2026-01-01' + g % 300 FROM generate_series(1, 3000) g;
-      INSERT INTO public.accounts SELECT g, 'source-' || g FROM generate_series(1, 100) g`);
+      INSERT INTO public.accounts SELECT g, 'source-' || g FROM generate_series(1, 100) g;
+      INSERT INTO public.notes VALUES (1, repeat('a long note ', 10000))`);
     await pair.destination.sql(`${DDL};
       INSERT INTO public.accounts VALUES (5, 'kept-on-destination'), (500, 'only-on-destination');
       GRANT ALL ON ALL TABLES IN SCHEMA public TO ${pair.destination.user}`);
@@ -22,6 +25,7 @@ describe('full-load options', () => {
       taskQueue,
       mode: { schema: false, full: true, incremental: false },
       existingTargetTables: 'ignore',
+      fullLoad: { toastCompression: 'server-default' },
       objects: { schemas: ['public'], filters: { 'public.events': "kind <> 'audit' AND at >= date '2026-03-01'" } },
     });
     const client = await temporalClient();
@@ -33,7 +37,7 @@ describe('full-load options', () => {
     // `pgshift status`: phase, per-table progress bars, rows, verification, by name or workflow id.
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/## pgshift t_\w+: done/);
-    expect(text.stdout).toMatch(/### Full load: 100\.0 % \(2\/2 chunks, [\d,]+ rows/);
+    expect(text.stdout).toMatch(/### Full load: 100\.0 % \(3\/3 chunks, [\d,]+ rows/);
     expect(text.stdout).toMatch(/\| public\.events \| ██████████ 100 % \(1\/1\) \|/);
     expect(text.stdout).toContain('rows in public.events compared, consistent');
     expect(JSON.parse(json.stdout).state.phase).toBe('done');
@@ -46,6 +50,9 @@ describe('full-load options', () => {
     expect(events.consistent).toBe(true);
     expect(events.summary).toBe(`${expected.toLocaleString('en-US')} rows in public.events compared, consistent`);
 
+    // toastCompression: server-default keeps the destination's default (pglz).
+    expect(await pair.destination.sql('SELECT pg_column_compression(body) AS c FROM public.notes')).toEqual([{ c: 'pglz' }]);
+
     const accounts = await pair.destination.sql<{ id: number; owner: string }>('SELECT id, owner FROM public.accounts WHERE id IN (4, 5, 6, 500) ORDER BY id');
     expect(accounts).toEqual([
       { id: 4, owner: 'source-4' },
@@ -53,6 +60,23 @@ describe('full-load options', () => {
       { id: 6, owner: 'source-6' },
       { id: 500, owner: 'only-on-destination' },
     ]);
+    await client.connection.close();
+  });
+
+  it('compresses large values with lz4 during the load, unless told to keep the server default', async () => {
+    const pair = await makePair({ destination: clusters().pg15b });
+    await pair.source.sql("CREATE TABLE public.notes (id int PRIMARY KEY, body text NOT NULL); INSERT INTO public.notes VALUES (1, repeat('a long note ', 10000))");
+    const taskQueue = `tq-${uid()}`;
+    const config = pair.config({ taskQueue, mode: { schema: true, full: true, incremental: false } });
+    const client = await temporalClient();
+    const final = await withWorker(taskQueue, async () => {
+      await startMigration(client, config);
+      return waitForMigration(client, config.name);
+    });
+    expect(final.state.phase).toBe('done');
+    expect(await pair.destination.sql('SELECT pg_column_compression(body) AS c FROM public.notes')).toEqual([{ c: 'lz4' }]);
+    // Only the load's sessions: the destination's own default is untouched.
+    expect(await pair.destination.sql("SELECT current_setting('default_toast_compression') AS d")).toEqual([{ d: 'pglz' }]);
     await client.connection.close();
   });
 });

@@ -91,6 +91,18 @@ function meter(binary: boolean, limiter: RateLimiter, progress: { rows: number; 
   });
 }
 
+/**
+ * TOAST compression dominates loading wide values (pglz costs several times
+ * lz4's CPU). Servers built without lz4 (or before 14) keep their default.
+ */
+async function useLz4(dst: Client): Promise<void> {
+  try {
+    await dst.query('SET default_toast_compression = lz4');
+  } catch {
+    // invalid value: no lz4 in this server; its own default stays
+  }
+}
+
 async function hasUniqueIndex(dst: Client, t: CopyTable): Promise<boolean> {
   const r = await dst.query('SELECT 1 FROM pg_index WHERE indrelid = $1::regclass AND indisunique LIMIT 1', [targetName(t)]);
   return (r.rowCount ?? 0) > 0;
@@ -103,6 +115,7 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
   let src: Client | undefined;
   try {
     await dst.query(FIDELITY_SETTINGS);
+    if (config.fullLoad.toastCompression === 'lz4') await useLz4(dst);
     await dst.query('BEGIN');
     await assertNotFenced(dst, config.name, runToken);
     const r = await dst.query<{ predicate: string; state: string; rows: string | null; bytes: string | null; spec: CopyTable }>(

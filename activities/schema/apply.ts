@@ -4,6 +4,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
+import { parseTableName, qualified } from '../../lib/ident';
 import type { SchemaStage, SchemaStageProgress } from '../../lib/migration-state';
 import { connect, withClient } from '../../lib/pg';
 import { fenced } from '../control';
@@ -135,6 +136,10 @@ export async function applyTableStatements(input: { config: Config; runToken: st
         heartbeat(`${table}: ${i + 1}/${statements.length} ${st.kind} ${st.object}`);
         if ((await applyOne(dst, config, runToken, st)) === 'applied') applied++;
       }
+      // Statistics now, while other tables still copy (the analyze phase skips it then).
+      heartbeat(`${table}: ANALYZE`);
+      const t = parseTableName(table);
+      await fenced(dst, config.name, runToken, () => dst.query(`ANALYZE ${qualified(t.schema, t.table)}`));
       return { applied, total: statements.length };
     },
     'pgshift schema indexes',
