@@ -7,8 +7,9 @@
 // The benchmark database: pgbench tables at --scale, a table of wide TOASTed
 // text/jsonb rows, and a table with a unique index and an FK.
 // Options: --scale N (default 10), --wide N rows (default 20000),
-//          --only raw,pgshift,pgshift-verify,pg_dump,pgcopydb (a subset, no table),
-//          --write (update bench/RESULTS.md).
+//          --only raw,pgshift-data,pgshift,pgshift-verify,pg_dump,pgcopydb (a subset, no table),
+//          --timeline (every activity of the pgshift runs), --write (update bench/RESULTS.md).
+// BENCH_CHUNK_MB overrides the chunk size (default 32).
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -87,17 +88,26 @@ async function resetDestination(dst: LocalCluster): Promise<void> {
   await dst.sql('CHECKPOINT');
 }
 
-async function pgshift(server: DevServer, src: LocalCluster, dst: LocalCluster, verify: boolean, n: number, toastCompression: 'lz4' | 'server-default' = 'lz4'): Promise<Result> {
+interface PgshiftRun {
+  verify: boolean;
+  toastCompression: 'lz4' | 'server-default';
+  /** false: tables pre-created without keys or indexes, data only (the raw pipe's conditions). */
+  schema: boolean;
+}
+
+async function pgshift(server: DevServer, src: LocalCluster, dst: LocalCluster, run: PgshiftRun, n: number): Promise<Result> {
+  const { verify, toastCompression, schema } = run;
+  if (!schema) await preCreateTables(src, dst);
   const endpoint = (c: LocalCluster) => ({ host: '127.0.0.1', port: c.port, database: DB, user: 'postgres', passwordEnv: 'BENCH_PASSWORD' });
   process.env.BENCH_PASSWORD = PASSWORD;
   const config = parseConfig({
     name: `bench_${n}`,
     source: endpoint(src),
     destination: endpoint(dst),
-    mode: { schema: true, full: true, incremental: false },
+    mode: { schema, full: true, incremental: false },
     objects: { schemas: ['public'] },
     parallelism: { tables: 2, indexes: 2 },
-    fullLoad: { chunkMb: 32, toastCompression },
+    fullLoad: { chunkMb: Number(process.env.BENCH_CHUNK_MB ?? 32), toastCompression },
     verification: { full: verify, schema: verify, incremental: false },
     taskQueue: 'pgshift-bench',
     acknowledgeWarnings: ['ddl-capture', 'wal-retention', 'replica-role', 'triggers-and-rules', 'replica-identity'],
@@ -118,7 +128,12 @@ async function pgshift(server: DevServer, src: LocalCluster, dst: LocalCluster, 
       if (bad.length || (final.state.schema.verification?.differences.length ?? 0) > 0) throw new Error('pgshift verification found differences');
     });
     console.log(`  activities: ${phases}`);
-    const what = `verification ${verify ? 'on (schema + every row)' : 'off'}${toastCompression === 'lz4' ? '' : ', toastCompression: server-default (pglz)'}`;
+    const what = [
+      schema ? `verification ${verify ? 'on (schema + every row)' : 'off'}` : 'data only (tables pre-created, mode.schema false)',
+      toastCompression === 'lz4' ? '' : 'toastCompression: server-default (pglz)',
+    ]
+      .filter(Boolean)
+      .join(', ');
     return { tool: `pgshift, ${what}`, seconds, copySeconds, note: phases };
   } finally {
     await connection.close();
@@ -189,13 +204,23 @@ async function pgcopydb(src: LocalCluster, dst: LocalCluster): Promise<Result> {
   }
 }
 
-/** Tables only (no keys or indexes, as during pgshift's full load), then one binary COPY pipe per table, 2 at a time. */
-async function rawPipe(src: LocalCluster, dst: LocalCluster, tables: string[], lz4: boolean): Promise<Result> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pgshift-bench-raw-'));
+/** The source's tables on the destination, without keys, indexes or constraints (pg_dump's pre-data section). */
+async function preCreateTables(src: LocalCluster, dst: LocalCluster): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pgshift-bench-ddl-'));
   try {
     const ddl = path.join(dir, 'pre-data.sql');
     await sh(path.join(BIN, 'pg_dump'), ['--section=pre-data', '-f', ddl, '-d', uri(src)]);
     await sh(path.join(BIN, 'psql'), ['-q', '-v', 'ON_ERROR_STOP=1', '-f', ddl, '-d', uri(dst)]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Tables only (no keys or indexes, as during pgshift's full load), then one binary COPY pipe per table, 2 at a time. */
+async function rawPipe(src: LocalCluster, dst: LocalCluster, tables: string[], lz4: boolean): Promise<Result> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pgshift-bench-raw-'));
+  try {
+    await preCreateTables(src, dst);
     const psql = path.join(BIN, 'psql');
     const pipe = (t: string) =>
       new Promise<void>((resolve, reject) => {
@@ -264,11 +289,15 @@ async function main() {
       await step('raw binary COPY pipe (pglz)', () => rawPipe(src, dst, stats.map((s) => s.t), false));
       await step('raw binary COPY pipe (lz4)', () => rawPipe(src, dst, stats.map((s) => s.t), true));
     }
-    if (want('pgshift')) {
-      await step('pgshift, verification off', () => pgshift(server, src, dst, false, 1));
-      await step('pgshift, verification off, toastCompression: server-default', () => pgshift(server, src, dst, false, 3, 'server-default'));
+    if (want('pgshift-data')) {
+      await step('pgshift, data only (lz4)', () => pgshift(server, src, dst, { verify: false, toastCompression: 'lz4', schema: false }, 4));
+      await step('pgshift, data only (pglz)', () => pgshift(server, src, dst, { verify: false, toastCompression: 'server-default', schema: false }, 5));
     }
-    if (want('pgshift-verify')) await step('pgshift, verification on', () => pgshift(server, src, dst, true, 2));
+    if (want('pgshift')) {
+      await step('pgshift, verification off', () => pgshift(server, src, dst, { verify: false, toastCompression: 'lz4', schema: true }, 1));
+      await step('pgshift, verification off, pglz', () => pgshift(server, src, dst, { verify: false, toastCompression: 'server-default', schema: true }, 3));
+    }
+    if (want('pgshift-verify')) await step('pgshift, verification on', () => pgshift(server, src, dst, { verify: true, toastCompression: 'lz4', schema: true }, 2));
     if (want('pg_dump')) await step('pg_dump + pg_restore', () => dumpRestore(src, dst));
     if (want('pgcopydb')) await step('pgcopydb clone', () => pgcopydb(src, dst));
     if (only) return;
@@ -289,7 +318,8 @@ async function main() {
 
 function renderResults(results: Result[], rows: number, mb: number, scale: number, wide: number): string {
   const pgshiftOff = results.find((r) => r.tool === 'pgshift, verification off')!;
-  const pgshiftPglz = results.find((r) => r.tool.startsWith('pgshift, verification off, toastCompression'))!;
+  const dataLz4 = results.find((r) => r.tool === 'pgshift, data only (tables pre-created, mode.schema false)')!;
+  const dataPglz = results.find((r) => r.tool.startsWith('pgshift, data only') && r.tool.includes('pglz'))!;
   const rawPglz = results.find((r) => r.tool.startsWith('raw') && r.tool.includes('pglz'))!;
   const rawLz4 = results.find((r) => r.tool.startsWith('raw') && r.tool.includes('lz4'))!;
   const lines = [
@@ -304,7 +334,7 @@ function renderResults(results: Result[], rows: number, mb: number, scale: numbe
     '|---|---:|---:|---:|---:|',
   ];
   for (const r of results) {
-    const ratio = r === pgshiftOff ? '—' : r.tool.startsWith('raw') ? 'n/a (data only)' : `${(r.seconds / pgshiftOff.seconds).toFixed(2)}×`;
+    const ratio = r === pgshiftOff ? '—' : r.tool.includes('data only') ? 'n/a (data only)' : `${(r.seconds / pgshiftOff.seconds).toFixed(2)}×`;
     lines.push(`| ${r.tool} | ${r.seconds.toFixed(1)} | ${Math.round(rows / r.seconds).toLocaleString('en-US')} | ${(mb / r.seconds).toFixed(1)} | ${ratio} |`);
   }
   const copyRatio = (p: Result, raw: Result) =>
@@ -312,8 +342,8 @@ function renderResults(results: Result[], rows: number, mb: number, scale: numbe
   lines.push(
     '',
     'Data copy alone (target: at least 90 % of the raw pipe), like for like:',
-    `- TOAST lz4 (pgshift's default): ${copyRatio(pgshiftOff, rawLz4)}.`,
-    `- TOAST pglz (toastCompression: server-default): ${copyRatio(pgshiftPglz, rawPglz)}.`,
+    `- TOAST lz4 (pgshift's default): ${copyRatio(dataLz4, rawLz4)}.`,
+    `- TOAST pglz (toastCompression: server-default): ${copyRatio(dataPglz, rawPglz)}.`,
     '',
     'pgshift activity spans (verification off): ' + (pgshiftOff.note ?? ''),
   );

@@ -84,7 +84,7 @@ export async function runFullLoad(d: FullLoadDeps): Promise<'done' | 'continue-a
       try {
         const r = await acts.copyChunk.executeWithOptions(
           { startToCloseTimeout: '24h', heartbeatTimeout: d.heartbeatTimeout, summary: `copy ${t.display} chunk ${c + 1}/${t.chunks}` },
-          [{ config, runToken: state.runToken, table: t.key, chunk: c }],
+          [{ config, runToken: state.runToken, table: t.key, chunk: c, live: { throttle: state.throttle, activeCopies: f.activeCopies } }],
         );
         const p = f.tables[t.key];
         p.chunksDone++;

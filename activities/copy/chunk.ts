@@ -25,6 +25,12 @@ export interface ChunkInput {
   runToken: string;
   table: string;
   chunk: number;
+  /**
+   * The workflow's throttle and how many copies share it when it scheduled this
+   * chunk, so the copy starts at the right rate without asking; running copies
+   * refresh it from the workflow every ~2 s.
+   */
+  live?: { throttle: Throttle; activeCopies: number };
 }
 
 export interface ChunkResult {
@@ -111,8 +117,17 @@ async function hasUniqueIndex(dst: Client, t: CopyTable): Promise<boolean> {
 export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSource = workflowThrottle()): Promise<ChunkResult> {
   const { config, runToken, table, chunk } = input;
   const started = Date.now();
-  const dst = await connect(config, 'destination', writerApplicationName('copy', config.name));
-  let src: Client | undefined;
+  // Both sessions at once: connection set-up is a visible share of a small chunk.
+  const [dstConn, srcConn] = await Promise.allSettled([
+    connect(config, 'destination', writerApplicationName('copy', config.name)),
+    connect(config, 'source', `pgshift copy ${config.name}`),
+  ]);
+  if (dstConn.status === 'rejected' || srcConn.status === 'rejected') {
+    for (const c of [dstConn, srcConn]) if (c.status === 'fulfilled') await c.value.end().catch(() => undefined);
+    throw dstConn.status === 'rejected' ? dstConn.reason : (srcConn as PromiseRejectedResult).reason;
+  }
+  const dst = dstConn.value;
+  const src: Client = srcConn.value;
   try {
     await dst.query(FIDELITY_SETTINGS);
     if (config.fullLoad.toastCompression === 'lz4') await useLz4(dst);
@@ -133,7 +148,6 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
     }
     const t = row.spec;
 
-    src = await connect(config, 'source', `pgshift copy ${config.name}`);
     await src.query(FIDELITY_SETTINGS);
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
 
@@ -142,8 +156,10 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
     const select = `SELECT ${t.columns.map((c) => ident(c.name)).join(', ')} FROM ${sourceName(t)} WHERE ${where}`;
     const into = `${targetName(t)} (${t.targetColumns.map(ident).join(', ')})`;
 
-    const limiter = new RateLimiter(ratesFor(config.throttle, config.parallelism.tables));
-    let lastRefresh = 0;
+    const limiter = new RateLimiter(
+      input.live ? ratesFor(input.live.throttle, Math.max(1, input.live.activeCopies)) : ratesFor(config.throttle, config.parallelism.tables),
+    );
+    let lastRefresh = input.live ? Date.now() : 0;
     const refresh = async () => {
       if (Date.now() - lastRefresh < 2000) return;
       lastRefresh = Date.now();
@@ -191,6 +207,6 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
   } finally {
     // On failure the sessions may be mid-COPY, where a ROLLBACK would queue
     // behind the stream: closing them aborts both transactions instead.
-    await Promise.all([dst.end().catch(() => undefined), src?.end().catch(() => undefined)]);
+    await Promise.all([dst.end().catch(() => undefined), src.end().catch(() => undefined)]);
   }
 }
