@@ -30,7 +30,7 @@ describe('schema-only migration survives a worker kill', () => {
       taskQueue,
       mode: { schema: true, full: false, incremental: false },
       objects: { schemas: ['wide'] },
-      verification: { full: false, incremental: false, schema: false },
+      verification: { full: false, incremental: false, schema: true },
     });
     const client = await temporalClient();
     const w1 = await spawnWorker(taskQueue);
@@ -50,6 +50,9 @@ describe('schema-only migration survives a worker kill', () => {
       const stages = Object.values(final.state.schema.stages);
       expect(stages.reduce((a, s) => a + s.applied + s.skipped, 0)).toBe(total);
       expect((await getStatus(client, config.name)).state.errors).toEqual([]);
+      // Schema verification (schema-only mode runs it too): every table, column, key, index and comment matches.
+      expect(final.state.schema.verification!.differences).toEqual([]);
+      expect(final.state.schema.verification!.compared).toMatchObject({ table: TABLES, index: TABLES * 2 });
     } finally {
       await w2.kill('SIGTERM');
     }
