@@ -89,6 +89,8 @@ async function main() {
     process.env.DEMO_SOURCE_PASSWORD = 'demo-source-secret';
     process.env.DEMO_DESTINATION_PASSWORD = 'demo-destination-secret';
     await createRole(source, 'migrator', process.env.DEMO_SOURCE_PASSWORD, 'REPLICATION');
+    // What a DBA grants the migration role: it must see other sessions (long-running transaction check).
+    await source.sql('GRANT pg_read_all_stats TO migrator');
     await createDatabase(source, 'shop');
     await source.sql(SAMPLE_SQL + 'GRANT USAGE ON SCHEMA shop TO migrator; GRANT SELECT ON ALL TABLES IN SCHEMA shop TO migrator; GRANT SELECT ON ALL SEQUENCES IN SCHEMA shop TO migrator;', 'shop');
     await createRole(destination, 'shop_owner', process.env.DEMO_DESTINATION_PASSWORD);

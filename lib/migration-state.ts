@@ -42,7 +42,7 @@ export function phaseEnabled(phase: Phase, mode: Config['mode'], verification: C
 export interface SchemaStageProgress {
   total: number;
   applied: number;
-  /** Statements already applied by an earlier attempt (retry, crash). */
+  /** Statements applied before this stage ran: by the full load (a table's keys and indexes) or an earlier attempt (retry, crash). */
   skipped: number;
   /** Objects that already existed on the destination (existingTargetTables: ignore). */
   existing: number;
@@ -219,7 +219,7 @@ export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' |
   lines.push(enabled.map((p) => `${PHASES.indexOf(p) < at || s.phase === 'done' ? '✅' : p === s.phase ? '▶️' : '⬜'} ${p}`).join(' · '));
   if (s.schema.statements !== null) {
     lines.push('', `### Schema: ${s.schema.statements} statements`);
-    lines.push('| stage | applied | already applied | already existing | total |', '|---|---:|---:|---:|---:|');
+    lines.push('| stage | applied | applied earlier (full load, retry) | already existing | total |', '|---|---:|---:|---:|---:|');
     for (const st of STAGES) {
       const p = s.schema.stages[st];
       if (p) lines.push(`| ${st} | ${p.applied} | ${p.skipped} | ${p.existing} | ${p.total} |`);

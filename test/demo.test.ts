@@ -1,0 +1,30 @@
+// The README's first command stays true: `npm run demo` (after set-up) runs the
+// whole demo on embedded defaults — its own Temporal dev server and clusters —
+// and ends with a clean verification, leaving nothing running.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(__dirname, '..');
+
+function runDemo(): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['client/demo.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    p.on('exit', (code) => resolve({ code, out }));
+  });
+}
+
+describe('npm run demo', () => {
+  it('migrates the sample database end to end and prints a clean verification', async () => {
+    const { code, out } = await runDemo();
+    expect(code, out.slice(-3000)).toBe(0);
+    expect(out).toContain('## pgshift demo: done');
+    expect(out).toMatch(/### Schema verification: \d+ objects compared, no difference/);
+    expect(out).toContain('### Data verification: 4 tables, all consistent');
+    expect(out).toContain('✅ 30,000 rows in shop.order_items compared, consistent');
+    expect(out).toContain('Cleaning up');
+  });
+});
