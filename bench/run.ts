@@ -49,6 +49,15 @@ async function sh(cmd: string, args: string[]): Promise<void> {
   await run(cmd, args, { env: pgEnv, maxBuffer: 64 << 20 });
 }
 
+async function inTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `pgshift-bench-${prefix}-`));
+  try {
+    return await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function timed(fn: () => Promise<void>): Promise<number> {
   const t = process.hrtime.bigint();
   await fn();
@@ -179,69 +188,55 @@ async function phaseSpans(client: Client, workflowId: string): Promise<string> {
 }
 
 async function dumpRestore(src: LocalCluster, dst: LocalCluster): Promise<Result> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pgshift-bench-dump-'));
-  rmSync(dir, { recursive: true });
-  try {
+  return inTempDir('dump', async (parent) => {
+    const dir = path.join(parent, 'dump'); // pg_dump -Fd creates it
     const seconds = await timed(async () => {
       await sh(path.join(BIN, 'pg_dump'), ['-Fd', '-j', '2', '-f', dir, '-d', uri(src)]);
       await sh(path.join(BIN, 'pg_restore'), ['-j', '2', '-d', uri(dst), dir]);
     });
     return { tool: 'pg_dump -Fd -j 2 + pg_restore -j 2', seconds };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 async function pgcopydb(src: LocalCluster, dst: LocalCluster): Promise<Result> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pgshift-bench-pgcopydb-'));
-  try {
+  return inTempDir('pgcopydb', async (dir) => {
     const seconds = await timed(() =>
       sh('pgcopydb', ['clone', '--source', uri(src), '--target', uri(dst), '--table-jobs', '2', '--index-jobs', '2', '--dir', dir, '--no-owner', '--no-acl']),
     );
     return { tool: 'pgcopydb clone --table-jobs 2 --index-jobs 2', seconds };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** The source's tables on the destination, without keys, indexes or constraints (pg_dump's pre-data section). */
 async function preCreateTables(src: LocalCluster, dst: LocalCluster): Promise<void> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pgshift-bench-ddl-'));
-  try {
+  await inTempDir('ddl', async (dir) => {
     const ddl = path.join(dir, 'pre-data.sql');
     await sh(path.join(BIN, 'pg_dump'), ['--section=pre-data', '-f', ddl, '-d', uri(src)]);
     await sh(path.join(BIN, 'psql'), ['-q', '-v', 'ON_ERROR_STOP=1', '-f', ddl, '-d', uri(dst)]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Tables only (no keys or indexes, as during pgshift's full load), then one binary COPY pipe per table, 2 at a time. */
 async function rawPipe(src: LocalCluster, dst: LocalCluster, tables: string[], lz4: boolean): Promise<Result> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pgshift-bench-raw-'));
-  try {
-    await preCreateTables(src, dst);
-    const psql = path.join(BIN, 'psql');
-    const pipe = (t: string) =>
-      new Promise<void>((resolve, reject) => {
-        const p = spawn('bash', ['-o', 'pipefail', '-c', `${psql} -X -d "$SRC" -c "COPY ${t} TO STDOUT (FORMAT binary)" | ${psql} -X -q -d "$DST" -c "COPY ${t} FROM STDIN (FORMAT binary)"`], {
-          env: { ...pgEnv, SRC: uri(src), DST: uri(dst), PGOPTIONS: lz4 ? '-c default_toast_compression=lz4' : '' },
-          stdio: ['ignore', 'ignore', 'inherit'],
-        });
-        p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`COPY pipe of ${t} exited ${code}`))));
+  await preCreateTables(src, dst);
+  const psql = path.join(BIN, 'psql');
+  const pipe = (t: string) =>
+    new Promise<void>((resolve, reject) => {
+      const p = spawn('bash', ['-o', 'pipefail', '-c', `${psql} -X -d "$SRC" -c "COPY ${t} TO STDOUT (FORMAT binary)" | ${psql} -X -q -d "$DST" -c "COPY ${t} FROM STDIN (FORMAT binary)"`], {
+        env: { ...pgEnv, SRC: uri(src), DST: uri(dst), PGOPTIONS: lz4 ? '-c default_toast_compression=lz4' : '' },
+        stdio: ['ignore', 'ignore', 'inherit'],
       });
-    const queue = [...tables];
-    const seconds = await timed(async () => {
-      await Promise.all(
-        [0, 1].map(async () => {
-          for (let t = queue.shift(); t; t = queue.shift()) await pipe(t);
-        }),
-      );
+      p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`COPY pipe of ${t} exited ${code}`))));
     });
-    return { tool: `raw binary COPY pipe, data only, 2 at a time (TOAST ${lz4 ? 'lz4' : 'pglz'})`, seconds, copySeconds: seconds };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const queue = [...tables];
+  const seconds = await timed(async () => {
+    await Promise.all(
+      [0, 1].map(async () => {
+        for (let t = queue.shift(); t; t = queue.shift()) await pipe(t);
+      }),
+    );
+  });
+  return { tool: `raw binary COPY pipe, data only, 2 at a time (TOAST ${lz4 ? 'lz4' : 'pglz'})`, seconds, copySeconds: seconds };
 }
 
 async function main() {
