@@ -129,7 +129,8 @@ export async function applyTableStatements(input: { config: Config; runToken: st
     'destination',
     async (dst) => {
       await prepareDestinationSession(dst);
-      const statements = await readTableStatements(dst, config.name, table, indexed);
+      // With change capture to follow, unique constraints and FKs wait for the consistency point (SPEC §3.2).
+      const statements = await readTableStatements(dst, config.name, table, indexed, !config.mode.incremental);
       let applied = 0;
       for (const [i, st] of statements.entries()) {
         if (st.state !== 'pending') continue;

@@ -122,14 +122,25 @@ export async function readStage(dst: Client, migration: string, stage: SchemaSta
 /**
  * The keys and indexes of one plain table, then the foreign keys between
  * tables that are all `indexed` (keys built), in plan order (empty without a plan).
+ * `constraining: false` leaves out what change replay could violate before the
+ * consistency point (SPEC §3.2): secondary unique indexes and constraints,
+ * exclusion constraints and foreign keys. Primary and replica keys always come.
  */
-export async function readTableStatements(dst: Client, migration: string, table: string, indexed: string[]): Promise<StoredStatement[]> {
+export async function readTableStatements(
+  dst: Client,
+  migration: string,
+  table: string,
+  indexed: string[],
+  constraining: boolean,
+): Promise<StoredStatement[]> {
   if (!(await readPlanSummary(dst, migration))) return [];
   const r = await dst.query<StoredStatement>(
     `SELECT seq, stage, kind, object, sql, state FROM pgshift.schema_statements
-      WHERE migration = $1 AND (kind <> 'foreign-key' AND on_table = $2 OR kind = 'foreign-key' AND on_table = ANY($3) AND ref_table = ANY($3))
+      WHERE migration = $1
+        AND (kind <> 'foreign-key' AND on_table = $2 OR kind = 'foreign-key' AND on_table = ANY($3) AND ref_table = ANY($3))
+        AND ($4 OR NOT (kind IN ('unique', 'exclusion', 'foreign-key', 'replica-identity') OR kind = 'index' AND sql LIKE 'CREATE UNIQUE INDEX %'))
       ORDER BY kind = 'foreign-key', seq`,
-    [migration, table, [...indexed, table]],
+    [migration, table, [...indexed, table], constraining],
   );
   return r.rows;
 }

@@ -1,0 +1,58 @@
+// Keys and indexes built during the full load (buildTableIndexes): a table's
+// own keys and indexes, then the FKs between tables whose keys exist. With
+// change capture to follow (mode.incremental), secondary unique indexes,
+// unique constraints and FKs wait for the consistency point (SPEC §3.2).
+import { describe, expect, it } from 'vitest';
+import { applySchemaStage, buildTableIndexes, planSchema } from '../activities/schema';
+import { makePair, uid, type Pair } from './harness/env';
+import { claimDestination } from './fixtures/schema-source';
+
+const SOURCE = `
+CREATE SCHEMA app;
+CREATE TABLE app.a (id int PRIMARY KEY, code text NOT NULL CONSTRAINT a_code_key UNIQUE, v int, w int);
+CREATE INDEX a_v_idx ON app.a (v);
+CREATE UNIQUE INDEX a_w_uidx ON app.a (w);
+CREATE TABLE app.b (id int PRIMARY KEY, a_id int CONSTRAINT b_a_fk REFERENCES app.a (id));`;
+
+async function indexesAndFks(pair: Pair): Promise<string[]> {
+  const rows = await pair.destination.sql<{ n: string }>(
+    `SELECT indexrelid::regclass::text AS n FROM pg_index WHERE indrelid IN ('app.a'::regclass, 'app.b'::regclass)
+     UNION ALL SELECT conname::text FROM pg_constraint WHERE contype = 'f' AND conrelid = 'app.b'::regclass`,
+  );
+  return rows.map((r) => r.n).sort();
+}
+
+async function prepared(incremental: boolean) {
+  const pair = await makePair();
+  await pair.source.sql(SOURCE);
+  const config = pair.config({ objects: { schemas: ['app'] }, mode: { schema: true, full: true, incremental } });
+  const runToken = `run-${uid()}`;
+  await claimDestination(config, runToken);
+  await planSchema({ config, runToken });
+  await applySchemaStage({ config, runToken, stage: 'before-data' });
+  return { pair, config, runToken };
+}
+
+describe('keys and indexes built during the full load', () => {
+  it('full-only: every index of a copied table, then the FK once both tables have their keys', async () => {
+    const { pair, config, runToken } = await prepared(false);
+    // b first: its FK waits because a has no keys yet.
+    expect(await buildTableIndexes({ config, runToken, table: 'app.b', indexed: [] })).toEqual({ applied: 1, total: 1 });
+    expect(await indexesAndFks(pair)).toEqual(['app.b_pkey']);
+    const a = await buildTableIndexes({ config, runToken, table: 'app.a', indexed: ['app.b'] });
+    expect(a.applied).toBe(5); // a_pkey, a_code_key, a_v_idx, a_w_uidx, b_a_fk
+    expect(await indexesAndFks(pair)).toEqual(['app.a_code_key', 'app.a_pkey', 'app.a_v_idx', 'app.a_w_uidx', 'app.b_pkey', 'b_a_fk']);
+    // The post-data stages then find them built.
+    expect(await applySchemaStage({ config, runToken, stage: 'keys' })).toMatchObject({ applied: 0, skipped: 2 });
+    expect(await applySchemaStage({ config, runToken, stage: 'after-data' })).toMatchObject({ applied: 0, skipped: 4 });
+  });
+
+  it('with change capture: keys and plain indexes only; unique and FKs wait for the after-data stage', async () => {
+    const { pair, config, runToken } = await prepared(true);
+    await buildTableIndexes({ config, runToken, table: 'app.a', indexed: [] });
+    await buildTableIndexes({ config, runToken, table: 'app.b', indexed: ['app.a'] });
+    expect(await indexesAndFks(pair)).toEqual(['app.a_pkey', 'app.a_v_idx', 'app.b_pkey']);
+    expect(await applySchemaStage({ config, runToken, stage: 'after-data' })).toMatchObject({ applied: 3, skipped: 1 });
+    expect(await indexesAndFks(pair)).toEqual(['app.a_code_key', 'app.a_pkey', 'app.a_v_idx', 'app.a_w_uidx', 'app.b_pkey', 'b_a_fk']);
+  });
+});
