@@ -9,7 +9,7 @@
 // Options: --scale N (default 10), --wide N rows (default 20000),
 //          --only raw,pgshift-data,pgshift,pgshift-verify,pg_dump,pgcopydb (a subset, no table),
 //          --timeline (every activity of the pgshift runs), --write (update bench/RESULTS.md).
-// BENCH_CHUNK_MB overrides the chunk size (default 32).
+// BENCH_CHUNK_MB overrides pgshift's chunk size (default: the config default, 256 MB).
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -116,7 +116,8 @@ async function pgshift(server: DevServer, src: LocalCluster, dst: LocalCluster, 
     mode: { schema, full: true, incremental: false },
     objects: { schemas: ['public'] },
     parallelism: { tables: 2, indexes: 2 },
-    fullLoad: { chunkMb: Number(process.env.BENCH_CHUNK_MB ?? 32), toastCompression },
+    // The default chunk size (256 MB) unless BENCH_CHUNK_MB says otherwise.
+    fullLoad: { ...(process.env.BENCH_CHUNK_MB ? { chunkMb: Number(process.env.BENCH_CHUNK_MB) } : {}), toastCompression },
     verification: { full: verify, schema: verify, incremental: false },
     taskQueue: 'pgshift-bench',
     acknowledgeWarnings: ['ddl-capture', 'wal-retention', 'replica-role', 'triggers-and-rules', 'replica-identity'],
