@@ -9,9 +9,8 @@ import { Transform } from 'node:stream';
 import { hostname } from 'node:os';
 import { Context } from '@temporalio/activity';
 import type { Client } from 'pg';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { Config } from '../../lib/config';
-import { BinaryRowCounter, TextRowCounter } from '../../lib/copy-rows';
+import { copyInFramed, copyOutFramed, type CopyOutCounts } from '../../lib/copy-relay';
 import { ident } from '../../lib/ident';
 import type { Throttle } from '../../lib/migration-state';
 import { connect } from '../../lib/pg';
@@ -73,16 +72,18 @@ function workflowThrottle(): ThrottleSource {
   };
 }
 
-function meter(binary: boolean, limiter: RateLimiter, progress: { rows: number; bytes: number }, refresh: () => Promise<void>) {
-  const counter = binary ? new BinaryRowCounter() : new TextRowCounter();
+/** Paces the relay and reports progress; rows and bytes come from the relay's message count. */
+function meter(counts: CopyOutCounts, limiter: RateLimiter, progress: { rows: number; bytes: number }, refresh: () => Promise<void>) {
   let lastBeat = 0;
   return new Transform({
     async transform(buf: Buffer, _enc, done) {
       try {
-        const rows = counter.push(buf);
-        progress.rows += rows;
-        progress.bytes += buf.length;
-        await limiter.take(rows, buf.length);
+        // One CopyData message a row (binary adds its trailer: one row too many until the end, on purpose harmless).
+        const rows = counts.messages - progress.rows;
+        const bytes = counts.payloadBytes - progress.bytes;
+        progress.rows = counts.messages;
+        progress.bytes = counts.payloadBytes;
+        await limiter.take(rows, bytes);
         const now = Date.now();
         if (now - lastBeat > 1000) {
           lastBeat = now;
@@ -182,16 +183,18 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
     if (keepExisting) {
       await dst.query(`CREATE TEMP TABLE pgshift_chunk ON COMMIT DROP AS SELECT ${t.targetColumns.map(ident).join(', ')} FROM ${targetName(t)} WITH NO DATA`);
     }
-    const out = src.query(copyTo(`COPY (${select}) TO STDOUT ${format}`));
-    const sink = dst.query(copyFrom(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${format}`));
+    const out = src.query(copyOutFramed(`COPY (${select}) TO STDOUT ${format}`));
+    const sink = dst.query(copyInFramed(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${format}`));
     await Promise.race([
-      pipeline(out, meter(t.binary, limiter, progress, refresh), sink),
+      pipeline(out, meter(out, limiter, progress, refresh), sink),
       cancelled.catch((e) => {
         out.destroy(e);
         sink.destroy(e);
         throw e;
       }),
     ]);
+    // The destination's own count of what it loaded (the relay counted messages).
+    progress.rows = sink.rowCount;
     if (keepExisting) {
       const cols = t.targetColumns.map(ident).join(', ');
       await dst.query(`INSERT INTO ${into} SELECT ${cols} FROM pg_temp.pgshift_chunk ON CONFLICT DO NOTHING`);
