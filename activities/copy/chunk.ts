@@ -183,7 +183,10 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
     if (keepExisting) {
       await dst.query(`CREATE TEMP TABLE pgshift_chunk ON COMMIT DROP AS SELECT ${t.targetColumns.map(ident).join(', ')} FROM ${targetName(t)} WITH NO DATA`);
     }
-    const out = src.query(copyOutFramed(`COPY (${select}) TO STDOUT ${format}`));
+    // A whole table (one chunk, no filter) is read by COPY itself, without the query layer.
+    const whole = row.predicate === 'true' && !t.filter;
+    const from = whole ? `${sourceName(t)} (${t.columns.map((c) => ident(c.name)).join(', ')})` : `(${select})`;
+    const out = src.query(copyOutFramed(`COPY ${from} TO STDOUT ${format}`));
     const sink = dst.query(copyInFramed(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${format}`));
     await Promise.race([
       pipeline(out, meter(out, limiter, progress, refresh), sink),
