@@ -7,7 +7,8 @@ import type { Config } from '../lib/config';
 import { endpointLabel, evaluationWorkflowId } from '../lib/names';
 import type { EvaluationReport } from '../lib/report';
 import { SA_DESTINATION, SA_ENVIRONMENT, SA_PHASE, SA_SOURCE } from '../lib/search-attributes';
-import type { Throttle } from '../lib/migration-state';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { ChunkBeat, Throttle } from '../lib/migration-state';
 import { migrationWorkflowId, toWorkflowId } from '../lib/names';
 import { EvaluationWorkflow, MigrationWorkflow } from '../workflows';
 import { abortSignal, configQuery, MigrationStatus, pauseSignal, resumeSignal, statusQuery, throttleSignal } from '../workflows/migration';
@@ -93,8 +94,27 @@ export async function startMigration(client: Client, config: Config, opts: CallO
 }
 
 /** Current status of a migration (by name or workflow id). */
+/**
+ * Current status of a migration (by name or workflow id). The workflow counts a
+ * chunk when it is done; the rows of chunks still copying come from their
+ * heartbeats (pending activities), so a large chunk's progress is live too.
+ */
 export async function getStatus(client: Client, idOrName: string): Promise<MigrationStatus> {
-  return client.workflow.getHandle(toWorkflowId(idOrName)).query(statusQuery);
+  const handle = client.workflow.getHandle(toWorkflowId(idOrName));
+  const status = await handle.query(statusQuery);
+  const tables = status.state.fullLoad?.tables;
+  if (!tables || status.state.fullLoad?.finishedAt) return status;
+  const pending = (await handle.describe().catch(() => null))?.raw.pendingActivities ?? [];
+  for (const a of pending) {
+    const payload = a.activityType?.name === 'copyChunk' ? a.heartbeatDetails?.payloads?.[0] : undefined;
+    if (!payload) continue;
+    const beat = defaultPayloadConverter.fromPayload<Partial<ChunkBeat>>(payload);
+    const t = beat.table !== undefined ? tables[beat.table] : undefined;
+    if (!t || typeof beat.rows !== 'number' || typeof beat.bytes !== 'number') continue;
+    t.rows += beat.rows;
+    t.bytes += beat.bytes;
+  }
+  return status;
 }
 
 export async function pause(client: Client, idOrName: string): Promise<void> {

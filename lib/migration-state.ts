@@ -61,6 +61,14 @@ export interface SchemaVerification {
   differences: SchemaDifference[];
 }
 
+/** Heartbeat details of a running chunk copy (table key as in FullLoadProgress.tables). */
+export interface ChunkBeat {
+  table: string;
+  chunk: number;
+  rows: number;
+  bytes: number;
+}
+
 export interface Throttle {
   fullRowsPerSecond: number | null;
   fullMbPerSecond: number | null;

@@ -2,7 +2,7 @@
 // pg_stat_progress_copy, stays within ±10 % of the configured rows/s over 10 s,
 // and a throttle signal mid-copy takes effect within 5 s.
 import { describe, expect, it } from 'vitest';
-import { startMigration, throttle, waitForMigration } from '../client';
+import { getStatus, startMigration, throttle, waitForMigration } from '../client';
 import { makePair, Side, temporalClient, uid, withWorker } from './harness/env';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -47,6 +47,11 @@ describe('throttle', () => {
       const steady = await rateOver(pair.destination, 10_000);
       expect(steady).toBeGreaterThan(4500);
       expect(steady).toBeLessThan(5500);
+      // Status shows the running chunk's rows live (from its heartbeats), long before the chunk is done.
+      const live = Object.values((await getStatus(client, config.name)).state.fullLoad!.tables)[0];
+      expect(live.chunksDone).toBe(0);
+      expect(live.rows).toBeGreaterThan(40_000);
+      expect(live.rows).toBeLessThan(300_000);
 
       await throttle(client, config.name, { fullRowsPerSecond: 20000 });
       await sleep(5000);

@@ -12,7 +12,7 @@ import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { copyInFramed, copyOutFramed, type CopyOutCounts } from '../../lib/copy-relay';
 import { ident } from '../../lib/ident';
-import type { Throttle } from '../../lib/migration-state';
+import type { ChunkBeat, Throttle } from '../../lib/migration-state';
 import { connect } from '../../lib/pg';
 import { RateLimiter } from '../../lib/throttle';
 import { assertNotFenced, writerApplicationName } from '../control';
@@ -73,7 +73,7 @@ function workflowThrottle(): ThrottleSource {
 }
 
 /** Paces the relay and reports progress; rows and bytes come from the relay's message count. */
-function meter(counts: CopyOutCounts, limiter: RateLimiter, progress: { rows: number; bytes: number }, refresh: () => Promise<void>) {
+function meter(counts: CopyOutCounts, limiter: RateLimiter, progress: { rows: number; bytes: number }, refresh: () => Promise<void>, beat: () => void) {
   let lastBeat = 0;
   return new Transform({
     async transform(buf: Buffer, _enc, done) {
@@ -87,7 +87,7 @@ function meter(counts: CopyOutCounts, limiter: RateLimiter, progress: { rows: nu
         const now = Date.now();
         if (now - lastBeat > 1000) {
           lastBeat = now;
-          heartbeat(progress);
+          beat();
           await refresh();
         }
         done(null, buf);
@@ -189,7 +189,8 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
     const out = src.query(copyOutFramed(`COPY ${from} TO STDOUT ${format}`));
     const sink = dst.query(copyInFramed(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${format}`));
     await Promise.race([
-      pipeline(out, meter(out, limiter, progress, refresh), sink),
+      // The beat names the chunk, so `pgshift status` and the UI's pending activities show its live progress.
+      pipeline(out, meter(out, limiter, progress, refresh, () => heartbeat({ table, chunk, rows: progress.rows, bytes: progress.bytes } satisfies ChunkBeat)), sink),
       cancelled.catch((e) => {
         out.destroy(e);
         sink.destroy(e);
