@@ -1,6 +1,6 @@
 // The harness itself: what it starts, it stops — processes gone, ports free,
 // data directories removed — and the temporal binary is found by absolute path.
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -45,6 +45,7 @@ describe('test harness', () => {
     } finally {
       if (saved === undefined) delete process.env.TEMPORAL_CLI_PATH;
       else process.env.TEMPORAL_CLI_PATH = saved;
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

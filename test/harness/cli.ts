@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { inject } from 'vitest';
+import { afterAll, inject } from 'vitest';
 import YAML from 'yaml';
 
 export const BIN = path.join(__dirname, '..', '..', 'bin', 'pgshift');
@@ -31,13 +31,15 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
 }
 
 let configDir: string | undefined;
+// Registered for every test file that imports this module: its config files go with it.
+afterAll(() => {
+  if (configDir) rmSync(configDir, { recursive: true, force: true });
+  configDir = undefined;
+});
 
-/** Write a config (object, or raw text as is) to a temporary file (removed when the test process exits). */
+/** Write a config (object, or raw text as is) to a temporary file (removed after the test file). */
 export function configFile(raw: unknown, ext: 'yaml' | 'json' = 'yaml'): string {
-  if (!configDir) {
-    const dir = (configDir = mkdtempSync(path.join(tmpdir(), 'pgshift-cfg-')));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  }
+  configDir ??= mkdtempSync(path.join(tmpdir(), 'pgshift-cfg-'));
   const dir = mkdtempSync(path.join(configDir, 'c-'));
   const file = path.join(dir, `pgshift.${ext}`);
   writeFileSync(file, typeof raw === 'string' ? raw : ext === 'json' ? JSON.stringify(raw) : YAML.stringify(raw));
