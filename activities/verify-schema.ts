@@ -5,13 +5,12 @@
 // destination, and every property that differs.
 import type { Client } from 'pg';
 import type { Config } from '../lib/config';
-import { displayName, parseTableName } from '../lib/ident';
 import type { SchemaDifference, SchemaVerification } from '../lib/migration-state';
 import { withClient } from '../lib/pg';
 import { heartbeat } from './heartbeat';
 import { describeCatalog, mappedNaming, type Entry } from './schema/describe';
 import { prepareSourceSession, readCatalog, type SourceCatalog } from './schema/read';
-import { schemaNames } from './schema/scope';
+import { display, schemaNames, type SchemaNames } from './schema/scope';
 
 /** Kinds the destination may hold more of without it being a difference (extensions are per database). */
 const EXTRAS_ALLOWED = new Set(['extension']);
@@ -33,27 +32,20 @@ async function snapshotCatalog(c: Client, config: Config): Promise<SourceCatalog
  * The destination read with the same selection, in destination names: the
  * mapped schemas and, when the source selection names tables, their mapped names.
  */
-function destinationSelection(config: Config, cat: SourceCatalog): Config {
-  const names = schemaNames(cat, config);
+function destinationSelection(config: Config, cat: SourceCatalog, names: SchemaNames): Config {
   const narrowed = config.objects.include.length > 0 || config.objects.exclude.length > 0;
   return {
     ...config,
     objects: {
       ...config.objects,
       schemas: [...new Set(names.schemas.values())],
-      include: narrowed ? cat.relations.filter((r) => 'rp'.includes(r.kind)).map((r) => displayName(r.schema, r.name)).map((n) => mapTable(names, n)) : [],
+      include: narrowed ? cat.relations.filter((r) => 'rp'.includes(r.kind)).map((r) => display(names.relationById(r.oid)!.target)) : [],
       exclude: [],
       rename: { schemas: {}, tables: {}, columns: {} },
       nameCase: 'keep',
       filters: {},
     },
   };
-}
-
-function mapTable(names: ReturnType<typeof schemaNames>, display: string): string {
-  const t = parseTableName(display);
-  const target = names.relation(t.schema, t.table)!.target;
-  return displayName(target.schema, target.table);
 }
 
 function quote(v: string | undefined): string {
@@ -102,9 +94,10 @@ export async function verifySchema(input: { config: Config }): Promise<SchemaVer
   heartbeat('reading the source catalogs');
   const srcCat = await withClient(config, 'source', (c) => snapshotCatalog(c, config), 'pgshift verify schema');
   const opts = { triggers: config.objects.triggers, ownership: config.objects.ownership };
-  const expected = describeCatalog(srcCat, mappedNaming(schemaNames(srcCat, config), srcCat.quotedKeywords), opts);
+  const srcNames = schemaNames(srcCat, config);
+  const expected = describeCatalog(srcCat, mappedNaming(srcNames, srcCat.quotedKeywords), opts);
   heartbeat('reading the destination catalogs');
-  const dstConfig = destinationSelection(config, srcCat);
+  const dstConfig = destinationSelection(config, srcCat, srcNames);
   const dstCat = await withClient(config, 'destination', (c) => snapshotCatalog(c, dstConfig), 'pgshift verify schema');
   const actual = describeCatalog(dstCat, mappedNaming(schemaNames(dstCat, dstConfig), dstCat.quotedKeywords), opts);
   return compareDescriptions(expected, actual);

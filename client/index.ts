@@ -93,7 +93,6 @@ export async function startMigration(client: Client, config: Config, opts: CallO
   return workflowId;
 }
 
-/** Current status of a migration (by name or workflow id). */
 /**
  * Current status of a migration (by name or workflow id). The workflow counts a
  * chunk when it is done; the rows of chunks still copying come from their

@@ -154,7 +154,7 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
 
     const format = t.binary ? '(FORMAT binary)' : '';
     const where = [row.predicate, t.filter ? `(${t.filter})` : null].filter(Boolean).join(' AND ');
-    const select = `SELECT ${t.columns.map((c) => ident(c.name)).join(', ')} FROM ${sourceName(t)} WHERE ${where}`;
+    const cols = t.columns.map((c) => ident(c.name)).join(', ');
     const into = `${targetName(t)} (${t.targetColumns.map(ident).join(', ')})`;
 
     const limiter = new RateLimiter(
@@ -185,7 +185,7 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
     }
     // A whole table (one chunk, no filter) is read by COPY itself, without the query layer.
     const whole = row.predicate === 'true' && !t.filter;
-    const from = whole ? `${sourceName(t)} (${t.columns.map((c) => ident(c.name)).join(', ')})` : `(${select})`;
+    const from = whole ? `${sourceName(t)} (${cols})` : `(SELECT ${cols} FROM ${sourceName(t)} WHERE ${where})`;
     const out = src.query(copyOutFramed(`COPY ${from} TO STDOUT ${format}`));
     const sink = dst.query(copyInFramed(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${format}`));
     await Promise.race([

@@ -3,8 +3,7 @@
 // Both servers are read with the same catalog reader (read.ts) and described
 // in destination terms: the source through the name mapping (names and SQL
 // text rewritten as the plan rewrote them), the destination through the
-// identity mapping. Two
-// descriptions are then compared entry by entry (compare.ts).
+// identity mapping. verify-schema.ts compares the two entry by entry.
 //
 // Server-rendered text differs between major versions in a few known ways;
 // each normalization below names the version that introduced it and is
@@ -13,7 +12,7 @@ import { displayName, type TableName } from '../../lib/ident';
 import { objKey, type CatColumn, type CatRelation, type SourceCatalog } from './read';
 import { rewriteSql } from './rewrite';
 import { display, displayOn, type SchemaNames } from './scope';
-import { lex } from './sqltext';
+import { indexUsingOffset, lex } from './sqltext';
 
 export interface Entry {
   kind: string;
@@ -126,13 +125,7 @@ const aclText = (acl: string[] | null) => (acl ?? []).map((a) => a.replace(/^(.*
 
 /** `CREATE [UNIQUE] INDEX name ON [ONLY] table USING …` → `[UNIQUE] [ONLY] USING …`: indexes compare by definition. */
 function indexShape(def: string): string {
-  const toks = lex(def);
-  let pos = 0;
-  for (const t of toks) {
-    if (t.type === 'ident' && t.text === 'USING') break;
-    pos += t.text.length;
-  }
-  return `${/^CREATE UNIQUE /.test(def) ? 'UNIQUE ' : ''}${/ ON ONLY /.test(def) ? 'ONLY ' : ''}${def.slice(pos)}`;
+  return `${/^CREATE UNIQUE /.test(def) ? 'UNIQUE ' : ''}${/ ON ONLY /.test(def) ? 'ONLY ' : ''}${def.slice(Math.max(0, indexUsingOffset(def)))}`;
 }
 
 export interface DescribeOptions {

@@ -25,7 +25,7 @@ import {
 } from './read';
 import { rewriteSql, type RelationNames, type RewriteOptions } from './rewrite';
 import { display, displayOn, type SchemaNames } from './scope';
-import { lex, mentionsName } from './sqltext';
+import { indexUsingOffset, lex, mentionsName } from './sqltext';
 import type { Statement } from './statement';
 
 export interface Rendered {
@@ -649,16 +649,7 @@ class Renderer {
 
   private indexSql(i: CatIndex, n: RelationNames, table: CatRelation): string | null {
     // Everything from USING on comes from pg_get_indexdef; the head is ours (mapped index and table names).
-    const toks = lex(i.def);
-    let pos = 0;
-    let at = -1;
-    for (const t of toks) {
-      if (t.type === 'ident' && t.text === 'USING') {
-        at = pos;
-        break;
-      }
-      pos += t.text.length;
-    }
+    const at = indexUsingOffset(i.def);
     if (at < 0) throw new Error(`unexpected index definition: ${i.def}`);
     const tail = this.rewrite(i.def.slice(at), `index ${i.name} on ${display(n.target)}`, { relation: n });
     if (tail === null) return null;

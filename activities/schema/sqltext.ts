@@ -104,6 +104,16 @@ export function lex(s: string): Token[] {
   return out;
 }
 
+/** Offset of the `USING` of a pg_get_indexdef text: what follows is the index itself, before it its name and table. */
+export function indexUsingOffset(def: string): number {
+  let pos = 0;
+  for (const t of lex(def)) {
+    if (t.type === 'ident' && t.text === 'USING') return pos;
+    pos += t.text.length;
+  }
+  return -1;
+}
+
 /** The catalog name an identifier token denotes (unquoted names fold to lower case). */
 export function identName(t: Token): string {
   return t.type === 'qident' ? t.text.slice(1, -1).replace(/""/g, '"') : t.text.toLowerCase();

@@ -121,7 +121,7 @@ export async function readStage(dst: Client, migration: string, stage: SchemaSta
 
 /**
  * The keys and indexes of one plain table, then the foreign keys between
- * tables that are all `indexed` (keys built), in plan order (empty without a plan).
+ * tables that are all `indexed` (keys built), in plan order. Called only after planSchema stored the plan.
  * `constraining: false` leaves out what change replay could violate before the
  * consistency point (SPEC §3.2): secondary unique indexes and constraints,
  * exclusion constraints and foreign keys. Primary and replica keys always come.
@@ -133,7 +133,6 @@ export async function readTableStatements(
   indexed: string[],
   constraining: boolean,
 ): Promise<StoredStatement[]> {
-  if (!(await readPlanSummary(dst, migration))) return [];
   const r = await dst.query<StoredStatement>(
     `SELECT seq, stage, kind, object, sql, state FROM pgshift.schema_statements
       WHERE migration = $1
