@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startCluster } from '../lib/devenv/postgres';
+import { startOnFreePorts } from '../lib/devenv/ports';
 import { resolveTemporalCli, startDevServer } from '../lib/devenv/temporal';
 import { assertStopped } from './harness/leftovers';
 
@@ -47,5 +48,23 @@ describe('test harness', () => {
       else process.env.TEMPORAL_CLI_PATH = saved;
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('startOnFreePorts', () => {
+  it('starts again when the chosen port was taken meanwhile, and only then', async () => {
+    let calls = 0;
+    const flaky = async () => {
+      if (++calls < 3) throw new Error('listen tcp 127.0.0.1:40681: bind: address already in use');
+      return 'up';
+    };
+    expect(await startOnFreePorts(flaky)).toBe('up');
+    expect(calls).toBe(3);
+    calls = 0;
+    await expect(startOnFreePorts(async () => { calls++; throw new Error('could not bind IPv4 address: Address already in use'); })).rejects.toThrow(/already in use/);
+    expect(calls).toBe(3);
+    calls = 0;
+    await expect(startOnFreePorts(async () => { calls++; throw new Error('initdb failed'); })).rejects.toThrow('initdb failed');
+    expect(calls).toBe(1);
   });
 });

@@ -13,6 +13,24 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** What servers print when the port they were given was taken in the meantime. */
+export const PORT_TAKEN = /address already in use/i;
+
+/**
+ * A port from freePort is only free "a moment ago": a parallel run may bind it
+ * before our server does. Start again (the callback picks new ports) when the
+ * server says so, a few times.
+ */
+export async function startOnFreePorts<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (e) {
+      if (attempt >= attempts || !PORT_TAKEN.test(String((e as Error).message ?? e))) throw e;
+    }
+  }
+}
+
 /** True when something accepts connections on 127.0.0.1:port. */
 export function portInUse(port: number): Promise<boolean> {
   return new Promise((resolve) => {

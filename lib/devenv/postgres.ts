@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
-import { freePort } from './ports';
+import { freePort, startOnFreePorts } from './ports';
 
 const run = promisify(execFile);
 
@@ -133,6 +133,17 @@ export async function startCluster(opts: ClusterOptions): Promise<LocalCluster> 
   } finally {
     unlinkSync(pwfile);
   }
+  const port = await startOnFreePorts(() => startOnPort(binDir, pgdata, dataDir, opts.settings));
+  return {
+    ...clusterHandle({ version: opts.version, host: '127.0.0.1', port, password }),
+    dataDir,
+    binDir,
+    stop: () => stopCluster(binDir, pgdata, dataDir, port),
+  };
+}
+
+/** Configure the cluster for a free port and start it; the server log's tail explains a failure. */
+async function startOnPort(binDir: string, pgdata: string, dataDir: string, extra: ClusterOptions['settings']): Promise<number> {
   const port = await freePort();
   const settings: Record<string, string | number> = {
     port,
@@ -145,7 +156,7 @@ export async function startCluster(opts: ClusterOptions): Promise<LocalCluster> 
     fsync: 'off',
     synchronous_commit: 'off',
     full_page_writes: 'off',
-    ...opts.settings,
+    ...extra,
   };
   const conf = Object.entries(settings)
     .map(([k, v]) => `${k} = '${String(v).replace(/'/g, "''")}'`)
@@ -153,14 +164,15 @@ export async function startCluster(opts: ClusterOptions): Promise<LocalCluster> 
   writeFileSync(path.join(pgdata, 'postgresql.auto.conf'), conf + '\n');
   ownByPostgres(path.join(pgdata, 'postgresql.auto.conf'));
   writeFileSync(path.join(REGISTRY, `${port}.json`), JSON.stringify({ binDir, pgdata, dataDir, port, pid: process.pid }));
-  await runPg(binDir, 'pg_ctl', ['-D', pgdata, '-l', path.join(dataDir, 'server.log'), '-w', '-t', '60', 'start']);
-
-  return {
-    ...clusterHandle({ version: opts.version, host: '127.0.0.1', port, password }),
-    dataDir,
-    binDir,
-    stop: () => stopCluster(binDir, pgdata, dataDir, port),
-  };
+  const log = path.join(dataDir, 'server.log');
+  try {
+    await runPg(binDir, 'pg_ctl', ['-D', pgdata, '-l', log, '-w', '-t', '60', 'start']);
+  } catch (e) {
+    rmSync(path.join(REGISTRY, `${port}.json`), { force: true });
+    const tail = existsSync(log) ? readFileSync(log, 'utf8').slice(-2000) : '';
+    throw new Error(`${(e as Error).message}\n${tail}`);
+  }
+  return port;
 }
 
 async function stopCluster(binDir: string, pgdata: string, dataDir: string, port: number): Promise<void> {

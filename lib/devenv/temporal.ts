@@ -7,7 +7,7 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { cliType, SEARCH_ATTRIBUTES } from '../search-attributes';
-import { freePort } from './ports';
+import { freePort, startOnFreePorts } from './ports';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 
@@ -43,7 +43,11 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
-export async function startDevServer(opts: { namespace?: string; ui?: boolean } = {}): Promise<DevServer> {
+export function startDevServer(opts: { namespace?: string; ui?: boolean } = {}): Promise<DevServer> {
+  return startOnFreePorts(() => startDevServerOnce(opts));
+}
+
+async function startDevServerOnce(opts: { namespace?: string; ui?: boolean }): Promise<DevServer> {
   const cli = resolveTemporalCli();
   const [port, uiPort, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const namespace = opts.namespace ?? 'default';
