@@ -3,7 +3,7 @@
 // migration created there, newest first, never an object that already existed.
 import type { Config } from '../lib/config';
 import { parseQualifiedName, qualified } from '../lib/ident';
-import { withClient } from '../lib/pg';
+import { withClient } from '../lib/io/pg';
 import { ensureControlSchema, fence } from './control';
 
 const DROP_KEYWORD: Record<string, string> = {

@@ -4,7 +4,7 @@
 import type { Client } from 'pg';
 import type { Config } from '../lib/config';
 import { displayName } from '../lib/ident';
-import { connect, ConnectionSetupError } from '../lib/pg';
+import { connect, ConnectionSetupError } from '../lib/io/pg';
 import type { CompatibilityReport, IncompatibleObject, KindCount, ObjectKind } from '../lib/report';
 import { readSelection, Selection } from './precheck/selection';
 

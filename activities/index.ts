@@ -9,9 +9,10 @@ import { withKeepalive } from './heartbeat';
 import { withRetryWindows } from './retry';
 import { applySchemaStage, buildTableIndexes, planSchema } from './schema';
 import { verifySchema } from './verify-schema';
-import { copyChunk } from './copy/chunk';
-import { planFullLoad } from './copy/plan';
-import { analyzeTables, syncSequences } from './sequences';
+import { copyChunk } from './full-load/chunk';
+import { planFullLoad } from './full-load/plan';
+import { analyzeTables } from './analyze';
+import { syncSequences } from './sequences';
 import { listCopiedTables, verifyTableData } from './verify-data';
 
 export function createActivities() {

@@ -7,7 +7,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../lib/config';
-import { ConnectionSetupError, isConnectionError } from '../lib/pg';
+import { ConnectionSetupError, isConnectionError } from '../lib/io/pg';
 import { FencedError } from './control';
 
 export const FAILURE = {

@@ -3,8 +3,8 @@
 // to the operator; pgshift does it for every sequence of the selected schemas.
 import type { Config } from '../lib/config';
 import { qualified } from '../lib/ident';
-import { nameMapper } from '../lib/naming';
-import { withClient } from '../lib/pg';
+import { nameMapper } from '../lib/name-mapping';
+import { withClient } from '../lib/io/pg';
 import { fenced } from './control';
 
 export async function syncSequences(input: { config: Config; runToken: string }): Promise<{ sequences: number }> {
@@ -33,22 +33,4 @@ export async function syncSequences(input: { config: Config; runToken: string })
       }
     }), 'pgshift sequences');
   return { sequences: values.length };
-}
-
-/** ANALYZE every copied table so the destination plans well from the first query. */
-export async function analyzeTables(input: { config: Config }): Promise<{ tables: number }> {
-  return withClient(input.config, 'destination', async (dst) => {
-    // A table analyzed after its last chunk landed (right after its index build) is not analyzed again.
-    const r = await dst.query<{ schema: string; table: string; fresh: boolean }>(
-      `SELECT t.spec->'target'->>'schema' AS schema, t.spec->'target'->>'table' AS table,
-              coalesce(greatest(pg_stat_get_last_analyze_time(c.oid), pg_stat_get_last_autoanalyze_time(c.oid))
-                       > (SELECT max(copied_at) FROM pgshift.chunks k WHERE k.migration = t.migration AND k.table_key = t.table_key), false) AS fresh
-         FROM pgshift.copy_tables t
-         LEFT JOIN pg_class c ON c.oid = to_regclass(format('%I.%I', t.spec->'target'->>'schema', t.spec->'target'->>'table'))
-        WHERE t.migration = $1`,
-      [input.config.name],
-    );
-    for (const t of r.rows) if (!t.fresh) await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`);
-    return { tables: r.rowCount ?? 0 };
-  }, 'pgshift analyze');
 }

@@ -6,11 +6,11 @@
 import type { Client } from 'pg';
 import type { Config } from '../lib/config';
 import { ident, qualified } from '../lib/ident';
-import { connect } from '../lib/pg';
-import { FIDELITY_SETTINGS } from './copy/chunk';
+import { connect } from '../lib/io/pg';
+import { FIDELITY_SETTINGS } from './full-load/chunk';
 import { heartbeat } from './heartbeat';
-import { KeyRange, rangePredicate } from './copy/plan';
-import type { CopyTable } from './copy/tables';
+import { KeyRange, rangePredicate } from './full-load/plan';
+import type { CopyTable } from './full-load/tables';
 
 export interface TableVerification {
   display: string;

@@ -6,7 +6,7 @@
 import type { Client } from 'pg';
 import type { Config } from '../lib/config';
 import type { SchemaDifference, SchemaVerification } from '../lib/migration-state';
-import { withClient } from '../lib/pg';
+import { withClient } from '../lib/io/pg';
 import { heartbeat } from './heartbeat';
 import { describeCatalog, mappedNaming, type Entry } from './schema/describe';
 import { prepareSourceSession, readCatalog, type SourceCatalog } from './schema/read';

@@ -18,10 +18,10 @@ import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { startMigration, waitForMigration } from '../client';
-import { ensureSearchAttributes } from '../client/temporal';
-import { parseConfig } from '../lib/config-load';
-import { binDirFor, startCluster, type LocalCluster } from '../lib/devenv/postgres';
-import { PROJECT_ROOT, startDevServer, type DevServer } from '../lib/devenv/temporal';
+import { ensureSearchAttributes } from '../lib/io/temporal';
+import { parseConfig } from '../lib/io/config-load';
+import { binDirFor, startCluster, type LocalCluster } from '../dev/postgres';
+import { PROJECT_ROOT, startDevServer, type DevServer } from '../dev/temporal';
 import { createWorker } from '../worker';
 
 const run = promisify(execFile);

@@ -4,12 +4,12 @@
 import { randomBytes } from 'node:crypto';
 import { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { Config } from '../lib/config';
-import { endpointLabel, evaluationWorkflowId } from '../lib/names';
+import { endpointLabel, evaluationWorkflowId } from '../lib/migration-ids';
 import type { EvaluationReport } from '../lib/report';
 import { SA_DESTINATION, SA_ENVIRONMENT, SA_PHASE, SA_SOURCE } from '../lib/search-attributes';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { ChunkBeat, Throttle } from '../lib/migration-state';
-import { migrationWorkflowId, toWorkflowId } from '../lib/names';
+import { migrationWorkflowId, toWorkflowId } from '../lib/migration-ids';
 import { EvaluationWorkflow, MigrationWorkflow } from '../workflows';
 import { abortSignal, configQuery, MigrationStatus, pauseSignal, resumeSignal, statusQuery, throttleSignal } from '../workflows/migration';
 import { VerificationWorkflow } from '../workflows/verification';
@@ -21,9 +21,9 @@ export type { MigrationStatus } from '../workflows/migration';
 export type { VerificationResult } from '../workflows/verification';
 export type { MigrationInput, MigrationState, Throttle } from '../lib/migration-state';
 export type { Config, ConfigInput } from '../lib/config';
-export { parseConfig, loadConfigFile, ConfigError } from '../lib/config-load';
+export { parseConfig, loadConfigFile, ConfigError } from '../lib/io/config-load';
 export type { EvaluationReport } from '../lib/report';
-export { connectClient, ensureSearchAttributes, resolveTemporal } from './temporal';
+export { connectClient, ensureSearchAttributes, resolveTemporal } from '../lib/io/temporal';
 
 export interface CallOptions {
   /** Overrides config.taskQueue. */

@@ -1,12 +1,19 @@
 // Identifier handling shared by every layer. SQL is never built from unquoted
-// names (SPEC §3.5): use `ident()` for one name and `qualified()` for schema.table.
-import { escapeIdentifier, escapeLiteral } from 'pg';
+// names: use `ident()` for one name and `qualified()` for schema.table.
+// Pure (workflow code uses it too), so the quoting is written out here rather
+// than taken from `pg`.
 
-/** Quote one identifier exactly as it appears in the catalog. */
-export const ident = (name: string): string => escapeIdentifier(name);
+/** Quote one identifier exactly as it appears in the catalog: double quotes, inner quotes doubled. */
+export const ident = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 
-/** Quote a string literal. */
-export const literal = (value: string): string => escapeLiteral(value);
+/**
+ * Quote a string literal: single quotes doubled; with a backslash, an E'' literal
+ * with backslashes doubled, so it reads the same whatever standard_conforming_strings is.
+ */
+export const literal = (value: string): string => {
+  const body = value.replace(/'/g, "''");
+  return value.includes('\\') ? ` E'${body.replace(/\\/g, '\\\\')}'` : `'${body}'`;
+};
 
 /** `"schema"."table"` from catalog names. */
 export const qualified = (schema: string, name: string): string => `${ident(schema)}.${ident(name)}`;
@@ -30,7 +37,7 @@ const RESERVED = new Set(
 
 /** Render a name the way a user writes it in SQL and in the config (quotes only where needed). */
 export function displayName(...parts: string[]): string {
-  return parts.map((p) => (/^[a-z_][a-z0-9_$]*$/.test(p) && !RESERVED.has(p) ? p : escapeIdentifier(p))).join('.');
+  return parts.map((p) => (/^[a-z_][a-z0-9_$]*$/.test(p) && !RESERVED.has(p) ? p : ident(p))).join('.');
 }
 
 export class NameSyntaxError extends Error {}

@@ -5,7 +5,7 @@
 import type { Config } from './config';
 import type { PrecheckItem } from './precheck-catalog';
 
-export type SchemaStage = 'before-data' | 'keys' | 'after-data';
+export type SchemaStage = 'before-data' | 'keys' | 'post-data';
 
 /** Phases in execution order; which ones run depends on config.mode. */
 export const PHASES = [
@@ -187,7 +187,7 @@ export function blockingItems(items: PrecheckItem[]): PrecheckItem[] {
   return items.filter((i) => i.verdict === 'fail' || (i.verdict === 'warn' && !i.acknowledged));
 }
 
-const STAGES: SchemaStage[] = ['before-data', 'keys', 'after-data'];
+const STAGES: SchemaStage[] = ['before-data', 'keys', 'post-data'];
 
 /** Markdown for the Temporal UI's current details and `pgshift status`. */
 const MB = 1024 * 1024;

@@ -1,7 +1,7 @@
 // `pgshift evaluate` end to end: real CLI process, real Temporal server, real
 // worker, real PostgreSQL 15 → 18 clusters.
 import { describe, expect, it } from 'vitest';
-import { freePort } from '../lib/devenv/ports';
+import { freePort } from '../dev/ports';
 import { configFile, runCli } from './harness/cli';
 import { historyText, makePair, temporalClient, uid, withWorker } from './harness/env';
 

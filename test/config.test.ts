@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../lib/config-load';
-import { refreshReadme } from '../lib/config-reference';
+import { ConfigError, parseConfig } from '../lib/io/config-load';
+import { refreshReadme } from '../dev/config-reference';
 import { parseQualifiedName } from '../lib/ident';
 
 const base = {

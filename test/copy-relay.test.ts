@@ -1,9 +1,9 @@
-// The COPY relay (lib/copy-relay.ts): CopyData messages pass from source to
+// The COPY relay (lib/io/copy-relay.ts): CopyData messages pass from source to
 // destination with their framing; the worker only walks message headers.
 // Fed in every piece size, against real servers, and with a failing source.
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { copyInFramed, copyOutFramed } from '../lib/copy-relay';
+import { copyInFramed, copyOutFramed } from '../lib/io/copy-relay';
 import { RateLimiter } from '../lib/throttle';
 import { clusters } from './harness/env';
 

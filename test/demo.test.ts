@@ -9,7 +9,7 @@ const ROOT = path.resolve(__dirname, '..');
 
 function runDemo(): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const p = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['client/demo.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['dev/demo.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (out += d));

@@ -44,15 +44,15 @@ describe('keys and indexes built during the full load', () => {
     expect(await indexesAndFks(pair)).toEqual(['app.a_code_key', 'app.a_pkey', 'app.a_v_idx', 'app.a_w_uidx', 'app.b_pkey', 'b_a_fk']);
     // The post-data stages then find them built.
     expect(await applySchemaStage({ config, runToken, stage: 'keys' })).toMatchObject({ applied: 0, skipped: 2 });
-    expect(await applySchemaStage({ config, runToken, stage: 'after-data' })).toMatchObject({ applied: 0, skipped: 4 });
+    expect(await applySchemaStage({ config, runToken, stage: 'post-data' })).toMatchObject({ applied: 0, skipped: 4 });
   });
 
-  it('with change capture: keys and plain indexes only; unique and FKs wait for the after-data stage', async () => {
+  it('with change capture: keys and plain indexes only; unique and FKs wait for the post-data stage', async () => {
     const { pair, config, runToken } = await prepared(true);
     await buildTableIndexes({ config, runToken, table: 'app.a', indexed: [] });
     await buildTableIndexes({ config, runToken, table: 'app.b', indexed: ['app.a'] });
     expect(await indexesAndFks(pair)).toEqual(['app.a_pkey', 'app.a_v_idx', 'app.b_pkey']);
-    expect(await applySchemaStage({ config, runToken, stage: 'after-data' })).toMatchObject({ applied: 3, skipped: 1 });
+    expect(await applySchemaStage({ config, runToken, stage: 'post-data' })).toMatchObject({ applied: 3, skipped: 1 });
     expect(await indexesAndFks(pair)).toEqual(['app.a_code_key', 'app.a_pkey', 'app.a_v_idx', 'app.a_w_uidx', 'app.b_pkey', 'b_a_fk']);
   });
 });

@@ -79,7 +79,7 @@ describe('full migration of the hard schema with data', () => {
     expect(final.state.schema.verification!.compared.table).toBeGreaterThan(10);
     // Keys and indexes of plain tables were built right after each table's copy; the phases found them done.
     expect(final.state.schema.stages.keys!.skipped).toBeGreaterThan(0);
-    expect(final.state.schema.stages['after-data']!.skipped).toBeGreaterThan(0);
+    expect(final.state.schema.stages['post-data']!.skipped).toBeGreaterThan(0);
     const rels = await relations(pair);
     expect(rels.length).toBeGreaterThan(10);
     for (const { name } of rels) {

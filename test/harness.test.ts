@@ -4,9 +4,9 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startCluster } from '../lib/devenv/postgres';
-import { startOnFreePorts } from '../lib/devenv/ports';
-import { resolveTemporalCli, startDevServer } from '../lib/devenv/temporal';
+import { startCluster } from '../dev/postgres';
+import { startOnFreePorts } from '../dev/ports';
+import { resolveTemporalCli, startDevServer } from '../dev/temporal';
 import { assertStopped } from './harness/leftovers';
 
 describe('test harness', () => {

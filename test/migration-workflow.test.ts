@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { fenced, FencedError } from '../activities/control';
 import { getStatus, resume, startMigration, waitForMigration } from '../client';
 import type { Config } from '../lib/config';
-import { connect } from '../lib/pg';
+import { connect } from '../lib/io/pg';
 import { MigrationWorkflow } from '../workflows';
 import { abortSignal, pauseSignal } from '../workflows/migration';
 import { makePair, temporalClient, uid, withWorker } from './harness/env';

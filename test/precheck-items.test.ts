@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { precheck } from '../activities/precheck';
 import type { ConfigInput } from '../lib/config';
-import { LocalCluster, startCluster } from '../lib/devenv/postgres';
+import { LocalCluster, startCluster } from '../dev/postgres';
 import type { PrecheckId, PrecheckItem } from '../lib/precheck-catalog';
 import { makePair, Pair } from './harness/env';
 

@@ -102,7 +102,7 @@ describe('schema migration from the source catalogs', () => {
       const { plan, stages } = await migrateSchema(config, runToken);
       expect(plan.warnings).toEqual([]);
       expect(plan.reused).toBe(false);
-      expect(plan.byStage).toEqual({ 'before-data': stages['before-data']!.total, keys: stages.keys!.total, 'after-data': stages['after-data']!.total });
+      expect(plan.byStage).toEqual({ 'before-data': stages['before-data']!.total, keys: stages.keys!.total, 'post-data': stages['post-data']!.total });
       for (const p of Object.values(stages)) expect(p).toMatchObject({ skipped: 0, existing: 0, applied: p!.total });
       // Each fixture feature shows up as its own kind of statement.
       expect(plan.byKind).toMatchObject({ schema: 3, extension: 1, enum: 1, domain: 2, composite: 1, range: 1, partition: 3, view: 2, 'materialized-view': 1, trigger: 1, default: 1, 'replica-key': 1, 'foreign-key': 2, exclusion: 1, collation: 1 });

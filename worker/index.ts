@@ -3,7 +3,7 @@
 // poll the same queue; each picks up activities (chunks, checks) independently.
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { resolveTemporal, TemporalFlags } from '../client/temporal';
+import { resolveTemporal, TemporalFlags } from '../lib/io/temporal';
 
 export const DEFAULT_TASK_QUEUE = 'pgshift';
 

@@ -4,7 +4,7 @@
 import { defineQuery, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Config } from '../lib/config';
-import { endpointLabel } from '../lib/names';
+import { endpointLabel } from '../lib/migration-ids';
 import { EvaluationReport, renderReportMarkdown, verdictOf } from '../lib/report';
 import { SA_PHASE } from '../lib/search-attributes';
 

@@ -8,8 +8,6 @@ import {
   condition,
   ContinueAsNew,
   continueAsNew,
-  defineQuery,
-  defineSignal,
   isCancellation,
   proxyActivities,
   setCurrentDetails,
@@ -19,7 +17,18 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+export * from './definitions';
 import type { Config } from '../lib/config';
+import {
+  abortSignal,
+  configQuery,
+  fullLoadThrottleQuery,
+  MigrationStatus,
+  pauseSignal,
+  resumeSignal,
+  statusQuery,
+  throttleSignal,
+} from './definitions';
 import {
   blockingItems,
   initialState,
@@ -33,30 +42,10 @@ import {
   SchemaStage,
   Throttle,
 } from '../lib/migration-state';
-import { endpointLabel } from '../lib/names';
+import { endpointLabel } from '../lib/migration-ids';
 import { SA_PHASE } from '../lib/search-attributes';
-import { runFullLoad } from './full-load';
-import { runDataVerification } from './verify';
-
-export interface MigrationStatus {
-  name: string;
-  workflowId: string;
-  source: string;
-  destination: string;
-  mode: Config['mode'];
-  verification: Config['verification'];
-  state: MigrationState;
-}
-
-export const statusQuery = defineQuery<MigrationStatus>('status');
-/** The migration's config (no secrets in it), for `pgshift verify ID`. */
-export const configQuery = defineQuery<Config>('config');
-export const throttleSignal = defineSignal<[Partial<Throttle>]>('throttle');
-export const pauseSignal = defineSignal('pause');
-export const resumeSignal = defineSignal('resume');
-export const abortSignal = defineSignal('abort');
-/** Read by running copies every ~2 s: the live throttle and how many copies share it. */
-export const fullLoadThrottleQuery = defineQuery<{ throttle: Throttle; activeCopies: number }>('fullLoadThrottle');
+import { runFullLoad } from './phases/full-load';
+import { runDataVerification } from './phases/data-verification';
 
 /** Activities beat every ≤ 5 s (activities/heartbeat.ts): 15 s without one means the worker is gone. */
 const HEARTBEAT_TIMEOUT = '15s' as const;
@@ -166,7 +155,7 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
         await applyStage('keys');
         return;
       case 'post-data':
-        await applyStage('after-data');
+        await applyStage('post-data');
         return;
       case 'full-load':
         if (

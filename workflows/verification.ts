@@ -4,7 +4,7 @@ import { defineQuery, proxyActivities, setCurrentDetails, setHandler } from '@te
 import type { Activities } from '../activities';
 import type { Config } from '../lib/config';
 import { renderStatusMarkdown, initialState, DataVerification, SchemaVerification } from '../lib/migration-state';
-import { runDataVerification } from './verify';
+import { runDataVerification } from './phases/data-verification';
 
 export interface VerificationInput {
   config: Config;

@@ -4,7 +4,7 @@
 // failure is an item, not an exception, so the report always comes back.
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
-import { connect, ConnectionSetupError, Side } from '../../lib/pg';
+import { connect, ConnectionSetupError, Side } from '../../lib/io/pg';
 import { item, PrecheckItem } from '../../lib/precheck-catalog';
 import { heartbeat } from '../heartbeat';
 import type { Check, PrecheckContext } from './context';

@@ -2,7 +2,7 @@
 // triggers and rules, unlogged and foreign tables, large objects, materialized
 // views, extensions, tables already on the destination, name mapping.
 import { displayName, parseQualifiedName, parseTableName, qualified } from '../../lib/ident';
-import { collisions, nameMapper, tooLong } from '../../lib/naming';
+import { collisions, nameMapper, tooLong } from '../../lib/name-mapping';
 import { item } from '../../lib/precheck-catalog';
 import { needs } from './server-checks';
 import { dataTables } from './selection';

@@ -2,7 +2,7 @@
 // settings, privileges, long-running and prepared transactions.
 import type { Client } from 'pg';
 import { displayName } from '../../lib/ident';
-import { slotName } from '../../lib/names';
+import { slotName } from '../../lib/migration-ids';
 import { item, PrecheckId, PrecheckItem } from '../../lib/precheck-catalog';
 import type { Check, PrecheckContext } from './context';
 

@@ -6,7 +6,7 @@ import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { parseTableName, qualified } from '../../lib/ident';
 import type { SchemaStage, SchemaStageProgress } from '../../lib/migration-state';
-import { connect, withClient } from '../../lib/pg';
+import { connect, withClient } from '../../lib/io/pg';
 import { fenced } from '../control';
 import { heartbeat } from '../heartbeat';
 import { FAILURE } from '../retry';

@@ -1,7 +1,7 @@
 // Names that would clash on the destination after mapping, or be truncated by
 // the server (NAMEDATALEN): both must stop the plan before anything is created.
 import { displayName } from '../../lib/ident';
-import { collisions, MAX_IDENTIFIER_BYTES, tooLong } from '../../lib/naming';
+import { collisions, MAX_IDENTIFIER_BYTES, tooLong } from '../../lib/name-mapping';
 import type { SourceCatalog } from './read';
 import type { SchemaNames } from './scope';
 

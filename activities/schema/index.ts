@@ -11,8 +11,8 @@
 //  - apply.ts      fenced, idempotent application of one stage
 import type { Config } from '../../lib/config';
 import type { SchemaStage, SchemaStageProgress } from '../../lib/migration-state';
-import { endpointLabel } from '../../lib/names';
-import { withClient } from '../../lib/pg';
+import { endpointLabel } from '../../lib/migration-ids';
+import { withClient } from '../../lib/io/pg';
 import { fenced } from '../control';
 import { heartbeat } from '../heartbeat';
 import { applyStage, applyTableStatements } from './apply';

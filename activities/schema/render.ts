@@ -180,9 +180,9 @@ class Renderer {
 
   private ownership(kind: string, target: string, owns: string, owner: string, acl: string[] | null) {
     if (!this.config.objects.ownership) return;
-    this.add({ stage: 'after-data', kind: 'owner', object: target, sql: `ALTER ${kind} ${target} OWNER TO ${ident(owner)}`, owns: [], after: [owns] });
+    this.add({ stage: 'post-data', kind: 'owner', object: target, sql: `ALTER ${kind} ${target} OWNER TO ${ident(owner)}`, owns: [], after: [owns] });
     const grants = aclStatements(kind, target, owner, acl);
-    if (grants) this.add({ stage: 'after-data', kind: 'grant', object: target, sql: grants, owns: [], after: [owns] });
+    if (grants) this.add({ stage: 'post-data', kind: 'grant', object: target, sql: grants, owns: [], after: [owns] });
   }
 
   private schemas() {
@@ -356,7 +356,7 @@ class Renderer {
         const t = this.rel(owner.oid);
         const col = (this.cat.columns.get(owner.oid) ?? []).find((c) => c.num === s.owner!.column)!;
         this.add({
-          stage: 'after-data',
+          stage: 'post-data',
           kind: 'sequence-owned-by',
           object: display(target),
           sql: `ALTER SEQUENCE ${q(target)} OWNED BY ${q(t.target)}.${ident(t.columns.get(col.name)!)}`,
@@ -554,7 +554,7 @@ class Renderer {
     const tail = materialized ? ` WITH ${r.populated ? '' : 'NO '}DATA` : '';
     const rule = this.index.ruleOf.get(r.oid);
     this.add({
-      stage: materialized ? 'after-data' : 'before-data',
+      stage: materialized ? 'post-data' : 'before-data',
       kind: materialized ? 'materialized-view' : 'view',
       object: display(n.target),
       sql: `${head} AS\n${query}${tail}`,
@@ -583,7 +583,7 @@ class Renderer {
       const table = this.rels.get(i.relid)!;
       const n = this.rel(i.relid);
       const con = i.constraintOid ? this.index.constraints.get(i.constraintOid) : undefined;
-      const stage: SchemaStage = i.primary || replicaKeys.has(i.oid) ? 'keys' : 'after-data';
+      const stage: SchemaStage = i.primary || replicaKeys.has(i.oid) ? 'keys' : 'post-data';
       if (!i.valid) {
         const what = `index ${displayOn(i.name, n.target)}`;
         this.leaveOut(K.cls(i.oid), what, 'invalid on the source', `${what} not created: it is invalid on the source (a failed CREATE INDEX CONCURRENTLY?)`);
@@ -680,7 +680,7 @@ class Renderer {
       return !!r && r.kind === 'r' && !r.isPartition;
     };
     const early = plain(c.relid) && plain(c.refRelid) ? { table: display(n.target), references: display(ref.target) } : {};
-    this.add({ stage: 'after-data', kind: 'foreign-key', object: displayOn(this.names.map.plain(c.name), n.target), sql, owns: [K.con(c.oid)], after: [K.cls(c.refRelid)], ...early });
+    this.add({ stage: 'post-data', kind: 'foreign-key', object: displayOn(this.names.map.plain(c.name), n.target), sql, owns: [K.con(c.oid)], after: [K.cls(c.refRelid)], ...early });
   }
 
   private triggers() {
@@ -698,7 +698,7 @@ class Renderer {
         continue;
       }
       const disable = t.enabled === 'D' ? `;\nALTER TABLE ${q(n.target)} DISABLE TRIGGER ${ident(name)}` : '';
-      this.add({ stage: 'after-data', kind: 'trigger', object: displayOn(name, n.target), sql: def + disable, owns: [K.trg(t.oid)] });
+      this.add({ stage: 'post-data', kind: 'trigger', object: displayOn(name, n.target), sql: def + disable, owns: [K.trg(t.oid)] });
     }
   }
 
@@ -708,7 +708,7 @@ class Renderer {
       const target = this.names.object(s.schema, s.name);
       const def = this.rewrite(s.def, `statistics ${display(target)}`, { relation: n });
       if (def === null) continue;
-      this.add({ stage: 'after-data', kind: 'statistics', object: display(target), sql: def, owns: [objKey('pg_statistic_ext', s.oid)] });
+      this.add({ stage: 'post-data', kind: 'statistics', object: display(target), sql: def, owns: [objKey('pg_statistic_ext', s.oid)] });
     }
   }
 

@@ -1,10 +1,10 @@
 // Destination names of the source catalog's objects: the configured mapping
-// (lib/naming.ts) plus what only the catalog knows — which names are relations
+// (lib/name-mapping.ts) plus what only the catalog knows — which names are relations
 // (they follow objects.rename.tables) and which belong to an extension (they
 // keep their names: CREATE EXTENSION creates them as they are).
 import type { Config } from '../../lib/config';
 import { displayName, type TableName } from '../../lib/ident';
-import { nameMapper, type NameMapper } from '../../lib/naming';
+import { nameMapper, type NameMapper } from '../../lib/name-mapping';
 import type { CatRelation, SourceCatalog } from './read';
 import type { NameScope, RelationNames } from './rewrite';
 

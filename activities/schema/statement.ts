@@ -1,7 +1,7 @@
 // One DDL statement of the plan, before ordering.
 import type { SchemaStage } from '../../lib/migration-state';
 
-export const STAGES: SchemaStage[] = ['before-data', 'keys', 'after-data'];
+export const STAGES: SchemaStage[] = ['before-data', 'keys', 'post-data'];
 
 export interface Statement {
   stage: SchemaStage;

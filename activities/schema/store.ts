@@ -38,7 +38,7 @@ export async function ensurePlanTables(dst: Client): Promise<void> {
       CREATE TABLE IF NOT EXISTS pgshift.schema_statements (
         migration   text NOT NULL REFERENCES pgshift.schema_plans ON DELETE CASCADE,
         seq         int  NOT NULL,
-        stage       text NOT NULL CHECK (stage IN ('before-data', 'keys', 'after-data')),
+        stage       text NOT NULL CHECK (stage IN ('before-data', 'keys', 'post-data')),
         kind        text NOT NULL,
         object      text NOT NULL,
         sql         text NOT NULL,

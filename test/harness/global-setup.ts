@@ -7,8 +7,8 @@ import path from 'node:path';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
-import { ClusterRef, LocalCluster, startCluster, stopAllRegisteredClusters } from '../../lib/devenv/postgres';
-import { DevServer, PROJECT_ROOT, startDevServer } from '../../lib/devenv/temporal';
+import { ClusterRef, LocalCluster, startCluster, stopAllRegisteredClusters } from '../../dev/postgres';
+import { DevServer, PROJECT_ROOT, startDevServer } from '../../dev/temporal';
 import { assertStopped } from './leftovers';
 
 declare module 'vitest' {

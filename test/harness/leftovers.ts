@@ -1,6 +1,6 @@
 // "Nothing is left running after the suite; ports are free afterwards."
 import { existsSync } from 'node:fs';
-import { portInUse } from '../../lib/devenv/ports';
+import { portInUse } from '../../dev/ports';
 
 function alive(pid: number): boolean {
   try {

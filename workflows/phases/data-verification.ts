@@ -1,10 +1,10 @@
 // Verification steps shared by MigrationWorkflow and VerificationWorkflow.
 import type { Duration } from '@temporalio/common';
 import { proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import type { Config } from '../lib/config';
-import type { DataVerification } from '../lib/migration-state';
-import { runPool } from './pool';
+import type { Activities } from '../../activities';
+import type { Config } from '../../lib/config';
+import type { DataVerification } from '../../lib/migration-state';
+import { runPool } from '../pool';
 
 export interface VerifyDeps {
   config: Config;

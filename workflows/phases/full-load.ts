@@ -8,11 +8,11 @@
 // copy; the keys / post-data phases then find them done and build the rest.
 import { Duration } from '@temporalio/common';
 import { condition, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import type { Config } from '../lib/config';
-import type { MigrationState } from '../lib/migration-state';
-import type { PlannedTable } from '../activities/copy/plan';
-import { runPool } from './pool';
+import type { Activities } from '../../activities';
+import type { Config } from '../../lib/config';
+import type { MigrationState } from '../../lib/migration-state';
+import type { PlannedTable } from '../../activities/full-load/plan';
+import { runPool } from '../pool';
 
 export interface FullLoadDeps {
   config: Config;

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { Config } from './config';
+import { Config } from '../config';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

@@ -1,8 +1,8 @@
 // The README's config reference, generated from the zod schema so the two
 // cannot drift apart (a test compares them; `npm run config-reference` rewrites it).
 import { z } from 'zod';
-import { Config } from './config';
-import { PRECHECK_ITEMS } from './precheck-catalog';
+import { Config } from '../lib/config';
+import { PRECHECK_ITEMS } from '../lib/precheck-catalog';
 
 interface JsonSchema {
   type?: string | string[];

@@ -3,7 +3,7 @@
 // module and never appear in an error message.
 import { readFileSync } from 'node:fs';
 import { Client, ClientConfig } from 'pg';
-import type { Config, Endpoint } from './config';
+import type { Config, Endpoint } from '../config';
 
 export type Side = 'source' | 'destination';
 

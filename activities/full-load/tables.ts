@@ -4,7 +4,7 @@
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { displayName, parseTableName, qualified } from '../../lib/ident';
-import { nameMapper } from '../../lib/naming';
+import { nameMapper } from '../../lib/name-mapping';
 
 export interface CopyColumn {
   name: string;

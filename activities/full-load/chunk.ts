@@ -10,13 +10,14 @@ import { hostname } from 'node:os';
 import { Context } from '@temporalio/activity';
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
-import { copyInFramed, copyOutFramed, type CopyOutCounts } from '../../lib/copy-relay';
+import { copyInFramed, copyOutFramed, type CopyOutCounts } from '../../lib/io/copy-relay';
 import { ident } from '../../lib/ident';
 import type { ChunkBeat, Throttle } from '../../lib/migration-state';
-import { connect } from '../../lib/pg';
+import { connect } from '../../lib/io/pg';
 import { RateLimiter } from '../../lib/throttle';
 import { assertNotFenced, writerApplicationName } from '../control';
 import { heartbeat } from '../heartbeat';
+import { fullLoadThrottleQuery, type FullLoadShare } from '../../workflows/definitions';
 import { CopyTable, sourceName, targetName } from './tables';
 
 export interface ChunkInput {
@@ -29,7 +30,7 @@ export interface ChunkInput {
    * chunk, so the copy starts at the right rate without asking; running copies
    * refresh it from the workflow every ~2 s.
    */
-  live?: { throttle: Throttle; activeCopies: number };
+  live?: FullLoadShare;
 }
 
 export interface ChunkResult {
@@ -46,7 +47,7 @@ export const FIDELITY_SETTINGS =
 
 /** The live throttle share of one copy, refreshed from the workflow. */
 export interface ThrottleSource {
-  current(): Promise<{ throttle: Throttle; activeCopies: number } | null>;
+  current(): Promise<FullLoadShare | null>;
 }
 
 function ratesFor(t: Throttle, share: number) {
@@ -64,7 +65,7 @@ function workflowThrottle(): ThrottleSource {
         const ctx = Context.current();
         const wf = ctx.info.workflowExecution;
         if (!wf) return null;
-        return await ctx.client.workflow.getHandle(wf.workflowId).query<{ throttle: Throttle; activeCopies: number }>('fullLoadThrottle');
+        return await ctx.client.workflow.getHandle(wf.workflowId).query(fullLoadThrottleQuery);
       } catch {
         return null; // keep the last known rates
       }

@@ -5,7 +5,7 @@
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { displayName, ident, literal } from '../../lib/ident';
-import { withClient } from '../../lib/pg';
+import { withClient } from '../../lib/io/pg';
 import { ensureControlSchema, fenced } from '../control';
 import { CopyTable, readCopyTables, sourceName } from './tables';
 

@@ -3,11 +3,11 @@
 // never a stack trace.
 import { Command, Option } from 'commander';
 import type { Config } from '../lib/config';
-import { ConfigError, loadConfigFile } from '../lib/config-load';
+import { ConfigError, loadConfigFile } from '../lib/io/config-load';
 import { renderReportMarkdown } from '../lib/report';
 import { renderStatusMarkdown } from '../lib/migration-state';
-import { abort, evaluate, getStatus, hasWorkers, list, pause, resume, startMigration, throttle, verify } from './index';
-import { connectClient, ensureSearchAttributes, TemporalFlags } from './temporal';
+import { abort, evaluate, getStatus, hasWorkers, list, pause, resume, startMigration, throttle, verify } from '../client/index';
+import { connectClient, ensureSearchAttributes, TemporalFlags } from '../lib/io/temporal';
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
 

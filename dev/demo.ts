@@ -10,14 +10,14 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { loadConfigFile } from '../lib/config-load';
-import { createDatabase, createRole, LocalCluster, startCluster } from '../lib/devenv/postgres';
-import { DevServer, PROJECT_ROOT, startDevServer } from '../lib/devenv/temporal';
+import { loadConfigFile } from '../lib/io/config-load';
+import { createDatabase, createRole, LocalCluster, startCluster } from './postgres';
+import { DevServer, PROJECT_ROOT, startDevServer } from './temporal';
 import { renderReportMarkdown } from '../lib/report';
 import { fullLoadTotals, renderStatusMarkdown } from '../lib/migration-state';
 import { createWorker } from '../worker';
-import { evaluate, getStatus, startMigration, waitForMigration } from './index';
-import { ensureSearchAttributes } from './temporal';
+import { evaluate, getStatus, startMigration, waitForMigration } from '../client/index';
+import { ensureSearchAttributes } from '../lib/io/temporal';
 
 const SAMPLE_SQL = `
 CREATE SCHEMA shop;

@@ -6,10 +6,10 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { cliType, SEARCH_ATTRIBUTES } from '../search-attributes';
+import { cliType, SEARCH_ATTRIBUTES } from '../lib/search-attributes';
 import { freePort, startOnFreePorts } from './ports';
 
-export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+export const PROJECT_ROOT = path.resolve(__dirname, '..');
 
 function executable(p: string): boolean {
   try {

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { NativeConnectionOptions } from '@temporalio/worker';
-import { cliType, SEARCH_ATTRIBUTES } from '../lib/search-attributes';
+import { cliType, SEARCH_ATTRIBUTES } from '../search-attributes';
 
 export interface TemporalFlags {
   address?: string;

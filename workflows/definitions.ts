@@ -1,0 +1,30 @@
+// The migration workflow's public surface: its signals, queries and status
+// shape. Workflow code, the client library and activities all use these
+// definitions, so a name or a payload type is declared exactly once.
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { Config } from '../lib/config';
+import type { MigrationState, Throttle } from '../lib/migration-state';
+
+export interface MigrationStatus {
+  name: string;
+  workflowId: string;
+  source: string;
+  destination: string;
+  mode: Config['mode'];
+  verification: Config['verification'];
+  state: MigrationState;
+}
+
+export const statusQuery = defineQuery<MigrationStatus>('status');
+/** The migration's config (no secrets in it), for `pgshift verify ID`. */
+export const configQuery = defineQuery<Config>('config');
+export const throttleSignal = defineSignal<[Partial<Throttle>]>('throttle');
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+export const abortSignal = defineSignal('abort');
+/** Read by running copies every ~2 s: the live throttle and how many copies share it. */
+export interface FullLoadShare {
+  throttle: Throttle;
+  activeCopies: number;
+}
+export const fullLoadThrottleQuery = defineQuery<FullLoadShare>('fullLoadThrottle');
