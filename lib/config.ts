@@ -198,6 +198,19 @@ export const Config = z
       })
       .default({ chunkMb: 256, toastCompression: 'lz4' })
       .describe('Full data load'),
+    incremental: z
+      .strictObject({
+        slotName: z
+          .string({ error: 'expected a replication slot name or null (default pgshift_<name>)' })
+          .regex(/^[a-z0-9_]{1,63}$/, {
+            error: 'expected a legal replication slot name: 1 to 63 lower-case letters, digits and _ (or null for pgshift_<name>)',
+          })
+          .nullable()
+          .default(null)
+          .describe('Logical replication slot on the source; null means pgshift_<name>'),
+      })
+      .default({ slotName: null })
+      .describe('Change capture'),
     verification: z
       .strictObject({
         full: z.boolean().default(true).describe('Compare every row after the full load'),

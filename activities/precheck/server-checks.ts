@@ -2,7 +2,7 @@
 // settings, privileges, long-running and prepared transactions.
 import type { Client } from 'pg';
 import { displayName } from '../../lib/ident';
-import { slotName } from '../../lib/migration-ids';
+import { captureSlotName } from '../../lib/capture/names';
 import { item, PrecheckId, PrecheckItem } from '../../lib/precheck-catalog';
 import type { Check, PrecheckContext } from './context';
 
@@ -61,9 +61,9 @@ const replicationSlots = needs(['source'], 'replication-slots', async ({ source,
   const r = await one<{ max: number; used: number; ours: boolean }>(
     source!,
     `SELECT current_setting('max_replication_slots')::int AS max, count(*)::int AS used, bool_or(slot_name = $1) AS ours FROM pg_replication_slots`,
-    [slotName(config.name)],
+    [captureSlotName(config)],
   );
-  if (r.ours) return item('replication-slots', 'pass', `slot ${slotName(config.name)} already exists (a resumed migration reuses it)`);
+  if (r.ours) return item('replication-slots', 'pass', `slot ${captureSlotName(config)} already exists (a resumed migration reuses it)`);
   if (r.max - r.used < 1) {
     return item(
       'replication-slots',
