@@ -1,0 +1,195 @@
+// Reading the slot: pg-logical-replication runs the replication connection
+// (START_REPLICATION, CopyData, standby status messages); our own plugin
+// decodes pgoutput protocol version 1 from the raw message buffers
+// (lib/capture/pgoutput.ts), so values stay the source's text and PostgreSQL
+// 11 sources work. The library's automatic acknowledgement is off (no timer,
+// no per-message ack): the only position ever reported to the source is the
+// one the caller says is durably applied.
+//
+// Messages and keepalives are queued in arrival order; when the queue holds
+// too much, the socket is paused (the walsender then waits), so memory stays
+// bounded however fast the source produces.
+import type { Client, ClientConfig } from 'pg';
+import { LogicalReplicationService } from 'pg-logical-replication';
+import { ident, literal } from '../../lib/ident';
+import { formatLsn, Lsn, parseLsn } from '../../lib/capture/lsn';
+import { decodePgoutput, PgoutputMessage } from '../../lib/capture/pgoutput';
+
+export type StreamItem =
+  | { kind: 'message'; msg: PgoutputMessage; bytes: number }
+  /** The walsender's position: every transaction committed before it has been sent. */
+  | { kind: 'keepalive'; walEnd: Lsn }
+  | { kind: 'error'; error: Error };
+
+/**
+ * Session settings of the walsender, whose output functions render the values
+ * pgoutput sends: the same exact, re-readable text forms the copy uses.
+ */
+export const REPLICATION_SESSION_OPTIONS =
+  '-c datestyle=ISO,YMD -c intervalstyle=postgres -c timezone=UTC -c extra_float_digits=3 -c bytea_output=hex';
+
+class RawPgoutputPlugin {
+  client: Client | null = null;
+  constructor(readonly options: { publication: string }) {}
+  get name() {
+    return 'pgoutput';
+  }
+  start(client: Client, slotName: string, lastLsn: string): Promise<unknown> {
+    this.client = client;
+    const publications = literal(ident(this.options.publication));
+    return client.query(`START_REPLICATION SLOT ${ident(slotName)} LOGICAL ${lastLsn} (proto_version '1', publication_names ${publications})`);
+  }
+  /** Never throws (it runs inside the connection's data handler): a bad message becomes an error item. */
+  parse(buffer: Buffer): { msg: PgoutputMessage; bytes: number } | { error: Error } {
+    try {
+      return { msg: decodePgoutput(buffer), bytes: buffer.length };
+    } catch (e) {
+      return { error: e as Error };
+    }
+  }
+}
+
+export interface StreamOptions {
+  /** Pause reading above this many queued items / bytes; resume below half. */
+  maxItems?: number;
+  maxBytes?: number;
+  /** How often the applied position is reported even without a keepalive request. */
+  statusIntervalMs?: number;
+}
+
+export class ChangeStream {
+  private readonly service: LogicalReplicationService;
+  private readonly plugin: RawPgoutputPlugin;
+  private queue: StreamItem[] = [];
+  private head = 0;
+  private queuedBytes = 0;
+  private paused = false;
+  private waiter: (() => void) | null = null;
+  private closed = false;
+  private durable: Lsn;
+  private statusTimer: NodeJS.Timeout | null = null;
+  private readonly maxItems: number;
+  private readonly maxBytes: number;
+
+  constructor(
+    clientConfig: ClientConfig,
+    private readonly slot: string,
+    publication: string,
+    applied: Lsn,
+    private readonly opts: StreamOptions = {},
+  ) {
+    this.durable = applied;
+    this.maxItems = opts.maxItems ?? 20_000;
+    this.maxBytes = opts.maxBytes ?? 32 << 20;
+    this.plugin = new RawPgoutputPlugin({ publication });
+    this.service = new LogicalReplicationService(
+      { ...clientConfig, replication: 'database', options: REPLICATION_SESSION_OPTIONS, client_encoding: 'UTF8' } as ClientConfig,
+      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
+    );
+    this.service.on('data', (_lsn: string, parsed: ReturnType<RawPgoutputPlugin['parse']>) => {
+      if ('error' in parsed) this.push({ kind: 'error', error: parsed.error }, 0);
+      else this.push({ kind: 'message', msg: parsed.msg, bytes: parsed.bytes }, parsed.bytes);
+    });
+    this.service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
+      this.push({ kind: 'keepalive', walEnd: parseLsn(lsn) }, 0);
+      if (shouldRespond) this.sendStatus();
+    });
+    this.service.on('error', (e: Error) => this.push({ kind: 'error', error: e }, 0));
+  }
+
+  /** Start streaming after `applied` (transactions that committed at or before it are not sent again). */
+  async start(): Promise<void> {
+    const started = new Promise<void>((resolve) => this.service.once('start', () => resolve()));
+    const ended = this.service.subscribe(this.plugin as never, this.slot, formatLsn(this.durable)).then(
+      () => {
+        if (!this.closed) this.push({ kind: 'error', error: new Error('the source ended the replication stream') }, 0);
+      },
+      (e: Error) => {
+        if (!this.closed) this.push({ kind: 'error', error: e }, 0);
+        throw e;
+      },
+    );
+    await Promise.race([started, ended]);
+    ended.catch(() => undefined);
+    this.statusTimer = setInterval(() => this.sendStatus(), this.opts.statusIntervalMs ?? 5_000);
+  }
+
+  private push(item: StreamItem, bytes: number): void {
+    if (this.closed) return;
+    this.queue.push(item);
+    this.queuedBytes += bytes;
+    if (!this.paused && (this.queue.length - this.head > this.maxItems || this.queuedBytes > this.maxBytes)) {
+      this.paused = true;
+      this.socket()?.pause();
+    }
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  private socket(): { pause(): void; resume(): void } | undefined {
+    return (this.plugin.client as unknown as { connection?: { stream?: { pause(): void; resume(): void } } })?.connection?.stream;
+  }
+
+  /** Items waiting to be taken. */
+  pending(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** The next item in arrival order; rejects when `signal` aborts. */
+  async next(signal?: AbortSignal): Promise<StreamItem> {
+    while (this.head === this.queue.length) {
+      if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+      await new Promise<void>((resolve) => {
+        const onAbort = () => resolve();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.waiter = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+      });
+    }
+    const item = this.queue[this.head];
+    this.queue[this.head++] = undefined as never;
+    if (item.kind === 'message') this.queuedBytes -= item.bytes;
+    if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    if (this.paused && this.pending() <= this.maxItems / 2 && this.queuedBytes <= this.maxBytes / 2) {
+      this.paused = false;
+      this.socket()?.resume();
+    }
+    return item;
+  }
+
+  /**
+   * Report `position` as written, flushed and applied: the source may recycle
+   * WAL before it and restart the stream there. Only ever a position that is
+   * durably applied (a commit end LSN committed on the destination, or a
+   * keepalive position with nothing pending).
+   */
+  confirm(position: Lsn): void {
+    if (position > this.durable) this.durable = position;
+    this.sendStatus();
+  }
+
+  private sendStatus(): void {
+    if (this.closed) return;
+    // The status message says "everything before this LSN is flushed"; that
+    // is the commit end LSN itself. The library reports the LSN it is given
+    // plus one, hence the minus one.
+    void this.service.acknowledge(formatLsn(this.durable - 1n)).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.sendStatus();
+    this.closed = true;
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+    await this.service.destroy().catch(() => undefined);
+  }
+}
