@@ -1,0 +1,173 @@
+// Applying one piece of the change stream (many row changes, possibly of
+// many source transactions) inside the open destination transaction.
+//
+// Fast path: per table, the collapsed final state of each key, written with
+// set-based statements in this order:
+//   1. images whose unchanged TOAST values must move with a key change take
+//      them from the old row (read before anything changes);
+//   2. deletes;
+//   3. complete images: upsert (a row filter deletes those that do not match);
+//   4. partial images: update the present columns of the existing row, so a
+//      TOASTed value is never overwritten; a row missing on the destination
+//      (not yet copied, or just moved into the row filter) takes the missing
+//      values from the source row as it is now — later changes in the stream
+//      bring it to the same state as the source either way.
+// Collapsing can reach the final state through an order the source never
+// took; where that hits a constraint (a secondary unique index with two rows
+// swapping a value, a deferred-less FK without replica role), the piece is
+// rolled back to its savepoint and applied again change by change, in source
+// order, which is always a valid order.
+import type { Client } from 'pg';
+import { isPartial, Key, keyString, RowChange, TableBatch, FinalState } from '../../lib/capture/batch';
+import { Datum, UNCHANGED } from '../../lib/capture/pgoutput';
+import { ApplyTable, deleteSql, partialUpdateSql, readColumnsSql, truncateSql, upsertSql } from '../../lib/capture/sql';
+
+type Image = Extract<FinalState, { kind: 'image' }>;
+
+/** Errors where row order matters: unique/exclusion/FK violations, a key twice in one upsert. */
+const ORDER_SENSITIVE = new Set(['23505', '23P01', '23503', '21000']);
+
+export class Piece {
+  readonly tables = new Map<ApplyTable, TableBatch>();
+  /** The changes in source order, for the change-by-change fallback. */
+  readonly changes: { table: ApplyTable; change: RowChange }[] = [];
+  bytes = 0;
+
+  add(table: ApplyTable, change: RowChange, bytes: number): void {
+    let b = this.tables.get(table);
+    if (!b) this.tables.set(table, (b = new TableBatch(table.key, table.display)));
+    b.add(change);
+    this.changes.push({ table, change });
+    this.bytes += bytes;
+  }
+
+  get size(): number {
+    return this.changes.length;
+  }
+}
+
+export interface PieceContext {
+  dst: Client;
+  /** Source session, to read rows whose unchanged values the destination lacks. */
+  src: Client;
+}
+
+export interface PieceStats {
+  fallbacks: number;
+  statements: number;
+  /** Images applied without some unchanged TOASTed column (kept from the destination row). */
+  partialImages: number;
+  /** Reads of the source for unchanged values the destination lacked. */
+  sourceReads: number;
+}
+
+const column = (images: Image[], i: number): (string | null)[] => images.map((im) => im.values[i] as string | null);
+const keyColumns = (t: ApplyTable, keys: Key[]): string[][] => t.key.map((_, j) => keys.map((k) => k[j]));
+
+async function run(ctx: PieceContext, stats: PieceStats, sql: string, params: unknown[]) {
+  stats.statements++;
+  return ctx.dst.query(sql, params);
+}
+
+/** Fill the UNCHANGED columns of `images` from the rows at their origin keys; returns those not found. */
+async function fillFrom(ctx: PieceContext, stats: PieceStats, t: ApplyTable, images: Image[], side: 'destination' | 'source'): Promise<Image[]> {
+  if (!images.length) return [];
+  const missing = [...new Set(images.flatMap((im) => im.values.flatMap((v, i) => (v === UNCHANGED ? [i] : []))))].sort((a, b) => a - b);
+  const origins = images.map((im) => im.origin ?? im.key);
+  const client = side === 'destination' ? ctx.dst : ctx.src;
+  if (side === 'source') stats.sourceReads++;
+  else stats.statements++;
+  const r = await client.query<Record<string, string | null> & { i: number }>(readColumnsSql(t, missing, side), keyColumns(t, origins));
+  const found = new Set<number>();
+  for (const row of r.rows) {
+    const im = images[row.i - 1];
+    found.add(row.i - 1);
+    missing.forEach((c, j) => {
+      if (im.values[c] === UNCHANGED) im.values[c] = row[`m${j}`];
+    });
+    im.origin = null;
+  }
+  return images.filter((_, i) => !found.has(i));
+}
+
+async function upsert(ctx: PieceContext, stats: PieceStats, t: ApplyTable, images: Image[]): Promise<void> {
+  if (!images.length) return;
+  await run(ctx, stats, upsertSql(t), t.columns.map((_, i) => column(images, i)));
+}
+
+/** Apply the collapsed state of one table. */
+async function applyTable(ctx: PieceContext, stats: PieceStats, t: ApplyTable, batch: TableBatch): Promise<void> {
+  const deletes: Key[] = [];
+  const full: Image[] = [];
+  const moved: Image[] = [];
+  const partial: Image[] = [];
+  for (const f of batch.finals.values()) {
+    if (f.kind === 'delete') deletes.push(f.key);
+    else {
+      // Copy: filling in values must not change the recorded changes (the fallback replays them).
+      const im: Image = { ...f, values: f.values.slice() };
+      if (!f.origin) full.push(im);
+      else if (keyString(f.origin) !== keyString(f.key)) moved.push(im);
+      else partial.push(im);
+    }
+  }
+  stats.partialImages += moved.length + partial.length;
+  // 1. Values that move with a key change, read before the old row is deleted.
+  for (const im of await fillFrom(ctx, stats, t, moved, 'destination')) {
+    im.origin = im.key; // old row absent: the new key's own row (if any) keeps its values
+    partial.push(im);
+  }
+  full.push(...moved.filter((im) => !im.origin));
+  // 2. Deletes.
+  if (deletes.length) await run(ctx, stats, deleteSql(t), keyColumns(t, deletes));
+  // 3. Complete images.
+  await upsert(ctx, stats, t, full);
+  // 4. Partial images, grouped by which columns they carry.
+  const groups = new Map<string, { present: number[]; images: Image[] }>();
+  for (const im of partial) {
+    const present = im.values.flatMap((v, i) => (v === UNCHANGED ? [] : [i]));
+    const sig = present.join(',');
+    let g = groups.get(sig);
+    if (!g) groups.set(sig, (g = { present, images: [] }));
+    g.images.push(im);
+  }
+  const absent: Image[] = [];
+  for (const g of groups.values()) {
+    const r = await run(ctx, stats, partialUpdateSql(t, g.present), g.present.map((i) => column(g.images, i)));
+    const found = new Set((r.rows as { i: number }[]).map((x) => x.i - 1));
+    g.images.forEach((im, i) => found.has(i) || absent.push(im));
+  }
+  if (absent.length) {
+    await fillFrom(ctx, stats, t, absent, 'source'); // those gone from the source too stay absent: their delete follows in the stream
+    await upsert(ctx, stats, t, absent.filter((im) => !isPartial(im.values)));
+  }
+}
+
+async function applyCollapsed(ctx: PieceContext, stats: PieceStats, piece: Piece): Promise<void> {
+  for (const [t, batch] of piece.tables) await applyTable(ctx, stats, t, batch);
+}
+
+/** Apply a piece under a savepoint; falls back to change-by-change on an order-sensitive constraint error. */
+export async function applyPiece(ctx: PieceContext, stats: PieceStats, piece: Piece): Promise<void> {
+  if (!piece.size) return;
+  await ctx.dst.query('SAVEPOINT pgshift_piece');
+  try {
+    await applyCollapsed(ctx, stats, piece);
+  } catch (e) {
+    if (!ORDER_SENSITIVE.has((e as { code?: string }).code ?? '')) throw e;
+    await ctx.dst.query('ROLLBACK TO SAVEPOINT pgshift_piece');
+    stats.fallbacks++;
+    for (const { table, change } of piece.changes) {
+      const one = new TableBatch(table.key, table.display);
+      one.add(change);
+      await applyTable(ctx, stats, table, one);
+    }
+  }
+  await ctx.dst.query('RELEASE SAVEPOINT pgshift_piece');
+}
+
+export async function applyTruncate(ctx: PieceContext, stats: PieceStats, tables: ApplyTable[], restartIdentity: boolean, cascade: boolean): Promise<void> {
+  if (tables.length) await run(ctx, stats, truncateSql(tables, restartIdentity, cascade), []);
+}
+
+export type { Datum };

@@ -1,0 +1,526 @@
+// The change apply: one long activity that streams the slot and applies the
+// changes on the destination until cancelled (or until a given position).
+//
+// Exactly once: the applied position — the commit end LSN of the last source
+// transaction applied — is written in the destination in the same fenced
+// transaction as the data. On (re)start the stream resumes there and every
+// transaction whose commit is at or before it is skipped. The slot is only
+// ever confirmed up to a durably applied position, so a crash anywhere
+// re-applies nothing and skips nothing.
+//
+// Batching: many source transactions go into one destination transaction
+// (committed when the stream has nothing more for now, after ~100 ms, or
+// after many changes), always at a source commit boundary. Within it, changes
+// are applied in pieces of bounded size (lib/capture/batch.ts collapses each
+// piece per key), so a transaction of any size streams through in bounded
+// memory.
+//
+// Lag: seconds = source now − source time of the newest applied heartbeat
+// row (this activity updates it every second, in the stream like any other
+// change); bytes = the source's current WAL position − the slot's confirmed
+// position. Keepalives and transactions with nothing to apply move the
+// position forward, so an idle source shows no growing lag.
+import { Context } from '@temporalio/activity';
+import type { Client } from 'pg';
+import type { Config } from '../../lib/config';
+import { captureApplicationName, captureSlotName, HEARTBEAT_TABLE, SOURCE_CONTROL_SCHEMA } from '../../lib/capture/names';
+import { formatLsn, Lsn, maxLsn, parseLsn } from '../../lib/capture/lsn';
+import { Datum, PgoutputMessage, tupleBytes, UNCHANGED } from '../../lib/capture/pgoutput';
+import { Key, keyOf, RowChange } from '../../lib/capture/batch';
+import type { ApplyTable } from '../../lib/capture/sql';
+import { clientConfig, connect } from '../../lib/io/pg';
+import { displayName, qualified } from '../../lib/ident';
+import { RateLimiter } from '../../lib/throttle';
+import { fenced, writerApplicationName } from '../control';
+import { FIDELITY_SETTINGS } from '../full-load/chunk';
+import { readCopyTables, type CopyTable } from '../full-load/tables';
+import { heartbeat } from '../heartbeat';
+import { fullLoadThrottleQuery } from '../../workflows/definitions';
+import { advanceApplied, readCapture } from './control';
+import { applyPiece, applyTruncate, Piece, PieceStats } from './apply-batch';
+import { beatSource } from './prepare-source';
+import { ChangeStream, StreamItem } from './stream';
+
+export interface ApplyInput {
+  config: Config;
+  runToken: string;
+  /** Return once the applied position reaches this LSN (the transaction that crosses it is the last one applied). */
+  stopAtLsn?: string;
+  /** Rows per second at start (null: unlimited); refreshed while running. */
+  rowsPerSecond?: number | null;
+}
+
+export interface ApplyResult {
+  appliedLsn: string;
+  transactions: number;
+  changes: number;
+  fallbacks: number;
+  partialImages: number;
+  sourceReads: number;
+  statements: number;
+  /** Whether apply sessions run with session_replication_role = replica (no FK checks, no user triggers). */
+  replicaRole: boolean;
+  seconds: number;
+}
+
+/** Heartbeat details of the running apply. */
+export interface ApplyBeat {
+  appliedLsn: string;
+  /** Newest source commit received (applied or not). */
+  receivedLsn: string;
+  lagSeconds: number | null;
+  lagBytes: number | null;
+  transactions: number;
+  changes: number;
+  changesPerSecond: number;
+  fallbacks: number;
+  replicaRole: boolean;
+  rowsPerSecond: number | null;
+}
+
+export interface ThrottleSource {
+  /** Current rows/s limit (null: none); undefined keeps the last one. */
+  current(): Promise<number | null | undefined>;
+}
+
+export interface ApplyTuning {
+  /** Changes per piece (one set of statements per table). */
+  pieceChanges: number;
+  pieceBytes: number;
+  /** Longest a destination transaction collects source transactions. */
+  batchMs: number;
+  batchChanges: number;
+  beatMs: number;
+  sourceBeatMs: number;
+}
+
+export interface ApplyOptions {
+  signal?: AbortSignal;
+  throttle?: ThrottleSource;
+  onBeat?: (b: ApplyBeat) => void;
+  tuning?: Partial<ApplyTuning>;
+}
+
+const DEFAULT_TUNING: ApplyTuning = { pieceChanges: 5_000, pieceBytes: 16 << 20, batchMs: 100, batchChanges: 50_000, beatMs: 2_000, sourceBeatMs: 1_000 };
+
+/** The throttle the workflow currently holds, via its query (from inside the activity). */
+function workflowThrottle(): ThrottleSource {
+  return {
+    async current() {
+      try {
+        const ctx = Context.current();
+        const wf = ctx.info.workflowExecution;
+        if (!wf) return undefined;
+        return (await ctx.client.workflow.getHandle(wf.workflowId).query(fullLoadThrottleQuery)).throttle.incrementalRowsPerSecond;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+function activitySignal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
+type Relation =
+  | { kind: 'table'; table: ApplyTable; map: number[] }
+  | { kind: 'heartbeat'; migration: number; beatAt: number }
+  | { kind: 'unknown'; display: string };
+
+/** Destination types and key check for each selected table. */
+async function applyTables(dst: Client, tables: CopyTable[]): Promise<Map<string, ApplyTable>> {
+  const out = new Map<string, ApplyTable>();
+  for (const t of tables) {
+    if (!t.chunkKey) throw new Error(`${t.display} has no PRIMARY KEY or non-null UNIQUE key: its changes cannot be applied`);
+    const target = displayName(t.target.schema, t.target.table);
+    const reg = await dst.query<{ oid: number | null }>('SELECT to_regclass($1)::oid AS oid', [qualified(t.target.schema, t.target.table)]);
+    const oid = reg.rows[0].oid;
+    if (!oid) throw new Error(`destination table ${target} does not exist: create the schema before applying changes`);
+    const cols = await dst.query<{ name: string; type: string }>(
+      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped`,
+      [oid],
+    );
+    const types = new Map(cols.rows.map((c) => [c.name, c.type]));
+    const columns = t.columns.map((c, i) => {
+      const type = types.get(t.targetColumns[i]);
+      if (!type) throw new Error(`destination table ${target} has no column ${JSON.stringify(t.targetColumns[i])} (source ${t.display}.${c.name})`);
+      return { source: c.name, target: t.targetColumns[i], type };
+    });
+    const key = t.chunkKey.columns.map((k) => t.columns.findIndex((c) => c.name === k));
+    const keyTargets = key.map((i) => columns[i].target).sort();
+    const uniq = await dst.query<{ cols: string[] }>(
+      `SELECT array_agg(a.attname::text ORDER BY a.attname::text) AS cols FROM pg_index i
+         CROSS JOIN LATERAL unnest(i.indkey) AS k(attnum) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+        GROUP BY i.indexrelid`,
+      [oid],
+    );
+    if (!uniq.rows.some((r) => JSON.stringify(r.cols) === JSON.stringify(keyTargets))) {
+      throw new Error(`destination table ${target} has no unique index on its key (${keyTargets.join(', ')}): it must exist before changes are applied`);
+    }
+    out.set(JSON.stringify([t.schema, t.table]), {
+      display: t.display,
+      source: { schema: t.schema, table: t.table },
+      target: t.target,
+      columns,
+      key,
+      sourceKeyTypes: t.chunkKey.types,
+      filter: t.filter,
+    });
+  }
+  return out;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  const { config, runToken } = input;
+  const tuning = { ...DEFAULT_TUNING, ...opts.tuning };
+  const throttleSource = opts.throttle ?? workflowThrottle();
+  const started = Date.now();
+  // Stops the run: cancellation (activity or caller) or a failure of a background task.
+  const stop = new AbortController();
+  const external = [opts.signal, activitySignal()].filter((s): s is AbortSignal => !!s);
+  for (const s of external) {
+    if (s.aborted) stop.abort(s.reason);
+    else s.addEventListener('abort', () => stop.abort(s.reason), { once: true });
+  }
+  const signal = stop.signal;
+
+  const dst = await connect(config, 'destination', writerApplicationName('apply', config.name));
+  let src: Client | undefined;
+  let stream: ChangeStream | undefined;
+  const timers: NodeJS.Timeout[] = [];
+  try {
+    await dst.query(FIDELITY_SETTINGS);
+    let replicaRole = true;
+    try {
+      await dst.query('SET session_replication_role = replica');
+    } catch (e) {
+      if ((e as { code?: string }).code !== '42501') throw e;
+      replicaRole = false; // the precheck warned: FK checks and user triggers fire on applied changes
+    }
+    src = await connect(config, 'source', captureApplicationName(config));
+    await src.query(FIDELITY_SETTINGS);
+    const srcClient = src;
+
+    const capture = await readCapture(dst, config.name);
+    if (!capture) throw new Error(`no change capture is recorded for migration ${config.name} on the destination: prepareSource has not run`);
+    const slot = captureSlotName(config);
+    if (capture.slotName !== slot) throw new Error(`the destination records slot ${capture.slotName}, the config names ${slot}`);
+    const tables = await applyTables(dst, await readCopyTables(src, config));
+
+    let persisted: Lsn = parseLsn(capture.appliedLsn);
+    let position: Lsn = persisted;
+    let received: Lsn = persisted;
+    let durableSourceTime: string | null = capture.sourceTime;
+    const stopAt = input.stopAtLsn ? parseLsn(input.stopAtLsn) : null;
+    const stats: PieceStats = { fallbacks: 0, statements: 0, partialImages: 0, sourceReads: 0 };
+    let transactions = 0;
+    let changes = 0;
+    let rowsPerSecond = input.rowsPerSecond ?? config.throttle.incrementalRowsPerSecond ?? null;
+    const limiter = new RateLimiter({ rowsPerSecond, bytesPerSecond: null }, 100, undefined, (ms) => sleep(ms, signal));
+    const fail = (e: unknown) => {
+      if (!signal.aborted) stop.abort(e instanceof Error ? e : new Error(String(e)));
+    };
+
+    // Background: source heartbeat every second, lag + activity heartbeat, throttle refresh.
+    let lag: { seconds: number | null; bytes: number | null } = { seconds: null, bytes: null };
+    const beat = async () => {
+      const r = await srcClient.query<{ bytes: string | null; seconds: string | null }>(
+        `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text AS bytes,
+                extract(epoch FROM clock_timestamp() - $2::timestamptz)::text AS seconds
+           FROM pg_replication_slots WHERE slot_name = $1`,
+        [slot, durableSourceTime],
+      );
+      const row = r.rows[0];
+      lag = { seconds: row?.seconds != null ? Math.max(0, Number(row.seconds)) : null, bytes: row?.bytes != null ? Number(row.bytes) : null };
+      const t = await throttleSource.current();
+      if (t !== undefined && t !== rowsPerSecond) {
+        rowsPerSecond = t;
+        limiter.setRates({ rowsPerSecond, bytesPerSecond: null });
+      }
+      const details: ApplyBeat = {
+        appliedLsn: formatLsn(position),
+        receivedLsn: formatLsn(received),
+        lagSeconds: lag.seconds,
+        lagBytes: lag.bytes,
+        transactions,
+        changes,
+        changesPerSecond: Math.round(changes / Math.max((Date.now() - started) / 1000, 0.001)),
+        fallbacks: stats.fallbacks,
+        replicaRole,
+        rowsPerSecond,
+      };
+      heartbeat(details);
+      opts.onBeat?.(details);
+    };
+    let beating = false;
+    let sourceBeating = false;
+    timers.push(
+      setInterval(() => {
+        if (sourceBeating) return;
+        sourceBeating = true;
+        beatSource(srcClient, config.name).then(() => (sourceBeating = false), fail);
+      }, tuning.sourceBeatMs),
+      setInterval(() => {
+        if (beating) return;
+        beating = true;
+        beat().then(() => (beating = false), fail);
+      }, tuning.beatMs),
+    );
+
+    // The stream, resumed at the applied position.
+    stream = await openStream(config, srcClient, slot, capture.publication, persisted, signal);
+    const s = stream;
+
+    const relations = new Map<number, Relation>();
+    let inTxn = false;
+    let skipping = false;
+
+    const relationOf = (oid: number): Relation => {
+      const r = relations.get(oid);
+      if (!r) throw new Error(`pgoutput: change for relation ${oid} before its Relation message`);
+      return r;
+    };
+
+    const onRelation = (m: Extract<PgoutputMessage, { tag: 'relation' }>) => {
+      if (m.schema === SOURCE_CONTROL_SCHEMA && m.name === HEARTBEAT_TABLE) {
+        relations.set(m.relationOid, { kind: 'heartbeat', migration: m.columns.findIndex((c) => c.name === 'migration'), beatAt: m.columns.findIndex((c) => c.name === 'beat_at') });
+        return;
+      }
+      const t = tables.get(JSON.stringify([m.schema, m.name]));
+      if (!t) {
+        relations.set(m.relationOid, { kind: 'unknown', display: `${m.schema}.${m.name}` });
+        return;
+      }
+      const map = m.columns.map((c) => t.columns.findIndex((x) => x.source === c.name));
+      const unknown = m.columns.filter((_, j) => map[j] < 0).map((c) => c.name);
+      if (unknown.length || m.columns.length !== t.columns.length) {
+        throw new Error(
+          `${t.display} changed on the source: its published columns (${m.columns.map((c) => c.name).join(', ')}) differ from the migrated ones (${t.columns.map((c) => c.source).join(', ')})`,
+        );
+      }
+      relations.set(m.relationOid, { kind: 'table', table: t, map });
+    };
+
+    const reorder = (rel: Extract<Relation, { kind: 'table' }>, tuple: Datum[]): Datum[] => {
+      const out: Datum[] = new Array(rel.table.columns.length);
+      rel.map.forEach((to, from) => (out[to] = tuple[from]));
+      return out;
+    };
+
+    /** A row change in table column order (null for changes that are not ours to apply). */
+    const rowChange = (rel: Extract<Relation, { kind: 'table' }>, m: PgoutputMessage): RowChange => {
+      const t = rel.table;
+      if (m.tag === 'insert') return { op: 'insert', values: reorder(rel, m.new) };
+      if (m.tag === 'delete') {
+        const old = reorder(rel, m.old);
+        return { op: 'delete', oldKey: keyOf(old, t.key, `${t.display} (delete)`) };
+      }
+      if (m.tag !== 'update') throw new Error(`unexpected ${m.tag}`);
+      const values = reorder(rel, m.new);
+      let oldKey: Key | null = null;
+      if (m.old) {
+        const old = reorder(rel, m.old);
+        // Replica identity full: the old row is complete, unchanged TOAST values included.
+        if (m.oldKind === 'O') values.forEach((v, i) => v === UNCHANGED && (values[i] = old[i]));
+        const k = keyOf(old, t.key, `${t.display} (old key)`);
+        const nk = keyOf(values, t.key, `${t.display} (new key)`);
+        if (k.some((v, i) => v !== nk[i])) oldKey = k;
+      }
+      return { op: 'update', oldKey, values };
+    };
+
+    /** Confirm a position reached without anything to apply; persisted now and then. */
+    let lastIdlePersist = 0;
+    const advanceIdle = async (lsn: Lsn) => {
+      if (lsn <= position) return;
+      position = lsn;
+      s.confirm(position);
+      if (Date.now() - lastIdlePersist >= 1000 || (stopAt !== null && position >= stopAt)) {
+        lastIdlePersist = Date.now();
+        const to = position;
+        await fenced(dst, config.name, runToken, () => advanceApplied(dst, config.name, formatLsn(persisted), formatLsn(to), null));
+        persisted = to;
+      }
+    };
+
+    const needsDestination = (item: StreamItem): boolean => {
+      if (item.kind !== 'message' || skipping) return false;
+      const m = item.msg;
+      if (m.tag === 'insert' || m.tag === 'update' || m.tag === 'delete') {
+        const rel = relationOf(m.relationOid);
+        if (rel.kind === 'table') return true;
+        if (rel.kind === 'unknown') throw new Error(`change to ${rel.display}, which is not in the migration's table list`);
+        return m.tag !== 'delete' && m.new[rel.migration] === config.name;
+      }
+      if (m.tag === 'truncate') return m.relationOids.some((oid) => relationOf(oid).kind === 'table');
+      return false;
+    };
+
+    /** Track transaction boundaries and relations for any item (inside or outside a batch). */
+    const track = (item: StreamItem): void => {
+      if (item.kind === 'error') throw item.error;
+      if (item.kind !== 'message') return;
+      const m = item.msg;
+      if (m.tag === 'relation') onRelation(m);
+      else if (m.tag === 'begin') {
+        inTxn = true;
+        // Already applied: its commit is before the applied position.
+        skipping = m.finalLsn < position;
+      }
+    };
+
+    /** One destination transaction: `first` and what follows, up to a source commit where the batch should end. */
+    const batch = async (first: StreamItem) => {
+      const openedAt = Date.now();
+      let batchEnd: Lsn = position;
+      let batchChanges = 0;
+      let sourceTime: string | null = null;
+      let piece = new Piece();
+      let unthrottled = 0;
+      const flush = async () => {
+        if (unthrottled) {
+          await limiter.take(unthrottled, 0);
+          unthrottled = 0;
+          if (signal.aborted) throw signal.reason;
+        }
+        await applyPiece({ dst, src: srcClient }, stats, piece);
+        piece = new Piece();
+      };
+      let item = first;
+      for (;;) {
+        if (item.kind === 'message') {
+          const m = item.msg;
+          if (skipping) {
+            // already applied before a restart: nothing of it is written again
+          } else if (m.tag === 'insert' || m.tag === 'update' || m.tag === 'delete') {
+            const rel = relationOf(m.relationOid);
+            if (rel.kind === 'table') {
+              piece.add(rel.table, rowChange(rel, m), item.bytes);
+              batchChanges++;
+              changes++;
+              if (++unthrottled >= 100) {
+                await limiter.take(unthrottled, 0);
+                unthrottled = 0;
+              }
+              if (piece.size >= tuning.pieceChanges || piece.bytes >= tuning.pieceBytes) await flush();
+            } else if (rel.kind === 'heartbeat' && m.tag !== 'delete' && m.new[rel.migration] === config.name) {
+              const at = m.new[rel.beatAt];
+              if (typeof at === 'string') sourceTime = at;
+            }
+          } else if (m.tag === 'truncate') {
+            await flush();
+            const ts = m.relationOids.map(relationOf).flatMap((r) => (r.kind === 'table' ? [r.table] : []));
+            await applyTruncate({ dst, src: srcClient }, stats, ts, m.restartIdentity, m.cascade);
+            changes++;
+          }
+          if (m.tag === 'commit') {
+            inTxn = false;
+            if (!skipping) {
+              transactions++;
+              received = maxLsn(received, m.endLsn);
+              batchEnd = maxLsn(batchEnd, m.endLsn);
+            }
+            skipping = false;
+          }
+        }
+        // At a source commit boundary: commit when the stream has nothing more
+        // right now (lowest lag), or the batch is old or large enough.
+        if (!inTxn && batchEnd > position) {
+          const reached = stopAt !== null && batchEnd >= stopAt;
+          if (reached || s.pending() === 0 || Date.now() - openedAt >= tuning.batchMs || batchChanges >= tuning.batchChanges) {
+            await flush();
+            await advanceApplied(dst, config.name, formatLsn(persisted), formatLsn(batchEnd), sourceTime);
+            return { batchEnd, sourceTime };
+          }
+        }
+        item = await s.next(signal);
+        track(item);
+      }
+    };
+
+    for (;;) {
+      if (stopAt !== null && position >= stopAt) break;
+      const item = await s.next(signal);
+      track(item);
+      if (needsDestination(item)) {
+        const done = await fenced(dst, config.name, runToken, () => batch(item));
+        persisted = position = done.batchEnd;
+        if (done.sourceTime) durableSourceTime = done.sourceTime;
+        s.confirm(position);
+        continue;
+      }
+      if (item.kind === 'keepalive') {
+        // Everything committed before the walsender's position has been received, and nothing is pending.
+        if (!inTxn) await advanceIdle(item.walEnd);
+      } else if (item.kind === 'message' && item.msg.tag === 'commit') {
+        const end = item.msg.endLsn;
+        received = maxLsn(received, end);
+        if (!skipping) transactions++;
+        inTxn = false;
+        skipping = false;
+        // Nothing of it to apply (or applied before): the position moves past it.
+        await advanceIdle(end);
+      }
+    }
+    return {
+      appliedLsn: formatLsn(position),
+      transactions,
+      changes,
+      fallbacks: stats.fallbacks,
+      partialImages: stats.partialImages,
+      sourceReads: stats.sourceReads,
+      statements: stats.statements,
+      replicaRole,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } catch (e) {
+    // A background failure or cancellation is the reason, not the interrupted wait.
+    if (signal.aborted) throw signal.reason;
+    throw e;
+  } finally {
+    for (const t of timers) clearInterval(t);
+    await stream?.close();
+    await dst.end().catch(() => undefined);
+    await src?.end().catch(() => undefined);
+  }
+}
+
+/** Start streaming; a slot still held by a stale walsender of an earlier attempt is taken over. */
+async function openStream(config: Config, src: Client, slot: string, publication: string, from: Lsn, signal: AbortSignal): Promise<ChangeStream> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const exists = await src.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    if (!exists.rowCount) throw new Error(`replication slot ${slot} does not exist on the source (released, or prepareSource has not run)`);
+    const pid = exists.rows[0].pid;
+    if (pid) {
+      // Only ever our own migration's walsender (the slot is this migration's).
+      await src.query('SELECT pg_terminate_backend($1)', [pid]).catch(() => undefined);
+    }
+    const stream = new ChangeStream(clientConfig(config, 'source', captureApplicationName(config)), slot, publication, from);
+    try {
+      await stream.start();
+      return stream;
+    } catch (e) {
+      await stream.close();
+      if ((e as { code?: string }).code !== '55006' || Date.now() > deadline || signal.aborted) throw e;
+      await sleep(250, signal);
+    }
+  }
+}
