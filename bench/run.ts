@@ -1,5 +1,5 @@
 // `npm run bench`: pgshift's full migration against the tools users reach for
-// today, on the same two clusters in one run (SPEC §4):
+// today, on the same two clusters in one run:
 //   pgshift (verification off, then on)
 //   pg_dump -Fd -j 2 + pg_restore -j 2
 //   pgcopydb clone --table-jobs 2 --index-jobs 2

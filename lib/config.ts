@@ -1,4 +1,4 @@
-// The one schema of a pgshift config file (SPEC §1). Field names are public:
+// The one schema of a pgshift config file. Field names are public:
 // extend, never rename. Secrets are referenced (passwordEnv / passwordFile),
 // never carried, so the parsed config is safe to put in workflow input.
 import { z } from 'zod';

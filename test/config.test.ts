@@ -26,7 +26,7 @@ function problems(raw: unknown): string[] {
 }
 
 describe('config schema', () => {
-  it('fills the seed defaults', () => {
+  it('fills the documented defaults', () => {
     const c = parseConfig(base);
     expect(c.retry).toEqual({ connectionMinutes: 720, otherMinutes: 10 });
     // Change capture is off by default until it exists (a migration asking for it is refused).
@@ -37,7 +37,7 @@ describe('config schema', () => {
     expect(c.source.port).toBe(5432);
   });
 
-  it('accepts the example of SPEC §1', () => {
+  it('accepts the documented example config', () => {
     const c = parseConfig({
       ...base,
       mode: { schema: true, full: true, incremental: true },

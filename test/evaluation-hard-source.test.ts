@@ -63,7 +63,7 @@ describe('evaluation of a deliberately hard source', () => {
     const tables = r.compatibility.overview.find((o) => o.kind === 'table')!;
     expect(tables.incompatible).toBe(2);
     expect(tables.compatible).toBeGreaterThan(5);
-    // BIT columns are compatible: pgshift syncs them (the seed cannot).
+    // BIT columns are compatible: pgshift syncs them.
     expect(details.join()).not.toContain('MixedCase');
 
     // Read-only: the same catalogs, no lock or session left behind.
