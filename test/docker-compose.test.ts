@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { SEARCH_ATTRIBUTES } from '../lib/search-attributes';
 
 const root = path.resolve(__dirname, '..');
 const file = path.join(root, 'docker-compose.yml');
@@ -101,7 +102,7 @@ describe('docker-compose.yml', () => {
     expect(services.temporal.environment!.POSTGRES_SEEDS).toBe('temporal-db');
     expect(JSON.stringify(services['source-db'].command)).toContain('wal_level=logical');
     const setup = JSON.stringify(services['temporal-setup'].command);
-    for (const sa of ['PgshiftPhase', 'PgshiftSource', 'PgshiftDestination', 'PgshiftEnvironment']) expect(setup).toContain(sa);
+    for (const sa of SEARCH_ATTRIBUTES.map((k) => k.name)) expect(setup).toContain(sa);
     expect(services['pgshift-worker'].build).toMatchObject({ dockerfile: 'worker/Dockerfile' });
   });
 
