@@ -1,4 +1,4 @@
-// Compatibility report of the source against the destination (SPEC §2 row 0):
+// Compatibility report of the source against the destination:
 // every object of the selected schemas counted by kind, and each one pgshift
 // cannot migrate as it is listed with the reason and the fix. Read-only.
 import type { Client } from 'pg';

@@ -1,5 +1,5 @@
 // pgshift's control objects on the destination: schema `pgshift` with the
-// run table that carries the fencing token (SPEC §3.6). Every destination
+// run table that carries the fencing token. Every destination
 // write of a migration runs inside `fenced()`: it share-locks the run row and
 // checks the token, so a stale run (after cutover, abort or a newer run) fails
 // instead of writing — even an activity retried days later.

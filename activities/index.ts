@@ -1,6 +1,6 @@
 // Every activity the worker registers. Activities are the data plane: all I/O
 // lives here, never in workflow code. Activities that take a config get the
-// retry windows of SPEC §2 (connection vs other failures).
+// retry windows (activities/retry.ts: connection vs other failures).
 import { compatibilityReport } from './compatibility';
 import { precheck } from './precheck';
 import { abortDestination } from './abort';

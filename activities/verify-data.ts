@@ -1,4 +1,4 @@
-// Full data verification (SPEC §2 row 8): every row of every copied table
+// Full data verification: every row of every copied table
 // compared by key range — count plus two order-independent hash aggregates of
 // each row's text, computed on both sides in parallel — then a drill-down to
 // the differing keys of a range that does not match. The ranges are the full

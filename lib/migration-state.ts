@@ -118,7 +118,7 @@ export interface MigrationError {
 }
 
 export interface MigrationState {
-  /** Fencing token of this run (SPEC §3.6), registered on the destination. */
+  /** Fencing token of this run, registered on the destination: a write of any other run fails. */
   runToken: string;
   phase: Phase;
   startedAt: string;

@@ -1,4 +1,4 @@
-// The precheck items (SPEC §2 row 1) by id. The ids are public: operators list
+// The precheck items by id. The ids are public: operators list
 // the warnings they accept in `acknowledgeWarnings`, so an id is never renamed.
 
 export type Verdict = 'pass' | 'warn' | 'fail';

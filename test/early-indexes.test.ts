@@ -1,7 +1,7 @@
 // Keys and indexes built during the full load (buildTableIndexes): a table's
 // own keys and indexes, then the FKs between tables whose keys exist. With
 // change capture to follow (mode.incremental), secondary unique indexes,
-// unique constraints and FKs wait for the consistency point (SPEC §3.2).
+// unique constraints and FKs wait for the consistency point (replay may revisit older row states until then).
 import { describe, expect, it } from 'vitest';
 import { applySchemaStage, buildTableIndexes, planSchema } from '../activities/schema';
 import { makePair, uid, type Pair } from './harness/env';

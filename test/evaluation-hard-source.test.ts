@@ -37,7 +37,8 @@ describe('evaluation of a deliberately hard source', () => {
     await pair.destination.sql('CREATE SCHEMA app; CREATE TABLE app.tags (name text PRIMARY KEY)');
     const client = await temporalClient();
     const taskQueue = `tq-${uid()}`;
-    const raw: Partial<ConfigInput> = { taskQueue, objects: { schemas: SCHEMA_SOURCE_SCHEMAS } };
+    // Evaluated as the online migration it is meant for: change-capture requirements included.
+    const raw: Partial<ConfigInput> = { taskQueue, mode: { schema: true, full: true, incremental: true }, objects: { schemas: SCHEMA_SOURCE_SCHEMAS } };
     const before = await catalogSnapshot(pair);
 
     const first = await withWorker(taskQueue, () => evaluate(client, pair.config(raw)));
@@ -62,7 +63,7 @@ describe('evaluation of a deliberately hard source', () => {
     const tables = r.compatibility.overview.find((o) => o.kind === 'table')!;
     expect(tables.incompatible).toBe(2);
     expect(tables.compatible).toBeGreaterThan(5);
-    // BIT columns are compatible: pgshift syncs them (the seed cannot).
+    // BIT columns are compatible: pgshift syncs them.
     expect(details.join()).not.toContain('MixedCase');
 
     // Read-only: the same catalogs, no lock or session left behind.

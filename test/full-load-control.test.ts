@@ -6,8 +6,8 @@ import { abort, getStatus, pause, resume, startMigration, waitForMigration } fro
 import { EDGE_DATA, EDGE_DDL } from './fixtures/edge-values';
 import { firstDifference, tableRows } from './harness/compare';
 import { makePair, Pair, temporalClient, uid, withWorker } from './harness/env';
+import { sleep, waitUntil } from './harness/wait';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const DDL = 'CREATE TABLE public.items (id int PRIMARY KEY, v text NOT NULL)';
 
 async function setUp(rows: number) {
@@ -34,7 +34,7 @@ describe('full-load controls', () => {
     const client = await temporalClient();
     await withWorker(taskQueue, async () => {
       await startMigration(client, config);
-      while ((await doneChunks(pair)) < 1) await sleep(100);
+      await waitUntil('the first chunk is copied', async () => (await doneChunks(pair)) >= 1);
       await pause(client, config.name);
       await sleep(3000); // the running chunk finishes
       const atPause = await doneChunks(pair);
@@ -66,7 +66,7 @@ describe('full-load controls', () => {
       await startMigration(client, config);
       const copying = async () =>
         (await pair.destination.cluster.sql<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_progress_copy p JOIN pg_database d ON d.oid = p.datid WHERE d.datname = $1`, 'postgres', [pair.name]))[0].n !== '0';
-      while (!(await copying())) await sleep(100);
+      await waitUntil('a COPY runs on the destination', copying);
       await sleep(1000);
       const t0 = Date.now();
       await abort(client, config.name);
@@ -103,7 +103,7 @@ describe('abort with abort.dropCreatedObjects', () => {
     const client = await temporalClient();
     const final = await withWorker(taskQueue, async () => {
       await startMigration(client, config);
-      while ((await doneChunks(pair)) < 1) await sleep(100);
+      await waitUntil('the first chunk is copied', async () => (await doneChunks(pair)) >= 1);
       await abort(client, config.name);
       return waitForMigration(client, config.name);
     });

@@ -5,6 +5,7 @@ import { startMigration, waitForMigration } from '../client';
 import { edgePair, expectEdgeTablesIdentical } from './fixtures/edge-values';
 import { Pair, temporalClient, uid } from './harness/env';
 import { spawnWorker } from './harness/worker-process';
+import { waitUntil } from './harness/wait';
 
 interface ChunkRow {
   table_key: string;
@@ -42,11 +43,10 @@ describe('full load with worker processes', () => {
     const w1 = await spawnWorker(taskQueue);
     await startMigration(client, config);
     // Wait until some, not all, chunks are done, then kill the worker outright.
-    let before: ChunkRow[] = [];
-    for (let i = 0; i < 600 && before.length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      before = await doneChunks(pair);
-    }
+    let before: ChunkRow[] = await waitUntil('two chunks are copied', async () => {
+      const done = await doneChunks(pair);
+      return done.length >= 2 && done;
+    });
     await w1.kill('SIGKILL');
     before = await doneChunks(pair);
     const total = await pair.destination.sql<{ n: string }>('SELECT count(*) AS n FROM pgshift.chunks WHERE migration = $1', [pair.name]);

@@ -8,6 +8,8 @@ import { startCluster } from '../dev/postgres';
 import { startOnFreePorts } from '../dev/ports';
 import { resolveTemporalCli, startDevServer } from '../dev/temporal';
 import { assertStopped } from './harness/leftovers';
+import { clusters, makePair } from './harness/env';
+import { connect } from '../lib/io/pg';
 
 describe('test harness', () => {
   it('starts and fully stops a Temporal dev server and PostgreSQL 15 and 18 clusters', async () => {
@@ -23,6 +25,29 @@ describe('test harness', () => {
     expect(wal).toBe('logical');
     await Promise.all([server.stop(), pg15.stop(), pg18.stop()]);
     await assertStopped({ pids: [server.pid], ports: [server.ports[0], pg15.port, pg18.port], dataDirs: [pg15.dataDir, pg18.dataDir] });
+  });
+
+  it("runs PostgreSQL 11 and 14 for the suite, where the suite's roles log in with passwords and read what they should", async () => {
+    const pair = await makePair({ source: clusters().pg11, destination: clusters().pg14 });
+    const [{ v: v11, wal }] = await pair.source.cluster.sql<{ v: string; wal: string }>("SELECT current_setting('server_version_num') AS v, current_setting('wal_level') AS wal");
+    const [{ v: v14 }] = await pair.destination.cluster.sql<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+    expect(Number(v11)).toBeGreaterThanOrEqual(110000);
+    expect(Number(v11)).toBeLessThan(120000);
+    expect(Number(v14)).toBeGreaterThanOrEqual(140000);
+    expect(Number(v14)).toBeLessThan(150000);
+    expect(wal).toBe('logical');
+    await pair.source.sql('CREATE SCHEMA app; CREATE TABLE app.t (id int PRIMARY KEY)');
+    // The migration roles connect over TCP with their passwords and see what they need.
+    const cfg = pair.config();
+    for (const side of ['source', 'destination'] as const) {
+      const c = await connect(cfg, side);
+      try {
+        if (side === 'source') expect((await c.query('SELECT count(*)::int AS n FROM app.t')).rows[0].n).toBe(0);
+        else expect((await c.query('SELECT current_user AS u')).rows[0].u).toBe(pair.destination.user);
+      } finally {
+        await c.end();
+      }
+    }
   });
 
   it('detects a leftover process or port', async () => {

@@ -9,7 +9,8 @@ import { makePair, Pair } from './harness/env';
 const TABLE = 'CREATE TABLE public.t (id int PRIMARY KEY, v text)';
 
 async function check(pair: Pair, overrides: Partial<ConfigInput> = {}): Promise<Record<PrecheckId, PrecheckItem>> {
-  const items = await precheck({ config: pair.config(overrides) });
+  // These items are the requirements of an online migration: check them with change capture on.
+  const items = await precheck({ config: pair.config({ mode: { schema: true, full: true, incremental: true }, ...overrides }) });
   return Object.fromEntries(items.map((i) => [i.id, i])) as Record<PrecheckId, PrecheckItem>;
 }
 

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { getStatus, startMigration, waitForMigration } from '../client';
 import { makePair, temporalClient, uid } from './harness/env';
 import { spawnWorker } from './harness/worker-process';
+import { waitUntil } from './harness/wait';
 
 const TABLES = 300;
 const SOURCE = `
@@ -37,7 +38,7 @@ describe('schema-only migration survives a worker kill', () => {
     await startMigration(client, config);
     const applied = async () =>
       Number((await pair.destination.sql<{ n: string }>(`SELECT count(*) AS n FROM pgshift.schema_statements WHERE state = 'applied'`).catch(() => [{ n: '0' }]))[0].n);
-    while ((await applied()) < 50) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil('50 schema statements are applied', async () => (await applied()) >= 50, { everyMs: 50 });
     await w1.kill('SIGKILL');
     const atKill = await applied();
     const total = Number((await pair.destination.sql<{ n: string }>('SELECT count(*) AS n FROM pgshift.schema_statements'))[0].n);

@@ -8,19 +8,10 @@ import { chromium, type Browser } from 'playwright-core';
 import { describe, expect, inject, it } from 'vitest';
 import { abort, getStatus, startMigration, waitForMigration } from '../client';
 import { makePair, temporalClient, uid, withWorker } from './harness/env';
+import { waitUntil } from './harness/wait';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(__dirname, '..', 'test-artifacts');
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('Temporal UI', () => {
   it('finds the migration by search attribute and shows its summary and current phase', async () => {
@@ -43,7 +34,7 @@ describe('Temporal UI', () => {
     try {
       await withWorker(taskQueue, async () => {
         const workflowId = await startMigration(client, config);
-        await until('the full load', async () => (await getStatus(client, workflowId)).state.phase === 'full-load');
+        await waitUntil('the full load', async () => (await getStatus(client, workflowId)).state.phase === 'full-load', { everyMs: 250 });
 
         browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
         const page = await browser.newPage({ viewport: { width: 1400, height: 1600 } });
@@ -60,11 +51,11 @@ describe('Temporal UI', () => {
         // Static summary (set at start) and current details (markdown from the workflow): the User Metadata tab.
         await page.getByText('User Metadata', { exact: true }).first().click();
         const summary = `pgshift ${config.name}: ${pair.raw().source.host}:${pair.raw().source.port}/`;
-        const text = await until('summary and current details on the page', async () => {
+        const text = await waitUntil('summary and current details on the page', async () => {
           // The UI renders markdown in sandboxed iframes: read every frame.
           const t = (await Promise.all(page.frames().map((f) => f.locator('body').innerText().catch(() => '')))).join('\n');
           return t.includes(summary) && t.includes(`pgshift ${config.name}: full-load`) ? t : null;
-        }, 30_000);
+        }, { timeoutMs: 30_000, everyMs: 250 });
         expect(text).toContain('Summary');
         expect(text).toContain('Current Details');
         expect(text).toMatch(/▶️\s*full-load/);

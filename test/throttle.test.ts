@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { getStatus, startMigration, throttle, waitForMigration } from '../client';
 import { makePair, Side, temporalClient, uid, withWorker } from './harness/env';
+import { waitUntil } from './harness/wait';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -42,7 +43,7 @@ describe('throttle', () => {
     const client = await temporalClient();
     await withWorker(taskQueue, async () => {
       await startMigration(client, config);
-      for (let i = 0; i < 100 && (await copiedRows(pair.destination)) === 0; i++) await sleep(100);
+      await waitUntil('the first rows reach the destination', async () => (await copiedRows(pair.destination)) > 0, { timeoutMs: 30_000 });
       await sleep(1000); // past the first burst
       const steady = await rateOver(pair.destination, 10_000);
       expect(steady).toBeGreaterThan(4500);

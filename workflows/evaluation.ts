@@ -1,4 +1,4 @@
-// EvaluationWorkflow (SPEC §2 row 0): compatibility report + precheck of a
+// EvaluationWorkflow: compatibility report + precheck of a
 // config, without touching the source. The report is the workflow result and
 // is shown as the workflow's current details in the Temporal UI.
 import { defineQuery, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';

@@ -42,6 +42,7 @@ import {
   SchemaStage,
   Throttle,
 } from '../lib/migration-state';
+import { unavailableModes } from '../lib/availability';
 import { endpointLabel } from '../lib/migration-ids';
 import { SA_PHASE } from '../lib/search-attributes';
 import { runFullLoad } from './phases/full-load';
@@ -202,6 +203,12 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
   };
 
   show();
+  const unavailable = unavailableModes(config);
+  if (unavailable.length) {
+    recordError(state, new Date().toISOString(), unavailable.join('; '));
+    enter('failed');
+    throw ApplicationFailure.nonRetryable(unavailable.join('; '), 'InvalidInput');
+  }
   try {
     await work.run(async () => {
       for (let i = Math.max(0, PHASES.indexOf(state.phase as (typeof PHASES)[number])); i < PHASES.length; i++) {

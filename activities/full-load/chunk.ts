@@ -1,5 +1,5 @@
 // Copy one chunk: a short REPEATABLE READ snapshot on the source (taken after
-// the slot exists, SPEC §3.2), COPY streamed to the destination with
+// the slot exists, so the change stream covers everything after it), COPY streamed to the destination with
 // backpressure, metered for the throttle, and committed in ONE fenced
 // destination transaction together with the chunk's "done" mark. A retry, on
 // any worker, therefore finds either nothing or the whole chunk: no duplicate,

@@ -1,4 +1,4 @@
-// The precheck activity (SPEC §2 row 1), shared by EvaluationWorkflow and
+// The precheck activity, shared by EvaluationWorkflow and
 // MigrationWorkflow. It opens one read-only session per side, runs every check,
 // and reports each item pass / warn / fail with cause and fix. A connection
 // failure is an item, not an exception, so the report always comes back.

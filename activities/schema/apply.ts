@@ -129,7 +129,7 @@ export async function applyTableStatements(input: { config: Config; runToken: st
     'destination',
     async (dst) => {
       await prepareDestinationSession(dst);
-      // With change capture to follow, unique constraints and FKs wait for the consistency point (SPEC §3.2).
+      // With change capture to follow, unique constraints and FKs wait for the consistency point (older row states may be replayed until then).
       const statements = await readTableStatements(dst, config.name, table, indexed, !config.mode.incremental);
       let applied = 0;
       for (const [i, st] of statements.entries()) {

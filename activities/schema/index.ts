@@ -1,4 +1,4 @@
-// Schema migration (SPEC §2 row 3): plan from the source catalogs, apply by stage.
+// Schema migration: plan from the source catalogs, apply by stage.
 //  - read.ts       catalog reads on the source (server-rendered definitions)
 //  - scope.ts      destination names (config mapping + catalog knowledge)
 //  - sqltext.ts    tokens of deparsed SQL

@@ -123,7 +123,7 @@ export async function readStage(dst: Client, migration: string, stage: SchemaSta
  * The keys and indexes of one plain table, then the foreign keys between
  * tables that are all `indexed` (keys built), in plan order. Called only after planSchema stored the plan.
  * `constraining: false` leaves out what change replay could violate before the
- * consistency point (SPEC §3.2): secondary unique indexes and constraints,
+ * consistency point (until the apply has passed it, replay may revisit older row states): secondary unique indexes and constraints,
  * exclusion constraints and foreign keys. Primary and replica keys always come.
  */
 export async function readTableStatements(

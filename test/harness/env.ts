@@ -24,7 +24,13 @@ function quietRuntime() {
 export const uid = () => randomBytes(4).toString('hex');
 
 export function clusters() {
-  return { pg15: clusterHandle(inject('pg15')), pg18: clusterHandle(inject('pg18')), pg15b: clusterHandle(inject('pg15b')) };
+  return {
+    pg15: clusterHandle(inject('pg15')),
+    pg18: clusterHandle(inject('pg18')),
+    pg15b: clusterHandle(inject('pg15b')),
+    pg11: clusterHandle(inject('pg11')),
+    pg14: clusterHandle(inject('pg14')),
+  };
 }
 
 export interface Side {
@@ -64,7 +70,17 @@ export async function makePair(opts: { source?: ClusterHandle; destination?: Clu
     await createDatabase(cluster, name, owner ? role : 'postgres');
     if (!owner) {
       // Read everything in the database and see every session, as a typical migration role would.
-      await cluster.sql(`GRANT pg_read_all_data, pg_read_all_stats TO ${role}`, name);
+      if (cluster.version >= 14) await cluster.sql(`GRANT pg_read_all_data, pg_read_all_stats TO ${role}`, name);
+      else {
+        // No pg_read_all_data before 14: read what the superuser creates here from now on.
+        await cluster.sql(
+          `GRANT pg_read_all_stats TO ${role};
+           ALTER DEFAULT PRIVILEGES FOR ROLE postgres GRANT USAGE ON SCHEMAS TO ${role};
+           ALTER DEFAULT PRIVILEGES FOR ROLE postgres GRANT SELECT ON TABLES TO ${role};
+           ALTER DEFAULT PRIVILEGES FOR ROLE postgres GRANT SELECT ON SEQUENCES TO ${role};`,
+          name,
+        );
+      }
     }
     return { cluster, database: name, user: role, passwordEnv, sql: (text, params) => cluster.sql(text, name, params) };
   };

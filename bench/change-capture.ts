@@ -1,0 +1,186 @@
+// Change capture in `npm run bench`: one pgbench backlog, consumed in turn by
+//   - the decode limit: the source's walsender streaming the backlog to a
+//     consumer that discards it (pg_recvlogical -P pgoutput -f /dev/null); no
+//     consumer of one slot can be faster;
+//   - native logical replication (CREATE SUBSCRIPTION … copy_data = false);
+//   - pgshift's apply (when given), each into its own destination database.
+// Every consumer's slot is made before the workload, so all three see exactly
+// the same changes. Catch-up: from the consumer's start until a marker row,
+// committed after the workload, is visible on its destination.
+// Then live lag: pgbench at a fixed rate while probe rows carry their commit
+// time; lag = when the probe shows up on the destination − when it committed
+// (one clock: both ends are read by this process).
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { LocalCluster } from '../dev/postgres';
+
+const run = promisify(execFile);
+
+export interface CaptureBenchOptions {
+  src: LocalCluster;
+  dst: LocalCluster;
+  /** Superuser password of both clusters (the tools connect over TCP). */
+  password: string;
+  /** Database on the source holding the pgbench tables. */
+  database: string;
+  /** pgbench transactions in the backlog. */
+  transactions: number;
+  /** pgbench rate (transactions/s) of the live phase, and its length. */
+  liveRate: number;
+  liveSeconds: number;
+  /**
+   * pgshift as a consumer: prepare its slot before the workload (`prepare`),
+   * then `catchUp` applies into `database` until `done()` says the marker
+   * arrived; `live` runs the apply while `during` runs, returning its peak RSS.
+   */
+  pgshift?: {
+    prepare(database: string): Promise<void>;
+    consume(database: string, until: () => Promise<boolean>): Promise<{ peakRssMb: number }>;
+  };
+}
+
+export interface CaptureRate {
+  consumer: string;
+  changes: number;
+  seconds: number;
+  changesPerSecond: number;
+  note?: string;
+}
+
+export interface CaptureBenchResult {
+  backlogChanges: number;
+  backlogMb: number;
+  rates: CaptureRate[];
+  live: { consumer: string; p50: number; p99: number; drainSeconds: number }[];
+}
+
+const PUBLICATION = 'bench_pub';
+const MARKER = 'bench_marker';
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+export async function benchChangeCapture(o: CaptureBenchOptions): Promise<CaptureBenchResult> {
+  const { src, dst, database: db } = o;
+  const env = { ...process.env, PGPASSWORD: o.password, PATH: `${src.binDir}:${process.env.PATH}` };
+  const conn = (c: LocalCluster, database: string) => `host=127.0.0.1 port=${c.port} user=postgres dbname=${database}`;
+  const pgbench = (args: string[]) => run(path.join(src.binDir, 'pgbench'), [...args, '-h', '127.0.0.1', '-p', String(src.port), '-U', 'postgres', db], { env, maxBuffer: 64 << 20 });
+
+  // The marker table and a publication of every table; the destinations get the same tables, keys included.
+  await src.sql(`CREATE TABLE IF NOT EXISTS ${MARKER} (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`, db);
+  await src.sql(`ALTER TABLE pgbench_history ADD COLUMN IF NOT EXISTS hid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY`, db);
+  await src.sql(`DROP PUBLICATION IF EXISTS ${PUBLICATION}; CREATE PUBLICATION ${PUBLICATION} FOR ALL TABLES`, db);
+  const schema = (await run(path.join(src.binDir, 'pg_dump'), ['--schema-only', '--no-publications', '--no-subscriptions', '-d', conn(src, db)], { env, maxBuffer: 64 << 20 })).stdout
+    // psql meta-commands (\restrict …) are not SQL
+    .replace(/^\\.*$/gm, '');
+  const consumers = ['native', ...(o.pgshift ? ['pgshift'] : [])];
+  for (const c of consumers) {
+    await dst.sql(`DROP DATABASE IF EXISTS bench_${c} WITH (FORCE)`);
+    await dst.sql(`CREATE DATABASE bench_${c}`);
+    await dst.sql(schema, `bench_${c}`);
+    // The destination starts from the source's rows (as after a full load): copy them table by table.
+    for (const t of ['pgbench_branches', 'pgbench_tellers', 'pgbench_accounts', 'pgbench_history']) {
+      await run('sh', ['-c', `psql -qAt -d "${conn(src, db)}" -c "COPY ${t} TO STDOUT (FORMAT binary)" | psql -qAt -d "${conn(dst, `bench_${c}`)}" -c "COPY ${t} FROM STDIN (FORMAT binary)"`], { env, maxBuffer: 1 << 20 });
+    }
+  }
+
+  // Slots first, then the backlog.
+  await src.sql(`SELECT pg_create_logical_replication_slot('bench_decode', 'pgoutput')`, db);
+  await dst.sql(
+    `CREATE SUBSCRIPTION bench_native CONNECTION '${conn(src, db)} password=${o.password}' PUBLICATION ${PUBLICATION} WITH (copy_data = false, enabled = false, slot_name = 'bench_native')`,
+    'bench_native',
+  );
+  await o.pgshift?.prepare('bench_pgshift');
+  const [{ lsn: startLsn }] = await src.sql<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn', db);
+  await pgbench(['-n', '-c', '2', '-j', '2', '-t', String(Math.ceil(o.transactions / 2))]);
+  await src.sql(`INSERT INTO ${MARKER} (id) VALUES (1)`, db);
+  const [{ lsn: endLsn, mb }] = await src.sql<{ lsn: string; mb: string }>(`SELECT pg_current_wal_lsn()::text AS lsn, (pg_current_wal_lsn() - '${startLsn}'::pg_lsn) / 1e6 AS mb`, db);
+  // tpcb-like: three UPDATEs and one INSERT per transaction, plus the marker.
+  const changes = 4 * 2 * Math.ceil(o.transactions / 2) + 1;
+  const rates: CaptureRate[] = [];
+  const rate = (consumer: string, seconds: number, note?: string) => rates.push({ consumer, changes, seconds, changesPerSecond: changes / seconds, note });
+
+  const decode = await timed(async () => {
+    await run(path.join(src.binDir, 'pg_recvlogical'), ['-d', conn(src, db), '-S', 'bench_decode', '--start', `--endpos=${endLsn}`, '-P', 'pgoutput', '-o', 'proto_version=1', '-o', `publication_names=${PUBLICATION}`, '-f', '/dev/null', '--no-loop'], { env });
+  });
+  rate('decode limit (pg_recvlogical → /dev/null)', decode);
+
+  const markerOn = (database: string) => async () => (await dst.sql<{ n: string }>(`SELECT count(*)::text AS n FROM ${MARKER}`, database))[0].n !== '0';
+  const native = await timed(async () => {
+    await dst.sql('ALTER SUBSCRIPTION bench_native ENABLE', 'bench_native');
+    await waitFor('the marker on the native subscriber', markerOn('bench_native'), 30 * 60_000);
+  });
+  rate('native logical replication', native, 'one destination transaction per source transaction');
+
+  if (o.pgshift) {
+    let peak = 0;
+    const seconds = await timed(async () => {
+      peak = (await o.pgshift!.consume('bench_pgshift', markerOn('bench_pgshift'))).peakRssMb;
+    });
+    rate('pgshift apply', seconds, `worker peak RSS ${peak.toFixed(0)} MB`);
+  }
+
+  // Live: the native subscriber keeps running; probes every 100 ms while pgbench runs at a fixed rate.
+  const live: CaptureBenchResult['live'] = [];
+  const lags: number[] = [];
+  let probe = 1;
+  const workload = pgbench(['-n', '-c', '2', '-j', '2', '-R', String(o.liveRate), '-T', String(o.liveSeconds)]);
+  const probing = (async () => {
+    const end = Date.now() + o.liveSeconds * 1000;
+    while (Date.now() < end) {
+      const id = ++probe;
+      await src.sql(`INSERT INTO ${MARKER} (id) VALUES (${id})`, db);
+      const committed = Date.now();
+      await waitFor(`probe ${id} on the native subscriber`, async () => (await dst.sql(`SELECT 1 FROM ${MARKER} WHERE id = ${id}`, 'bench_native')).length > 0, 120_000);
+      lags.push((Date.now() - committed) / 1000);
+      await sleep(100);
+    }
+  })();
+  await Promise.all([workload, probing]);
+  const drain = await timed(async () => {
+    const id = ++probe;
+    await src.sql(`INSERT INTO ${MARKER} (id) VALUES (${id})`, db);
+    await waitFor('the drain marker on the native subscriber', async () => (await dst.sql(`SELECT 1 FROM ${MARKER} WHERE id = ${id}`, 'bench_native')).length > 0, 120_000);
+  });
+  lags.sort((a, b) => a - b);
+  const pct = (p: number) => lags[Math.min(lags.length - 1, Math.floor((p / 100) * lags.length))] ?? NaN;
+  live.push({ consumer: 'native logical replication', p50: pct(50), p99: pct(99), drainSeconds: drain });
+
+  await dst.sql('ALTER SUBSCRIPTION bench_native DISABLE; ALTER SUBSCRIPTION bench_native SET (slot_name = NONE); DROP SUBSCRIPTION bench_native', 'bench_native');
+  for (const slot of ['bench_decode', 'bench_native']) await src.sql(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '${slot}'`, db);
+  return { backlogChanges: changes, backlogMb: Number(mb), rates, live };
+}
+
+export function renderCaptureResults(r: CaptureBenchResult): string {
+  const decode = r.rates[0];
+  const native = r.rates.find((x) => x.consumer.startsWith('native'));
+  const lines = [
+    `### Change capture: catch-up of one pgbench backlog (${r.backlogChanges.toLocaleString('en-US')} changes, ${r.backlogMb.toFixed(0)} MB of WAL)`,
+    '',
+    '| consumer | seconds | changes/s | of the decode limit | vs native | note |',
+    '|---|---:|---:|---:|---:|---|',
+    ...r.rates.map(
+      (x) =>
+        `| ${x.consumer} | ${x.seconds.toFixed(2)} | ${Math.round(x.changesPerSecond).toLocaleString('en-US')} | ${((100 * x.changesPerSecond) / decode.changesPerSecond).toFixed(0)} % | ${native ? `${(x.changesPerSecond / native.changesPerSecond).toFixed(2)}×` : ''} | ${x.note ?? ''} |`,
+    ),
+    '',
+    '| live consumer | lag p50 | lag p99 | drain after the workload |',
+    '|---|---:|---:|---:|',
+    ...r.live.map((x) => `| ${x.consumer} | ${x.p50.toFixed(2)} s | ${x.p99.toFixed(2)} s | ${x.drainSeconds.toFixed(2)} s |`),
+  ];
+  return lines.join('\n');
+}
