@@ -185,4 +185,45 @@ describe('applyChanges', () => {
     // Nothing of the cancelled run is left open on the destination.
     expect(await pair.destination.sql(`SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pgshift apply%' AND datname = current_database()`)).toHaveLength(0);
   });
+
+  it('applies renames, name case and row filters: rows move into and out of the filter', async () => {
+    const pair = await capturePair();
+    await pair.sourceAsRole(`
+      CREATE SCHEMA "Src App";
+      CREATE TABLE "Src App"."Events" ("Id" int PRIMARY KEY, "Kind" text NOT NULL, payload text, big text);
+      ALTER TABLE "Src App"."Events" ALTER COLUMN big SET STORAGE EXTERNAL;
+      CREATE TABLE "Src App"."Plain" ("Id" int PRIMARY KEY, "Val" text);
+      INSERT INTO "Src App"."Events" VALUES (1, 'shown', 'p1', NULL), (2, 'hidden', 'p2', NULL), (3, 'shown', 'p3', ${big('e3')}), (4, 'hidden', 'p4', ${big('e4')});
+      INSERT INTO "Src App"."Plain" VALUES (1, 'one'), (2, 'two')`);
+    const { config } = await migrated(pair, {
+      objects: {
+        schemas: ['Src App'],
+        nameCase: 'lower',
+        rename: { schemas: { 'Src App': 'app' }, tables: { '"Src App"."Events"': 'app.evts' }, columns: { '"Src App"."Events".payload': 'body_text' } },
+        filters: { '"Src App"."Events"': `"Kind" <> 'hidden'` },
+      },
+    });
+    await fullLoad(pair, config);
+    expect(await pair.destination.sql('SELECT id FROM app.evts ORDER BY id')).toEqual([{ id: 1 }, { id: 3 }]);
+    for (const sql of [
+      `INSERT INTO "Src App"."Events" VALUES (5, 'shown', 'p5', NULL), (6, 'hidden', 'p6', NULL), (7, 'shown', 'p7', ${big('e7')})`,
+      `UPDATE "Src App"."Events" SET "Kind" = 'hidden' WHERE "Id" = 1`, // out of the filter: deleted
+      `UPDATE "Src App"."Events" SET "Kind" = 'shown' WHERE "Id" = 2`, // into it: inserted
+      `UPDATE "Src App"."Events" SET "Kind" = 'shown' WHERE "Id" = 4`, // into it with its TOASTed value not sent: read from the source
+      `UPDATE "Src App"."Events" SET payload = 'p3 changed' WHERE "Id" = 3`, // stays in, TOAST kept
+      `UPDATE "Src App"."Events" SET "Kind" = 'hidden' WHERE "Id" = 7`, // out, TOAST not sent
+      `UPDATE "Src App"."Events" SET payload = 'still hidden' WHERE "Id" = 6`, // stays out
+      `DELETE FROM "Src App"."Events" WHERE "Id" = 5`,
+      `UPDATE "Src App"."Plain" SET "Val" = 'uno' WHERE "Id" = 1; UPDATE "Src App"."Plain" SET "Id" = 20 WHERE "Id" = 2; INSERT INTO "Src App"."Plain" VALUES (3, 'three')`,
+    ]) {
+      await pair.source.sql(sql);
+    }
+    const r = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: await sourceInsertLsn(pair.source) });
+    expect(r.sourceReads).toBeGreaterThanOrEqual(1);
+    const events = await expectSameRows(pair.source, pair.destination, { source: '"Src App"."Events"', destination: 'app.evts', orderBy: '1', where: `"Kind" <> 'hidden'` });
+    expect(events.destination).toEqual(events.source);
+    expect(events.destination.map((x) => x.slice(0, 12))).toEqual(['(2,shown,p2,', '(3,shown,"p3', '(4,shown,p4,']);
+    const plain = await expectSameRows(pair.source, pair.destination, { source: '"Src App"."Plain"', destination: 'app.plain', orderBy: '1' });
+    expect(plain.destination).toEqual(plain.source);
+  });
 });
