@@ -14,9 +14,9 @@
 //      bring it to the same state as the source either way.
 // Collapsing can reach the final state through an order the source never
 // took; where that hits a constraint (a secondary unique index with two rows
-// swapping a value, a deferred-less FK without replica role), the piece is
-// rolled back to its savepoint and applied again change by change, in source
-// order, which is always a valid order.
+// swapping a value, an FK without replica role), the piece is rolled back to
+// its savepoint and applied again in halves, down to change by change in
+// source order (always a valid order) for the few changes around the conflict.
 import type { Client } from 'pg';
 import { isPartial, Key, keyString, RowChange, TableBatch, FinalState } from '../../lib/capture/batch';
 import { Datum, UNCHANGED } from '../../lib/capture/pgoutput';
@@ -143,27 +143,56 @@ async function applyTable(ctx: PieceContext, stats: PieceStats, t: ApplyTable, b
   }
 }
 
-async function applyCollapsed(ctx: PieceContext, stats: PieceStats, piece: Piece): Promise<void> {
-  for (const [t, batch] of piece.tables) await applyTable(ctx, stats, t, batch);
+async function applyCollapsed(ctx: PieceContext, stats: PieceStats, tables: Map<ApplyTable, TableBatch>): Promise<void> {
+  for (const [t, batch] of tables) await applyTable(ctx, stats, t, batch);
 }
 
-/** Apply a piece under a savepoint; falls back to change-by-change on an order-sensitive constraint error. */
-export async function applyPiece(ctx: PieceContext, stats: PieceStats, piece: Piece): Promise<void> {
-  if (!piece.size) return;
+function collapse(changes: Piece['changes']): Map<ApplyTable, TableBatch> {
+  const tables = new Map<ApplyTable, TableBatch>();
+  for (const { table, change } of changes) {
+    let b = tables.get(table);
+    if (!b) tables.set(table, (b = new TableBatch(table.key, table.display)));
+    b.add(change);
+  }
+  return tables;
+}
+
+/** Below this many changes, a range that hit an order-sensitive error is applied change by change. */
+const ROW_BY_ROW = 8;
+
+/**
+ * Apply `changes` collapsed under a savepoint; on an order-sensitive
+ * constraint error, roll back and apply the two halves one after the other
+ * (each collapsed, in order: the same end state), down to change by change —
+ * so only the few changes around the conflict lose the batching.
+ */
+async function applyRange(ctx: PieceContext, stats: PieceStats, changes: Piece['changes'], tables?: Map<ApplyTable, TableBatch>): Promise<void> {
   await ctx.dst.query('SAVEPOINT pgshift_piece');
   try {
-    await applyCollapsed(ctx, stats, piece);
+    if (changes.length <= ROW_BY_ROW && !tables) {
+      for (const c of changes) await applyCollapsed(ctx, stats, collapse([c]));
+    } else {
+      await applyCollapsed(ctx, stats, tables ?? collapse(changes));
+    }
   } catch (e) {
-    if (!ORDER_SENSITIVE.has((e as { code?: string }).code ?? '')) throw e;
+    if (!ORDER_SENSITIVE.has((e as { code?: string }).code ?? '') || (changes.length <= ROW_BY_ROW && !tables)) throw e;
     await ctx.dst.query('ROLLBACK TO SAVEPOINT pgshift_piece');
-    stats.fallbacks++;
-    for (const { table, change } of piece.changes) {
-      const one = new TableBatch(table.key, table.display);
-      one.add(change);
-      await applyTable(ctx, stats, table, one);
+    if (tables) stats.fallbacks++;
+    if (changes.length <= ROW_BY_ROW) {
+      await applyRange(ctx, stats, changes);
+    } else {
+      const mid = Math.ceil(changes.length / 2);
+      await applyRange(ctx, stats, changes.slice(0, mid));
+      await applyRange(ctx, stats, changes.slice(mid));
     }
   }
   await ctx.dst.query('RELEASE SAVEPOINT pgshift_piece');
+}
+
+/** Apply a piece collapsed; an order-sensitive constraint error narrows down to change-by-change around it. */
+export async function applyPiece(ctx: PieceContext, stats: PieceStats, piece: Piece): Promise<void> {
+  if (!piece.size) return;
+  await applyRange(ctx, stats, piece.changes, piece.tables);
 }
 
 export async function applyTruncate(ctx: PieceContext, stats: PieceStats, tables: ApplyTable[], restartIdentity: boolean, cascade: boolean): Promise<void> {

@@ -389,6 +389,10 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     /** One destination transaction: `first` and what follows, up to a source commit where the batch should end. */
     const batch = async (first: StreamItem) => {
       const openedAt = Date.now();
+      // Deferrable constraints are checked at commit, where the state is the
+      // source's at a commit: a value swapped in one source statement arrives
+      // as two row changes, valid together but not one by one.
+      await dst.query('SET CONSTRAINTS ALL DEFERRED');
       let batchEnd: Lsn = position;
       let batchChanges = 0;
       let sourceTime: string | null = null;
