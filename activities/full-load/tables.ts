@@ -48,6 +48,13 @@ export async function readCopyTables(src: Client, config: Config): Promise<CopyT
   const exc = new Set(exclude.map((t) => JSON.stringify(Object.values(parseTableName(t)))));
   const filterBy = new Map(Object.entries(filters).map(([t, f]) => [JSON.stringify(Object.values(parseTableName(t))), f]));
   const map = nameMapper(config.objects);
+  // PostgreSQL 11 has neither pg_partition_root() nor generated columns.
+  const v11 = Number((await src.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0].v) < 120000;
+  const rootOf = v11
+    ? `(WITH RECURSIVE up(oid, depth) AS (SELECT c.oid, 0 UNION ALL
+          SELECT i.inhparent, up.depth + 1 FROM up JOIN pg_class p ON p.oid = up.oid AND p.relispartition JOIN pg_inherits i ON i.inhrelid = up.oid)
+        SELECT oid FROM up ORDER BY depth DESC LIMIT 1)`
+    : 'coalesce(pg_partition_root(c.oid)::oid, c.oid)';
 
   const rels = await src.query<{
     oid: number;
@@ -66,7 +73,7 @@ export async function readCopyTables(src: Client, config: Config): Promise<CopyT
        FROM pg_class c
        JOIN pg_namespace n ON n.oid = c.relnamespace
        -- the root of a partition tree decides selection and filters
-       JOIN pg_class r ON r.oid = coalesce(pg_partition_root(c.oid)::oid, c.oid)
+       JOIN pg_class r ON r.oid = ${rootOf}
        JOIN pg_namespace rn ON rn.oid = r.relnamespace
       WHERE c.relkind = 'r' AND n.nspname = ANY($1)
       ORDER BY n.nspname, c.relname`,
@@ -83,7 +90,7 @@ export async function readCopyTables(src: Client, config: Config): Promise<CopyT
               coalesce(nullif(t.typelem, 0), a.atttypid) AS elemoid,
               coalesce(nullif(t.typbasetype, 0), a.atttypid) AS basetype
          FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-        WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+        WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped${v11 ? '' : " AND a.attgenerated = ''"}
         ORDER BY a.attnum`,
       [r.oid],
     );
