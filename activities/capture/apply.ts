@@ -39,7 +39,7 @@ import { fullLoadThrottleQuery } from '../../workflows/definitions';
 import { advanceApplied, readCapture } from './control';
 import { applyPiece, applyTruncate, Piece, PieceStats } from './apply-batch';
 import { beatSource } from './prepare-source';
-import { ChangeStream, StreamItem } from './stream';
+import { ChangeStream, StreamItem, type StreamOptions } from './stream';
 
 export interface ApplyInput {
   config: Config;
@@ -58,6 +58,8 @@ export interface ApplyResult {
   partialImages: number;
   sourceReads: number;
   statements: number;
+  /** Stream queue high-water marks and read pauses (memory bound). */
+  stream: { maxQueuedItems: number; maxQueuedBytes: number; pauses: number };
   /** Whether apply sessions run with session_replication_role = replica (no FK checks, no user triggers). */
   replicaRole: boolean;
   seconds: number;
@@ -92,6 +94,9 @@ export interface ApplyTuning {
   batchChanges: number;
   beatMs: number;
   sourceBeatMs: number;
+  /** Stream queue bounds: reading pauses above them. */
+  queueItems: number;
+  queueBytes: number;
 }
 
 export interface ApplyOptions {
@@ -101,7 +106,7 @@ export interface ApplyOptions {
   tuning?: Partial<ApplyTuning>;
 }
 
-const DEFAULT_TUNING: ApplyTuning = { pieceChanges: 5_000, pieceBytes: 16 << 20, batchMs: 100, batchChanges: 50_000, beatMs: 2_000, sourceBeatMs: 1_000 };
+const DEFAULT_TUNING: ApplyTuning = { pieceChanges: 5_000, pieceBytes: 16 << 20, batchMs: 100, batchChanges: 50_000, beatMs: 2_000, sourceBeatMs: 1_000, queueItems: 20_000, queueBytes: 32 << 20 };
 
 /** The throttle the workflow currently holds, via its query (from inside the activity). */
 function workflowThrottle(): ThrottleSource {
@@ -285,7 +290,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     );
 
     // The stream, resumed at the applied position.
-    stream = await openStream(config, srcClient, slot, capture.publication, persisted, signal);
+    stream = await openStream(config, srcClient, slot, capture.publication, persisted, signal, { maxItems: tuning.queueItems, maxBytes: tuning.queueBytes });
     const s = stream;
 
     const relations = new Map<number, Relation>();
@@ -491,6 +496,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       partialImages: stats.partialImages,
       sourceReads: stats.sourceReads,
       statements: stats.statements,
+      stream: { ...s.stats },
       replicaRole,
       seconds: (Date.now() - started) / 1000,
     };
@@ -507,7 +513,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
 }
 
 /** Start streaming; a slot still held by a stale walsender of an earlier attempt is taken over. */
-async function openStream(config: Config, src: Client, slot: string, publication: string, from: Lsn, signal: AbortSignal): Promise<ChangeStream> {
+async function openStream(config: Config, src: Client, slot: string, publication: string, from: Lsn, signal: AbortSignal, opts: StreamOptions): Promise<ChangeStream> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const exists = await src.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
@@ -517,7 +523,7 @@ async function openStream(config: Config, src: Client, slot: string, publication
       // Only ever our own migration's walsender (the slot is this migration's).
       await src.query('SELECT pg_terminate_backend($1)', [pid]).catch(() => undefined);
     }
-    const stream = new ChangeStream(clientConfig(config, 'source', captureApplicationName(config)), slot, publication, from);
+    const stream = new ChangeStream(clientConfig(config, 'source', captureApplicationName(config)), slot, publication, from, opts);
     try {
       await stream.start();
       return stream;

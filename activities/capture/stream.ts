@@ -70,6 +70,8 @@ export class ChangeStream {
   private statusTimer: NodeJS.Timeout | null = null;
   private readonly maxItems: number;
   private readonly maxBytes: number;
+  /** How full the queue got and how often reading was paused (memory stays bounded). */
+  readonly stats = { maxQueuedItems: 0, maxQueuedBytes: 0, pauses: 0 };
 
   constructor(
     clientConfig: ClientConfig,
@@ -118,8 +120,11 @@ export class ChangeStream {
     if (this.closed) return;
     this.queue.push(item);
     this.queuedBytes += bytes;
+    if (this.queuedBytes > this.stats.maxQueuedBytes) this.stats.maxQueuedBytes = this.queuedBytes;
+    if (this.pending() > this.stats.maxQueuedItems) this.stats.maxQueuedItems = this.pending();
     if (!this.paused && (this.queue.length - this.head > this.maxItems || this.queuedBytes > this.maxBytes)) {
       this.paused = true;
+      this.stats.pauses++;
       this.socket()?.pause();
     }
     const w = this.waiter;
