@@ -145,7 +145,9 @@ describe('applyChanges', () => {
     expect(r.replicaRole).toBe(true);
     expect(r.fallbacks).toBeGreaterThanOrEqual(1); // the unique email swap
     expect(r.partialImages).toBeGreaterThan(0); // TOAST values not sent
-    console.log(`applied ${r.changes} changes in ${r.transactions} transactions in ${ms} ms (${Math.round(r.changes / (ms / 1000))} changes/s), ${r.statements} statements, ${r.fallbacks} fallbacks`);
+    console.log(
+      `applied ${r.changes} changes in ${r.transactions} transactions in ${ms} ms (${Math.round(r.changes / (ms / 1000))} changes/s), ${r.statements} statements, ${r.fallbacks} fallbacks`,
+    );
 
     for (const t of TABLES) {
       const { source, destination } = await expectSameRows(pair.source, pair.destination, t);
@@ -156,11 +158,15 @@ describe('applyChanges', () => {
     expect(toast.n).toBeGreaterThan(10);
 
     // The slot is confirmed exactly at the applied position (commit end LSN), never past it.
-    const [slot] = await pair.source.sql<{ c: string }>('SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = $1', [prepared.slotName]);
+    const [slot] = await pair.source.sql<{ c: string }>('SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = $1', [
+      prepared.slotName,
+    ]);
     expect(parseLsn(slot.c) <= parseLsn(r.appliedLsn)).toBe(true);
 
     // A restart resumes where it stopped: more changes, applied again from the stored position.
-    await pair.source.sql(`UPDATE app.wide SET n = n + 100 WHERE id = 1; INSERT INTO app.people VALUES (6, 'f@x', 'Fay'); DELETE FROM app.bulk WHERE id <= 5000`);
+    await pair.source.sql(
+      `UPDATE app.wide SET n = n + 100 WHERE id = 1; INSERT INTO app.people VALUES (6, 'f@x', 'Fay'); DELETE FROM app.bulk WHERE id <= 5000`,
+    );
     const target2 = await sourceInsertLsn(pair.source);
     const r2 = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: target2 }, { onBeat: (b) => beats.push(b), tuning: { beatMs: 200 } });
     expect(r2.changes).toBe(5002);
@@ -173,7 +179,9 @@ describe('applyChanges', () => {
     const abort = new AbortController();
     setTimeout(() => abort.abort(), 3500);
     const t1 = Date.now();
-    await expect(applyChanges({ config, runToken: pair.runToken }, { signal: abort.signal, onBeat: (b) => idle.push(b), tuning: { beatMs: 250 } })).rejects.toThrow(/abort/i);
+    await expect(
+      applyChanges({ config, runToken: pair.runToken }, { signal: abort.signal, onBeat: (b) => idle.push(b), tuning: { beatMs: 250 } }),
+    ).rejects.toThrow(/abort/i);
     expect(Date.now() - t1).toBeLessThan(5000);
     const lastBeat = idle.at(-1)!;
     expect(lastBeat.replicaRole).toBe(true);
@@ -183,7 +191,9 @@ describe('applyChanges', () => {
     expect(parseLsn(lastBeat.appliedLsn) > parseLsn(r2.appliedLsn)).toBe(true);
     expect(await appliedLsn(config)).toBeGreaterThan(parseLsn(r2.appliedLsn));
     // Nothing of the cancelled run is left open on the destination.
-    expect(await pair.destination.sql(`SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pgshift apply%' AND datname = current_database()`)).toHaveLength(0);
+    expect(
+      await pair.destination.sql(`SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pgshift apply%' AND datname = current_database()`),
+    ).toHaveLength(0);
   });
 
   it('applies renames, name case and row filters: rows move into and out of the filter', async () => {
@@ -220,7 +230,12 @@ describe('applyChanges', () => {
     }
     const r = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: await sourceInsertLsn(pair.source) });
     expect(r.sourceReads).toBeGreaterThanOrEqual(1);
-    const events = await expectSameRows(pair.source, pair.destination, { source: '"Src App"."Events"', destination: 'app.evts', orderBy: '1', where: `"Kind" <> 'hidden'` });
+    const events = await expectSameRows(pair.source, pair.destination, {
+      source: '"Src App"."Events"',
+      destination: 'app.evts',
+      orderBy: '1',
+      where: `"Kind" <> 'hidden'`,
+    });
     expect(events.destination).toEqual(events.source);
     expect(events.destination.map((x) => x.slice(0, 12))).toEqual(['(2,shown,p2,', '(3,shown,"p3', '(4,shown,p4,']);
     const plain = await expectSameRows(pair.source, pair.destination, { source: '"Src App"."Plain"', destination: 'app.plain', orderBy: '1' });

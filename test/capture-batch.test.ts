@@ -52,15 +52,46 @@ describe('pgoutput decoder', () => {
       text('{"a": 1, "a": 2}'),
       ch('u'),
     ]);
-    expect(decodePgoutput(update)).toEqual({ tag: 'update', relationOid: 16400, oldKind: 'K', old: ['1', null, null], new: ['2', '{"a": 1, "a": 2}', UNCHANGED] });
+    expect(decodePgoutput(update)).toEqual({
+      tag: 'update',
+      relationOid: 16400,
+      oldKind: 'K',
+      old: ['1', null, null],
+      new: ['2', '{"a": 1, "a": 2}', UNCHANGED],
+    });
     const insert = Buffer.concat([ch('I'), i32(1), ch('N'), i16(2), text('0044-03-15 BC'), text('12.500000000000000000001')]);
     expect(decodePgoutput(insert)).toEqual({ tag: 'insert', relationOid: 1, new: ['0044-03-15 BC', '12.500000000000000000001'] });
   });
 
   it('decodes begin, commit, relation and truncate', () => {
-    expect(decodePgoutput(Buffer.concat([ch('B'), u64(0x1_0000_0010n), u64(5n), i32(77)]))).toEqual({ tag: 'begin', finalLsn: 0x1_0000_0010n, commitTime: 5n, xid: 77 });
-    expect(decodePgoutput(Buffer.concat([ch('C'), u8(0), u64(10n), u64(20n), u64(5n)]))).toEqual({ tag: 'commit', commitLsn: 10n, endLsn: 20n, commitTime: 5n });
-    const rel = Buffer.concat([ch('R'), i32(9), cstr('app'), cstr('Mixed Case'), ch('d'), i16(2), u8(1), cstr('id'), i32(23), i32(-1), u8(0), cstr('b'), i32(1560), i32(8)]);
+    expect(decodePgoutput(Buffer.concat([ch('B'), u64(0x1_0000_0010n), u64(5n), i32(77)]))).toEqual({
+      tag: 'begin',
+      finalLsn: 0x1_0000_0010n,
+      commitTime: 5n,
+      xid: 77,
+    });
+    expect(decodePgoutput(Buffer.concat([ch('C'), u8(0), u64(10n), u64(20n), u64(5n)]))).toEqual({
+      tag: 'commit',
+      commitLsn: 10n,
+      endLsn: 20n,
+      commitTime: 5n,
+    });
+    const rel = Buffer.concat([
+      ch('R'),
+      i32(9),
+      cstr('app'),
+      cstr('Mixed Case'),
+      ch('d'),
+      i16(2),
+      u8(1),
+      cstr('id'),
+      i32(23),
+      i32(-1),
+      u8(0),
+      cstr('b'),
+      i32(1560),
+      i32(8),
+    ]);
     expect(decodePgoutput(rel)).toEqual({
       tag: 'relation',
       relationOid: 9,
@@ -72,7 +103,12 @@ describe('pgoutput decoder', () => {
         { name: 'b', key: false, typeOid: 1560, typeMod: 8 },
       ],
     });
-    expect(decodePgoutput(Buffer.concat([ch('T'), i32(2), u8(3), i32(9), i32(10)]))).toEqual({ tag: 'truncate', relationOids: [9, 10], cascade: true, restartIdentity: true });
+    expect(decodePgoutput(Buffer.concat([ch('T'), i32(2), u8(3), i32(9), i32(10)]))).toEqual({
+      tag: 'truncate',
+      relationOids: [9, 10],
+      cascade: true,
+      restartIdentity: true,
+    });
   });
 
   it('rejects what it cannot read exactly', () => {

@@ -3,7 +3,7 @@
 // workload (every update increments a counter). A destination trigger that
 // fires even in replica mode logs every (row, counter) image applied: a change
 // applied twice shows as a duplicate, a change skipped as a wrong final value.
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyChanges } from '../activities/capture/apply';
@@ -150,7 +150,9 @@ describe('change apply across crashes', () => {
       const ids = async () => (await pair.destination.sql<{ id: number }>('SELECT id FROM app.t ORDER BY id')).map((r) => r.id);
       expect((await ids()).at(-1)).toBe(idA);
       // The slot is confirmed at A's commit end exactly: one byte more and the source would skip B on restart.
-      const [slot] = await pair.source.sql<{ c: string }>(`SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = $1`, [`pgshift_${config.name}`]);
+      const [slot] = await pair.source.sql<{ c: string }>(`SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = $1`, [
+        `pgshift_${config.name}`,
+      ]);
       expect(slot.c).toBe(endA);
 
       const second = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: await sourceInsertLsn(pair.source) });

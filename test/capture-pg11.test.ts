@@ -21,10 +21,13 @@ describe('change capture 11 → 14', () => {
     // Foreign keys are added after the data, as the schema migration does.
     const fks: string[] = [];
     const ddl = ONLINE_DDL.replace(/CREATE TABLE (shop\.\w+) \(([^;]*)\);/g, (_all, table: string, body: string) => {
-      const cols = body.replace(/(\w+) (bigint|int) NOT NULL REFERENCES (shop\.\w+)( ON DELETE CASCADE)?/g, (_m, col: string, type: string, ref: string, cascade?: string) => {
-        fks.push(`ALTER TABLE ${table} ADD FOREIGN KEY (${col}) REFERENCES ${ref}${cascade ?? ''}`);
-        return `${col} ${type} NOT NULL`;
-      });
+      const cols = body.replace(
+        /(\w+) (bigint|int) NOT NULL REFERENCES (shop\.\w+)( ON DELETE CASCADE)?/g,
+        (_m, col: string, type: string, ref: string, cascade?: string) => {
+          fks.push(`ALTER TABLE ${table} ADD FOREIGN KEY (${col}) REFERENCES ${ref}${cascade ?? ''}`);
+          return `${col} ${type} NOT NULL`;
+        },
+      );
       return `CREATE TABLE ${table} (${cols});`;
     });
     expect(fks).toHaveLength(3);

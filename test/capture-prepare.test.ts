@@ -75,7 +75,9 @@ describe('prepareSource / releaseSource', () => {
     await releaseSource({ config });
 
     const wide = pair.config({ objects: { schemas: ['app'] }, incremental: { slotName } });
-    await expect(prepareSource({ config: wide, runToken: pair.runToken })).rejects.toThrow(/must be owner of table not_owned .* the source role must own the selected tables/);
+    await expect(prepareSource({ config: wide, runToken: pair.runToken })).rejects.toThrow(
+      /must be owner of table not_owned .* the source role must own the selected tables/,
+    );
     expect(await pair.source.sql(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [slotName])).toHaveLength(0);
     await releaseSource({ config: wide });
   });

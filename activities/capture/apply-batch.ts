@@ -18,9 +18,9 @@
 // its savepoint and applied again in halves, down to change by change in
 // source order (always a valid order) for the few changes around the conflict.
 import type { Client } from 'pg';
-import { isPartial, Key, keyString, RowChange, TableBatch, FinalState } from '../../lib/capture/batch';
-import { Datum, UNCHANGED } from '../../lib/capture/pgoutput';
-import { ApplyTable, deleteSql, partialUpdateSql, readColumnsSql, truncateSql, upsertSql } from '../../lib/capture/sql';
+import { isPartial, type Key, keyString, type RowChange, TableBatch, type FinalState } from '../../lib/capture/batch';
+import { type Datum, UNCHANGED } from '../../lib/capture/pgoutput';
+import { type ApplyTable, deleteSql, partialUpdateSql, readColumnsSql, truncateSql, upsertSql } from '../../lib/capture/sql';
 
 type Image = Extract<FinalState, { kind: 'image' }>;
 
@@ -92,7 +92,12 @@ async function fillFrom(ctx: PieceContext, stats: PieceStats, t: ApplyTable, ima
 
 async function upsert(ctx: PieceContext, stats: PieceStats, t: ApplyTable, images: Image[]): Promise<void> {
   if (!images.length) return;
-  await run(ctx, stats, upsertSql(t), t.columns.map((_, i) => column(images, i)));
+  await run(
+    ctx,
+    stats,
+    upsertSql(t),
+    t.columns.map((_, i) => column(images, i)),
+  );
 }
 
 /** Apply the collapsed state of one table. */
@@ -133,13 +138,23 @@ async function applyTable(ctx: PieceContext, stats: PieceStats, t: ApplyTable, b
   }
   const absent: Image[] = [];
   for (const g of groups.values()) {
-    const r = await run(ctx, stats, partialUpdateSql(t, g.present), g.present.map((i) => column(g.images, i)));
+    const r = await run(
+      ctx,
+      stats,
+      partialUpdateSql(t, g.present),
+      g.present.map((i) => column(g.images, i)),
+    );
     const found = new Set((r.rows as { i: number }[]).map((x) => x.i - 1));
     g.images.forEach((im, i) => found.has(i) || absent.push(im));
   }
   if (absent.length) {
     await fillFrom(ctx, stats, t, absent, 'source'); // those gone from the source too stay absent: their delete follows in the stream
-    await upsert(ctx, stats, t, absent.filter((im) => !isPartial(im.values)));
+    await upsert(
+      ctx,
+      stats,
+      t,
+      absent.filter((im) => !isPartial(im.values)),
+    );
   }
 }
 

@@ -24,9 +24,9 @@ import { Context } from '@temporalio/activity';
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { captureApplicationName, captureSlotName, HEARTBEAT_TABLE, SOURCE_CONTROL_SCHEMA } from '../../lib/capture/names';
-import { formatLsn, Lsn, maxLsn, parseLsn } from '../../lib/capture/lsn';
-import { Datum, PgoutputMessage, tupleBytes, UNCHANGED } from '../../lib/capture/pgoutput';
-import { Key, keyOf, RowChange } from '../../lib/capture/batch';
+import { formatLsn, type Lsn, maxLsn, parseLsn } from '../../lib/capture/lsn';
+import { type Datum, type PgoutputMessage, UNCHANGED } from '../../lib/capture/pgoutput';
+import { type Key, keyOf, type RowChange } from '../../lib/capture/batch';
 import type { ApplyTable } from '../../lib/capture/sql';
 import { clientConfig, connect } from '../../lib/io/pg';
 import { displayName, qualified } from '../../lib/ident';
@@ -37,9 +37,9 @@ import { readCopyTables, type CopyTable } from '../full-load/tables';
 import { heartbeat } from '../heartbeat';
 import { fullLoadThrottleQuery } from '../../workflows/definitions';
 import { advanceApplied, readCapture } from './control';
-import { applyPiece, applyTruncate, Piece, PieceStats } from './apply-batch';
+import { applyPiece, applyTruncate, Piece, type PieceStats } from './apply-batch';
 import { beatSource } from './prepare-source';
-import { ChangeStream, StreamItem, type StreamOptions } from './stream';
+import { ChangeStream, type StreamItem, type StreamOptions } from './stream';
 
 export interface ApplyInput {
   config: Config;
@@ -106,7 +106,16 @@ export interface ApplyOptions {
   tuning?: Partial<ApplyTuning>;
 }
 
-const DEFAULT_TUNING: ApplyTuning = { pieceChanges: 5_000, pieceBytes: 16 << 20, batchMs: 100, batchChanges: 50_000, beatMs: 2_000, sourceBeatMs: 1_000, queueItems: 20_000, queueBytes: 32 << 20 };
+const DEFAULT_TUNING: ApplyTuning = {
+  pieceChanges: 5_000,
+  pieceBytes: 16 << 20,
+  batchMs: 100,
+  batchChanges: 50_000,
+  beatMs: 2_000,
+  sourceBeatMs: 1_000,
+  queueItems: 20_000,
+  queueBytes: 32 << 20,
+};
 
 /** The throttle the workflow currently holds, via its query (from inside the activity). */
 function workflowThrottle(): ThrottleSource {
@@ -133,9 +142,7 @@ function activitySignal(): AbortSignal | undefined {
 }
 
 type Relation =
-  | { kind: 'table'; table: ApplyTable; map: number[] }
-  | { kind: 'heartbeat'; migration: number; beatAt: number }
-  | { kind: 'unknown'; display: string };
+  { kind: 'table'; table: ApplyTable; map: number[] } | { kind: 'heartbeat'; migration: number; beatAt: number } | { kind: 'unknown'; display: string };
 
 /** Destination types and key check for each selected table. */
 async function applyTables(dst: Client, tables: CopyTable[]): Promise<Map<string, ApplyTable>> {
@@ -305,7 +312,11 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
 
     const onRelation = (m: Extract<PgoutputMessage, { tag: 'relation' }>) => {
       if (m.schema === SOURCE_CONTROL_SCHEMA && m.name === HEARTBEAT_TABLE) {
-        relations.set(m.relationOid, { kind: 'heartbeat', migration: m.columns.findIndex((c) => c.name === 'migration'), beatAt: m.columns.findIndex((c) => c.name === 'beat_at') });
+        relations.set(m.relationOid, {
+          kind: 'heartbeat',
+          migration: m.columns.findIndex((c) => c.name === 'migration'),
+          beatAt: m.columns.findIndex((c) => c.name === 'beat_at'),
+        });
         return;
       }
       const t = tables.get(JSON.stringify([m.schema, m.name]));
@@ -513,7 +524,15 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
 }
 
 /** Start streaming; a slot still held by a stale walsender of an earlier attempt is taken over. */
-async function openStream(config: Config, src: Client, slot: string, publication: string, from: Lsn, signal: AbortSignal, opts: StreamOptions): Promise<ChangeStream> {
+async function openStream(
+  config: Config,
+  src: Client,
+  slot: string,
+  publication: string,
+  from: Lsn,
+  signal: AbortSignal,
+  opts: StreamOptions,
+): Promise<ChangeStream> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const exists = await src.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);

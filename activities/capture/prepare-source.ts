@@ -67,7 +67,11 @@ async function ensureSourceControl(src: Client, config: Config): Promise<void> {
          COMMENT ON SCHEMA ${ident(SOURCE_CONTROL_SCHEMA)} IS 'pgshift change capture control data; removed by pgshift release'`,
       )
       .catch((e) =>
-        explain(e, 'cannot create the control schema pgshift', `GRANT CREATE ON DATABASE ${displayName(config.source.database)} TO ${displayName(config.source.user)};`),
+        explain(
+          e,
+          'cannot create the control schema pgshift',
+          `GRANT CREATE ON DATABASE ${displayName(config.source.database)} TO ${displayName(config.source.user)};`,
+        ),
       );
     await src.query(`INSERT INTO ${HEARTBEAT} (migration) VALUES ($1) ON CONFLICT (migration) DO NOTHING`, [config.name]);
   } finally {
@@ -118,7 +122,9 @@ async function ensureReplicaIdentity(src: Client, tables: Awaited<ReturnType<typ
     const same = (cols: string[] | null) => !!cols && cols.length === key.length && cols.every((c, i) => c === key[i]);
     if (row.ident === 'f') continue; // full: every old row carries the key
     if (row.ident === 'n') {
-      throw new Error(`${t.display} has REPLICA IDENTITY NOTHING: its UPDATEs and DELETEs cannot be captured (ALTER TABLE ${t.display} REPLICA IDENTITY DEFAULT)`);
+      throw new Error(
+        `${t.display} has REPLICA IDENTITY NOTHING: its UPDATEs and DELETEs cannot be captured (ALTER TABLE ${t.display} REPLICA IDENTITY DEFAULT)`,
+      );
     }
     if (row.ident === 'i') {
       if (same(row.index_columns)) continue;
@@ -128,10 +134,17 @@ async function ensureReplicaIdentity(src: Client, tables: Awaited<ReturnType<typ
       );
     }
     if (row.has_pk) continue; // default identity is the primary key, which is the key
-    if (!row.candidate || !same(row.candidate_columns)) throw new Error(`${t.display}: no unique index on its key (${key.join(', ')}) to use as replica identity`);
+    if (!row.candidate || !same(row.candidate_columns))
+      throw new Error(`${t.display}: no unique index on its key (${key.join(', ')}) to use as replica identity`);
     await src
       .query(`ALTER TABLE ${qualified(t.schema, t.table)} REPLICA IDENTITY USING INDEX ${ident(row.candidate)}`)
-      .catch((e) => explain(e, `cannot set the replica identity of ${t.display}`, `the source role must own the table, or run as the owner: ALTER TABLE ${t.display} REPLICA IDENTITY USING INDEX ${displayName(row.candidate!)};`));
+      .catch((e) =>
+        explain(
+          e,
+          `cannot set the replica identity of ${t.display}`,
+          `the source role must own the table, or run as the owner: ALTER TABLE ${t.display} REPLICA IDENTITY USING INDEX ${displayName(row.candidate!)};`,
+        ),
+      );
     changed.push(t.display);
   }
   return changed;

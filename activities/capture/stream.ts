@@ -12,8 +12,8 @@
 import type { Client, ClientConfig } from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import { ident, literal } from '../../lib/ident';
-import { formatLsn, Lsn, parseLsn } from '../../lib/capture/lsn';
-import { decodePgoutput, PgoutputMessage } from '../../lib/capture/pgoutput';
+import { formatLsn, type Lsn, parseLsn } from '../../lib/capture/lsn';
+import { decodePgoutput, type PgoutputMessage } from '../../lib/capture/pgoutput';
 
 export type StreamItem =
   | { kind: 'message'; msg: PgoutputMessage; bytes: number }
@@ -25,8 +25,7 @@ export type StreamItem =
  * Session settings of the walsender, whose output functions render the values
  * pgoutput sends: the same exact, re-readable text forms the copy uses.
  */
-export const REPLICATION_SESSION_OPTIONS =
-  '-c datestyle=ISO,YMD -c intervalstyle=postgres -c timezone=UTC -c extra_float_digits=3 -c bytea_output=hex';
+export const REPLICATION_SESSION_OPTIONS = '-c datestyle=ISO,YMD -c intervalstyle=postgres -c timezone=UTC -c extra_float_digits=3 -c bytea_output=hex';
 
 class RawPgoutputPlugin {
   client: Client | null = null;

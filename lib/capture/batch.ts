@@ -9,7 +9,7 @@
 // was before the batch, at `origin` — the row's own key, or its old key when
 // an update changed the key (the value then moves with the row).
 // Pure: no I/O.
-import { Datum, UNCHANGED } from './pgoutput';
+import { type Datum, UNCHANGED } from './pgoutput';
 
 export type Key = string[];
 

@@ -7,7 +7,7 @@
 //
 // Stateless: a tuple is decoded without its relation (the message says how
 // many columns it carries), so the caller keeps the relation cache.
-import { Lsn } from './lsn';
+import { type Lsn } from './lsn';
 
 /** A column whose TOASTed value did not change: the message does not carry it. */
 export const UNCHANGED: unique symbol = Symbol('unchanged TOAST value');

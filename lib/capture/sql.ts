@@ -43,8 +43,7 @@ const filterOf = (t: ApplyTable) => `coalesce((${t.filter}), false)`;
 /** DELETE by key. Parameters: one text[] per key column. */
 export function deleteSql(t: ApplyTable): string {
   return (
-    `DELETE FROM ${target(t)} AS d USING unnest(${arrays(t.key.length)}) AS u(${t.key.map(u).join(', ')}) ` +
-    `WHERE ${keyJoin(t, 'd', (i) => cast(t, i))}`
+    `DELETE FROM ${target(t)} AS d USING unnest(${arrays(t.key.length)}) AS u(${t.key.map(u).join(', ')}) ` + `WHERE ${keyJoin(t, 'd', (i) => cast(t, i))}`
   );
 }
 

@@ -4,7 +4,7 @@
 // session_replication_role; the run is claimed on the destination.
 import type { ConfigInput } from '../../lib/config';
 import { prepareDestination } from '../../activities/prepare';
-import { ClusterHandle } from '../../dev/postgres';
+import { type ClusterHandle } from '../../dev/postgres';
 import { makePair, uid, type Pair } from './env';
 
 export interface CapturePair extends Pair {
