@@ -14,6 +14,7 @@ import { planFullLoad } from './full-load/plan';
 import { analyzeTables } from './analyze';
 import { syncSequences } from './sequences';
 import { listCopiedTables, verifyTableData } from './verify-data';
+import { captureActivities } from './capture';
 
 export function createActivities() {
   const activities = {
@@ -31,6 +32,7 @@ export function createActivities() {
     analyzeTables: withRetryWindows(analyzeTables),
     listCopiedTables: withRetryWindows(listCopiedTables),
     verifyTableData: withRetryWindows(verifyTableData),
+    ...captureActivities(),
   };
   return Object.fromEntries(Object.entries(activities).map(([k, fn]) => [k, withKeepalive(fn as (...a: unknown[]) => Promise<unknown>)])) as typeof activities;
 }
