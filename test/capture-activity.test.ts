@@ -10,7 +10,7 @@ import { applyChanges, type ApplyBeat } from '../activities/capture/apply';
 import { prepareSource } from '../activities/capture/prepare-source';
 import { parseLsn } from '../lib/capture/lsn';
 import { capturePair } from './harness/capture';
-import { sourceInsertLsn } from './harness/capture-compare';
+import { appliedLsn, sourceInsertLsn } from './harness/capture-compare';
 import { waitUntil } from './harness/wait';
 
 async function simplePair() {
@@ -66,5 +66,31 @@ describe('applyChanges as an activity', () => {
     const limited = during.at(-1)!;
     expect(limited.changes).toBeLessThan(1000 * 1.6 * 1.1 + 100);
     expect(beats.at(-1)!.rowsPerSecond).toBeNull();
+  });
+
+  it('moves its position with keepalives when the source writes only outside the publication', async () => {
+    const { pair, config } = await simplePair();
+    const beats: ApplyBeat[] = [];
+    const abort = new AbortController();
+    // No source heartbeat: only keepalives can move the position.
+    const running = applyChanges(
+      { config, runToken: pair.runToken },
+      { signal: abort.signal, onBeat: (b) => beats.push(b), tuning: { beatMs: 200, sourceBeatMs: 3_600_000 } },
+    );
+    try {
+      await waitUntil('the apply runs', async () => beats.length > 0, { timeoutMs: 20_000 });
+      // WAL from another database: never decoded for this slot, but the walsender passes it.
+      await pair.source.cluster.sql('CREATE TEMP TABLE scratch AS SELECT g FROM generate_series(1, 10000) g');
+      const [{ l }] = await pair.source.cluster.sql<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l');
+      const moved = await waitUntil('the position passes WAL written elsewhere', async () => beats.find((b) => parseLsn(b.appliedLsn) >= parseLsn(l)), {
+        timeoutMs: 20_000,
+      });
+      expect(moved.changes).toBe(0);
+      // The position is persisted too (nothing was applied below it), at most a second later.
+      await waitUntil('the destination records the position', async () => (await appliedLsn(config)) >= parseLsn(l), { timeoutMs: 5_000 });
+    } finally {
+      abort.abort();
+      await running.catch(() => undefined);
+    }
   });
 });

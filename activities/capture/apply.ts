@@ -28,7 +28,7 @@ import { formatLsn, type Lsn, maxLsn, parseLsn } from '../../lib/capture/lsn';
 import { type Datum, type PgoutputMessage, UNCHANGED } from '../../lib/capture/pgoutput';
 import { type Key, keyOf, type RowChange } from '../../lib/capture/batch';
 import type { ApplyTable } from '../../lib/capture/sql';
-import { clientConfig, connect } from '../../lib/io/pg';
+import { clientConfig, connect, describeConnectError, isConnectionError } from '../../lib/io/pg';
 import { displayName, qualified } from '../../lib/ident';
 import { RateLimiter } from '../../lib/throttle';
 import { fenced, writerApplicationName } from '../control';
@@ -362,18 +362,19 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       return { op: 'update', oldKey, values };
     };
 
-    /** Confirm a position reached without anything to apply; persisted now and then. */
+    /** Confirm a position reached without anything to apply; persisted at most once a second. */
     let lastIdlePersist = 0;
+    const persistIdle = async () => {
+      lastIdlePersist = Date.now();
+      const to = position;
+      await fenced(dst, config.name, runToken, () => advanceApplied(dst, config.name, formatLsn(persisted), formatLsn(to), null));
+      persisted = to;
+    };
     const advanceIdle = async (lsn: Lsn) => {
       if (lsn <= position) return;
       position = lsn;
       s.confirm(position);
-      if (Date.now() - lastIdlePersist >= 1000 || (stopAt !== null && position >= stopAt)) {
-        lastIdlePersist = Date.now();
-        const to = position;
-        await fenced(dst, config.name, runToken, () => advanceApplied(dst, config.name, formatLsn(persisted), formatLsn(to), null));
-        persisted = to;
-      }
+      if (Date.now() - lastIdlePersist >= 1000 || (stopAt !== null && position >= stopAt)) await persistIdle();
     };
 
     const needsDestination = (item: StreamItem): boolean => {
@@ -477,7 +478,12 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
 
     for (;;) {
       if (stopAt !== null && position >= stopAt) break;
-      const item = await s.next(signal);
+      // A position confirmed but not yet recorded is recorded once the stream pauses for a second.
+      const item = position > persisted ? await s.next(signal, 1000) : await s.next(signal);
+      if (!item) {
+        await persistIdle();
+        continue;
+      }
       track(item);
       if (needsDestination(item)) {
         const done = await fenced(dst, config.name, runToken, () => batch(item));
@@ -548,7 +554,10 @@ async function openStream(
       return stream;
     } catch (e) {
       await stream.close();
-      if ((e as { code?: string }).code !== '55006' || Date.now() > deadline || signal.aborted) throw e;
+      const code = (e as { code?: string }).code ?? '';
+      // Authentication and network failures name the config field to fix (and never carry the password).
+      if (code.startsWith('28') || code === '3D000' || isConnectionError(e)) throw describeConnectError('source', config.source, e);
+      if (code !== '55006' || Date.now() > deadline || signal.aborted) throw e;
       await sleep(250, signal);
     }
   }

@@ -141,16 +141,23 @@ export class ChangeStream {
   }
 
   /** The next item in arrival order; rejects when `signal` aborts. */
-  async next(signal?: AbortSignal): Promise<StreamItem> {
+  async next(signal?: AbortSignal): Promise<StreamItem>;
+  /** The same, or undefined when nothing arrived within `timeoutMs`. */
+  async next(signal: AbortSignal | undefined, timeoutMs: number): Promise<StreamItem | undefined>;
+  async next(signal?: AbortSignal, timeoutMs?: number): Promise<StreamItem | undefined> {
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     while (this.head === this.queue.length) {
       if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+      if (deadline !== undefined && Date.now() >= deadline) return undefined;
       await new Promise<void>((resolve) => {
-        const onAbort = () => resolve();
-        signal?.addEventListener('abort', onAbort, { once: true });
-        this.waiter = () => {
-          signal?.removeEventListener('abort', onAbort);
+        const timer = deadline === undefined ? undefined : setTimeout(done, Math.max(0, deadline - Date.now()));
+        function done() {
+          if (timer) clearTimeout(timer);
+          signal?.removeEventListener('abort', done);
           resolve();
-        };
+        }
+        signal?.addEventListener('abort', done, { once: true });
+        this.waiter = done;
       });
     }
     const item = this.queue[this.head];
