@@ -26,6 +26,7 @@ import { binDirFor, startCluster, type LocalCluster } from '../dev/postgres';
 import { PROJECT_ROOT, startDevServer, type DevServer } from '../dev/temporal';
 import { createWorker } from '../worker';
 import { benchChangeCapture, renderCaptureResults } from './change-capture';
+import { pgshiftCaptureConsumer } from './pgshift-capture';
 
 const run = promisify(execFile);
 const BIN = binDirFor(15);
@@ -302,9 +303,12 @@ async function main() {
     // Last: it adds a key to pgbench_history and leaves WAL behind.
     let capture = '';
     if (want('capture')) {
-      console.log('▶ change capture: decode limit, native logical replication');
+      console.log('▶ change capture: decode limit, native logical replication, pgshift apply');
       const transactions = arg('transactions', 50_000);
-      capture = renderCaptureResults(await benchChangeCapture({ src, dst, password: PASSWORD, database: DB, transactions, liveRate: arg('live-rate', 300), liveSeconds: arg('live-seconds', 20) }));
+      const pgshift = pgshiftCaptureConsumer(src, dst, PASSWORD, DB);
+      capture = renderCaptureResults(
+        await benchChangeCapture({ src, dst, password: PASSWORD, database: DB, transactions, liveRate: arg('live-rate', 300), liveSeconds: arg('live-seconds', 20), pgshift }),
+      );
       console.log(capture);
     }
     if (only) return;

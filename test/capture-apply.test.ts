@@ -29,7 +29,9 @@ CREATE TABLE app.child (id int PRIMARY KEY, parent_id int REFERENCES app.parent 
 CREATE TABLE app.seqd (id bigserial PRIMARY KEY, v text);
 CREATE TABLE app.bulk (id int PRIMARY KEY, v text, n int NOT NULL DEFAULT 0);
 CREATE TABLE app.ukeyed (code text NOT NULL, v int, CONSTRAINT ukeyed_code UNIQUE (code));
-CREATE TABLE app.composite (a int NOT NULL, b text NOT NULL, v text, PRIMARY KEY (a, b));`;
+CREATE TABLE app.composite (a int NOT NULL, b text NOT NULL, v text, PRIMARY KEY (a, b));
+CREATE TABLE app.ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+CREATE TABLE app.ident2 (k text PRIMARY KEY, seq bigint GENERATED ALWAYS AS IDENTITY, v text);`;
 
 /** Rows present before the slot: copied by the full load, then changed by the stream. */
 const BEFORE = `
@@ -88,6 +90,9 @@ const AFTER = [
   `TRUNCATE app.parent CASCADE`,
   `INSERT INTO app.parent VALUES (10, 'p10'); INSERT INTO app.child VALUES (10, 10, 'c10')`,
   `TRUNCATE app.seqd RESTART IDENTITY; INSERT INTO app.seqd (v) VALUES ('after truncate')`,
+  // GENERATED ALWAYS identity columns, as key and as a plain column
+  `INSERT INTO app.ident (v) VALUES ('i1'), ('i2'); INSERT INTO app.ident2 (k, v) VALUES ('a', 'x'), ('b', 'y')`,
+  `UPDATE app.ident SET v = 'i1 changed' WHERE id = 1; UPDATE app.ident2 SET v = 'x changed' WHERE k = 'a'; DELETE FROM app.ident2 WHERE k = 'b'`,
   // value updates: float and bit edge values, json re-written
   `UPDATE app.vals SET f8 = '-Infinity', b = B'11110000', vb = B'1', j = '{"dup": 1, "dup": 2}' WHERE id = 3`,
 ];
@@ -102,6 +107,8 @@ const TABLES = [
   { source: 'app.bulk', orderBy: 'id' },
   { source: 'app.ukeyed', orderBy: 'code' },
   { source: 'app.composite', orderBy: 'a, b' },
+  { source: 'app.ident', orderBy: 'id' },
+  { source: 'app.ident2', orderBy: 'k' },
 ];
 
 /** Slot, schema and full load as the workflow runs them (post-data indexes after the copy). */

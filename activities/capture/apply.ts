@@ -153,15 +153,16 @@ async function applyTables(dst: Client, tables: CopyTable[]): Promise<Map<string
     const reg = await dst.query<{ oid: number | null }>('SELECT to_regclass($1)::oid AS oid', [qualified(t.target.schema, t.target.table)]);
     const oid = reg.rows[0].oid;
     if (!oid) throw new Error(`destination table ${target} does not exist: create the schema before applying changes`);
-    const cols = await dst.query<{ name: string; type: string }>(
-      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped`,
+    const cols = await dst.query<{ name: string; type: string; always: boolean }>(
+      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type, attidentity = 'a' AS always
+         FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped`,
       [oid],
     );
-    const types = new Map(cols.rows.map((c) => [c.name, c.type]));
+    const byName = new Map(cols.rows.map((c) => [c.name, c]));
     const columns = t.columns.map((c, i) => {
-      const type = types.get(t.targetColumns[i]);
-      if (!type) throw new Error(`destination table ${target} has no column ${JSON.stringify(t.targetColumns[i])} (source ${t.display}.${c.name})`);
-      return { source: c.name, target: t.targetColumns[i], type };
+      const d = byName.get(t.targetColumns[i]);
+      if (!d) throw new Error(`destination table ${target} has no column ${JSON.stringify(t.targetColumns[i])} (source ${t.display}.${c.name})`);
+      return { source: c.name, target: t.targetColumns[i], type: d.type, identityAlways: d.always };
     });
     const key = t.chunkKey.columns.map((k) => t.columns.findIndex((c) => c.name === k));
     const keyTargets = key.map((i) => columns[i].target).sort();

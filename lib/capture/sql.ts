@@ -14,6 +14,8 @@ export interface ApplyColumn {
   target: string;
   /** Destination type as format_type() renders it, the cast of the text value. */
   type: string;
+  /** GENERATED ALWAYS AS IDENTITY on the destination: inserted with OVERRIDING SYSTEM VALUE, never updated (the source cannot change it either). */
+  identityAlways?: boolean;
 }
 
 export interface ApplyTable {
@@ -47,9 +49,12 @@ export function deleteSql(t: ApplyTable): string {
   );
 }
 
+const overriding = (t: ApplyTable) => (t.columns.some((c) => c.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '');
+const updatable = (t: ApplyTable, i: number) => !t.key.includes(i) && !t.columns[i].identityAlways;
+
 function conflictClause(t: ApplyTable): string {
   const keys = t.key.map((i) => ident(t.columns[i].target)).join(', ');
-  const rest = t.columns.filter((_, i) => !t.key.includes(i));
+  const rest = t.columns.filter((_, i) => updatable(t, i));
   if (!rest.length) return `ON CONFLICT (${keys}) DO NOTHING`;
   return `ON CONFLICT (${keys}) DO UPDATE SET ${rest.map((c) => `${ident(c.target)} = EXCLUDED.${ident(c.target)}`).join(', ')}`;
 }
@@ -63,12 +68,12 @@ export function upsertSql(t: ApplyTable): string {
   const cols = t.columns.map((c) => ident(c.target)).join(', ');
   const from = `unnest(${arrays(n)}) AS u(${t.columns.map((_, i) => u(i)).join(', ')})`;
   if (!t.filter) {
-    return `INSERT INTO ${target(t)} (${cols}) SELECT ${t.columns.map((_, i) => cast(t, i)).join(', ')} FROM ${from} ${conflictClause(t)}`;
+    return `INSERT INTO ${target(t)} (${cols})${overriding(t)} SELECT ${t.columns.map((_, i) => cast(t, i)).join(', ')} FROM ${from} ${conflictClause(t)}`;
   }
   const inner = `SELECT ${t.columns.map((c, i) => `${cast(t, i)} AS ${ident(c.source)}`).join(', ')} FROM ${from}`;
   return (
     `WITH s AS (SELECT x.*, ${filterOf(t)} AS ${KEEP} FROM (${inner}) AS x), ` +
-    `ins AS (INSERT INTO ${target(t)} (${cols}) SELECT ${t.columns.map((c) => `s.${ident(c.source)}`).join(', ')} FROM s WHERE s.${KEEP} ${conflictClause(t)}) ` +
+    `ins AS (INSERT INTO ${target(t)} (${cols})${overriding(t)} SELECT ${t.columns.map((c) => `s.${ident(c.source)}`).join(', ')} FROM s WHERE s.${KEEP} ${conflictClause(t)}) ` +
     `DELETE FROM ${target(t)} AS d USING s WHERE NOT s.${KEEP} AND ${keyJoin(t, 'd', (i) => `s.${ident(t.columns[i].source)}`)}`
   );
 }
@@ -98,7 +103,7 @@ export function readColumnsSql(t: ApplyTable, columns: number[], side: 'destinat
  */
 export function partialUpdateSql(t: ApplyTable, present: number[]): string {
   const from = `unnest(${arrays(present.length)}) WITH ORDINALITY AS u(${present.map(u).join(', ')}, ${ORD})`;
-  const sets = present.filter((i) => !t.key.includes(i));
+  const sets = present.filter((i) => updatable(t, i));
   const join = keyJoin(t, 'd', (i) => cast(t, i));
   if (!t.filter) {
     if (!sets.length) return `SELECT u.${ORD}::int AS i FROM ${from} JOIN ${target(t)} AS d ON ${join}`;
