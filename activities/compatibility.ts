@@ -6,7 +6,7 @@ import type { Config } from '../lib/config';
 import { displayName } from '../lib/ident';
 import { connect, ConnectionSetupError } from '../lib/io/pg';
 import type { CompatibilityReport, IncompatibleObject, KindCount, ObjectKind } from '../lib/report';
-import { readSelection, Selection } from './precheck/selection';
+import { readSelection, type Selection } from './selection';
 
 interface Inventory {
   counts: Map<ObjectKind, number>;
@@ -30,7 +30,7 @@ function relations(inv: Inventory, s: Selection, config: Config) {
       inv.problems.push({ kind: 'foreign table', object: r.display, problem: 'foreign tables are not migrated (their data lives on another server)', fix: 'create the foreign server and table on the destination by hand, or exclude it' });
     }
     if (r.kind !== 'r' || !config.mode.incremental) continue;
-    if (!r.hasPrimaryKey && !r.uniqueKey) {
+    if (!r.key) {
       inv.problems.push({ kind: 'table', object: r.display, problem: 'no PRIMARY KEY or non-null UNIQUE key: its changes cannot be applied exactly once', fix: `add a primary key or exclude it (objects.exclude: [${r.display}])` });
     }
     if (r.unlogged) {

@@ -2,7 +2,8 @@
 // compared by key range — count plus two order-independent hash aggregates of
 // each row's text, computed on both sides in parallel — then a drill-down to
 // the differing keys of a range that does not match. The ranges are the full
-// load's chunks, rendered with each side's own column names (renames apply).
+// load's chunks over the table's row key (activities/selection.ts), rendered
+// with each side's own column names (renames apply).
 import type { Client } from 'pg';
 import type { Config } from '../lib/config';
 import { ident, qualified } from '../lib/ident';

@@ -95,10 +95,10 @@ export async function verifySchema(input: { config: Config }): Promise<SchemaVer
   const srcCat = await withClient(config, 'source', (c) => snapshotCatalog(c, config), 'pgshift verify schema');
   const opts = { triggers: config.objects.triggers, ownership: config.objects.ownership };
   const srcNames = schemaNames(srcCat, config);
-  const expected = describeCatalog(srcCat, mappedNaming(srcNames, srcCat.quotedKeywords), opts);
+  const expected = describeCatalog(srcCat, mappedNaming(srcNames, srcCat.quotedKeywords), { ...opts, replicaIdentity: 'migrated' });
   heartbeat('reading the destination catalogs');
   const dstConfig = destinationSelection(config, srcCat, srcNames);
   const dstCat = await withClient(config, 'destination', (c) => snapshotCatalog(c, dstConfig), 'pgshift verify schema');
-  const actual = describeCatalog(dstCat, mappedNaming(schemaNames(dstCat, dstConfig), dstCat.quotedKeywords), opts);
+  const actual = describeCatalog(dstCat, mappedNaming(schemaNames(dstCat, dstConfig), dstCat.quotedKeywords), { ...opts, replicaIdentity: 'actual' });
   return compareDescriptions(expected, actual);
 }

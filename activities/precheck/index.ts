@@ -8,7 +8,7 @@ import { connect, ConnectionSetupError, Side } from '../../lib/io/pg';
 import { item, PrecheckItem } from '../../lib/precheck-catalog';
 import { heartbeat } from '../heartbeat';
 import type { Check, PrecheckContext } from './context';
-import { readSelection, Selection } from './selection';
+import { readSelection, type Selection } from '../selection';
 import { OBJECT_CHECKS } from './object-checks';
 import { SERVER_CHECKS } from './server-checks';
 
