@@ -7,8 +7,7 @@
 import type { Client } from 'pg';
 import type { Config } from '../lib/config';
 import { ident, qualified } from '../lib/ident';
-import { connect } from '../lib/io/pg';
-import { FIDELITY_SETTINGS } from './full-load/chunk';
+import { withSession, withSessions } from '../lib/io/session';
 import { heartbeat } from './heartbeat';
 import { KeyRange, rangePredicate } from './full-load/plan';
 import type { CopyTable } from './full-load/tables';
@@ -68,9 +67,8 @@ async function keyHashes(s: Side, range: KeyRange | null, types: string[]): Prom
 
 export async function verifyTableData(input: { config: Config; table: string }): Promise<TableVerification> {
   const { config, table } = input;
-  const [src, dst] = await Promise.all([connect(config, 'source', 'pgshift verify'), connect(config, 'destination', 'pgshift verify')]);
-  try {
-    await Promise.all([src.query(FIDELITY_SETTINGS), dst.query(FIDELITY_SETTINGS)]);
+  // The data settings on both sides: each row's text, hashed, must read the same on both.
+  return withSessions(config, 'verify', async (src, dst) => {
     const plan = await dst.query<{ spec: CopyTable; lower_key: string[] | null; upper_key: string[] | null }>(
       `SELECT t.spec, c.lower_key, c.upper_key FROM pgshift.copy_tables t JOIN pgshift.chunks c USING (migration, table_key)
         WHERE t.migration = $1 AND t.table_key = $2 ORDER BY c.chunk`,
@@ -114,21 +112,16 @@ export async function verifyTableData(input: { config: Config; table: string }):
       : `${n} rows in ${t.display} compared (${out.rowsDestination.toLocaleString('en-US')} on the destination), ${out.differingRanges} of ${out.ranges} ranges differ` +
         (out.differingKeys.length ? `; e.g. key ${out.differingKeys.map((d) => `(${d.key.join(', ')}) ${d.problem}`).slice(0, 3).join('; ')}` : '');
     return out;
-  } finally {
-    await Promise.all([src.end().catch(() => undefined), dst.end().catch(() => undefined)]);
-  }
+  });
 }
 
 /** Table keys of the migration's full-load plan, for the workflow to fan out over. */
 export async function listCopiedTables(input: { config: Config }): Promise<{ key: string; display: string }[]> {
-  const c = await connect(input.config, 'destination', 'pgshift verify');
-  try {
+  return withSession(input.config, 'destination', 'verify', async (c) => {
     const r = await c.query<{ key: string; display: string }>(
       `SELECT table_key AS key, spec->>'display' AS display FROM pgshift.copy_tables WHERE migration = $1 ORDER BY (spec->>'bytes')::bigint DESC`,
       [input.config.name],
     );
     return r.rows;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
+  });
 }

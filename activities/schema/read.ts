@@ -1,6 +1,7 @@
 // Catalog reads on the source: the selected objects, as the server itself
-// renders them. The session runs with an empty search_path, so every name the
-// server prints outside pg_catalog comes out schema-qualified and can be mapped.
+// renders them. The session has the catalog settings (lib/io/session.ts):
+// with an empty search_path every name the server prints outside pg_catalog
+// comes out schema-qualified and can be mapped.
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { CONTROL_SCHEMA } from '../control';
@@ -271,12 +272,6 @@ export function migratedReplicaIdentities(cat: Pick<SourceCatalog, 'relations' |
     out.set(r.oid, migratedReplicaIdentity(r.kind, source, cat.rowKeys.get(r.oid) ?? null));
   }
   return out;
-}
-
-/** Session settings that make deparsed text qualified and values portable. */
-export async function prepareSourceSession(src: Client): Promise<void> {
-  await src.query(`SELECT pg_catalog.set_config('search_path', '', false);
-    SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; SET extra_float_digits = 3`);
 }
 
 /** Catalog rows are mapped field by field into the typed model right after each query. */
