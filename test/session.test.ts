@@ -1,10 +1,11 @@
 // Sessions (lib/io/session.ts): named `pgshift <purpose> <migration>`, started
 // with their purpose's settings; the both-sides helper never leaks the side
-// that did connect.
+// that did connect; the fence ends exactly the writer sessions of its migration.
 import type { Client } from 'pg';
 import { describe, expect, it } from 'vitest';
+import { claimRun, ensureControlSchema, fence } from '../activities/control';
 import { ConnectionSetupError } from '../lib/io/pg';
-import { applicationName, withSession, withSessions } from '../lib/io/session';
+import { applicationName, PURPOSES, session, withSession, withSessions, writerApplicationNames, type Purpose } from '../lib/io/session';
 import { makePair, uid, type Side } from './harness/env';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -60,5 +61,41 @@ describe('sessions', () => {
     await expect(withSessions(config, 'verify', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     expect(await gone(pair.source, applicationName('verify', config.name))).toBe(true);
     expect(await gone(pair.destination, applicationName('verify', config.name))).toBe(true);
+  });
+
+  it('the fence ends every writer session of its migration, and no other', async () => {
+    const pair = await makePair();
+    const config = pair.config();
+    const other = pair.config({ name: `${config.name}_other` });
+    const runToken = `run-${uid()}`;
+    await withSession(config, 'destination', 'prepare', async (c) => {
+      await ensureControlSchema(c);
+      await claimRun(c, config.name, runToken);
+    });
+    const purposes = Object.keys(PURPOSES) as Purpose[];
+    const writers = purposes.filter((p) => PURPOSES[p].writer);
+    expect(writers).toEqual(expect.arrayContaining(['copy', 'schema', 'indexes', 'sequences', 'apply']));
+    expect(writerApplicationNames(config.name).sort()).toEqual(writers.map((p) => applicationName(p, config.name)).sort());
+
+    const open: Client[] = [];
+    try {
+      // Every writer holds the run row as a fenced write does; everyone else is idle.
+      for (const p of writers) {
+        const c = await session(config, 'destination', p);
+        open.push(c);
+        await c.query('BEGIN');
+        await c.query('SELECT 1 FROM pgshift.runs WHERE migration = $1 FOR SHARE', [config.name]);
+      }
+      for (const p of purposes.filter((p) => !PURPOSES[p].writer)) open.push(await session(config, 'destination', p));
+      open.push(await session(other, 'destination', 'copy'));
+      const t0 = Date.now();
+      await withSession(config, 'destination', 'abort', (c) => fence(c, config.name, 'aborted'));
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      for (const p of writers) expect(await gone(pair.destination, applicationName(p, config.name)), p).toBe(true);
+      for (const p of purposes.filter((p) => !PURPOSES[p].writer)) expect(await sessionsNamed(pair.destination, applicationName(p, config.name)), p).toBe(1);
+      expect(await sessionsNamed(pair.destination, applicationName('copy', other.name))).toBe(1);
+    } finally {
+      await Promise.all(open.map((c) => c.end().catch(() => undefined)));
+    }
   });
 });
