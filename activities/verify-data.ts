@@ -30,6 +30,7 @@ const DRILL_MAX_ROWS = 200_000;
 
 interface Side {
   client: Client;
+  /** Qualified name; read with ONLY: a table's own rows, not its inheritance children's. */
   table: string;
   columns: string[];
   keyColumns: string[] | null;
@@ -52,7 +53,7 @@ async function digest(s: Side, range: KeyRange | null, types: string[]) {
     `SELECT count(*) AS n,
             coalesce(bit_xor(pg_catalog.hashtextextended(t, 0)), 0)::text AS x,
             coalesce(sum(pg_catalog.hashtextextended(t, 1)::numeric), 0)::text AS h
-       FROM (SELECT ROW(${s.columns.map(ident).join(', ')})::text COLLATE "C" AS t FROM ${s.table} WHERE ${where(s, range, types)}) q`,
+       FROM (SELECT ROW(${s.columns.map(ident).join(', ')})::text COLLATE "C" AS t FROM ONLY ${s.table} WHERE ${where(s, range, types)}) q`,
   );
   return r.rows[0];
 }
@@ -60,7 +61,7 @@ async function digest(s: Side, range: KeyRange | null, types: string[]) {
 async function keyHashes(s: Side, range: KeyRange | null, types: string[]): Promise<Map<string, string>> {
   const keys = s.keyColumns!.map((c) => `${ident(c)}::text`).join(', ');
   const r = await s.client.query<{ k: string[]; h: string }>(
-    `SELECT ARRAY[${keys}] AS k, ${rowText(s)} AS h FROM ${s.table} WHERE ${where(s, range, types)}`,
+    `SELECT ARRAY[${keys}] AS k, ${rowText(s)} AS h FROM ONLY ${s.table} WHERE ${where(s, range, types)}`,
   );
   return new Map(r.rows.map((x) => [JSON.stringify(x.k), x.h]));
 }

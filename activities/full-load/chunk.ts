@@ -172,8 +172,9 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
       await dst.query(`CREATE TEMP TABLE pgshift_chunk ON COMMIT DROP AS SELECT ${t.targetColumns.map(ident).join(', ')} FROM ${targetName(t)} WITH NO DATA`);
     }
     // A whole table (one chunk, no filter) is read by COPY itself, without the query layer.
+    // Either way only the table's own rows: inheritance children are copied as tables of their own.
     const whole = row.predicate === 'true' && !t.filter;
-    const from = whole ? `${sourceName(t)} (${cols})` : `(SELECT ${cols} FROM ${sourceName(t)} WHERE ${where})`;
+    const from = whole ? `${sourceName(t)} (${cols})` : `(SELECT ${cols} FROM ONLY ${sourceName(t)} WHERE ${where})`;
     const out = src.query(copyOutFramed(`COPY ${from} TO STDOUT ${format}`));
     const sink = dst.query(copyInFramed(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${format}`));
     await Promise.race([

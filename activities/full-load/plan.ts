@@ -85,7 +85,7 @@ async function chunkBounds(src: Client, t: CopyTable, chunks: number): Promise<s
   const k = t.chunkKey;
   if (k.integer) {
     const c = ident(k.columns[0]);
-    const r = await src.query<{ lo: string | null; hi: string | null }>(`SELECT min(${c})::text AS lo, max(${c})::text AS hi FROM ${sourceName(t)}`);
+    const r = await src.query<{ lo: string | null; hi: string | null }>(`SELECT min(${c})::text AS lo, max(${c})::text AS hi FROM ONLY ${sourceName(t)}`);
     if (r.rows[0].lo === null) return [];
     const lo = BigInt(r.rows[0].lo);
     const hi = BigInt(r.rows[0].hi!);
@@ -102,7 +102,7 @@ async function chunkBounds(src: Client, t: CopyTable, chunks: number): Promise<s
   const pct = Math.min(100, Math.max(0.01, (chunks * 2000 * 100) / Math.max(1, t.estimatedRows)));
   const sample = await src.query<{ k: string[] }>(
     `SELECT ARRAY[${k.columns.map((c) => `${ident(c)}::text`).join(', ')}] AS k
-       FROM ${sourceName(t)} TABLESAMPLE SYSTEM (${pct}) ORDER BY ${cols(k.columns)}`,
+       FROM ONLY ${sourceName(t)} TABLESAMPLE SYSTEM (${pct}) ORDER BY ${cols(k.columns)}`,
   );
   const out: string[][] = [];
   for (let i = 1; i < chunks; i++) {
