@@ -36,7 +36,12 @@ export interface SelectedRelation {
   columns: string[];
   /** The key identifying a row (tables r and p); null for a table without one and for f, v, m. */
   key: RowKey | null;
-  /** The source's replica identity; `indexName` names the index when mode is i. */
+  /**
+   * The source's replica identity (`indexName` names the index when mode is i):
+   * what UPDATE and DELETE log of the old row. A change is applied by `key`,
+   * which the old row holds only when the replica identity logs it; the
+   * precheck's replica-identity item names the tables where it does not.
+   */
   replicaIdentity: ReplicaIdentity & { indexName: string | null };
 }
 
