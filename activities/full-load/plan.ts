@@ -5,7 +5,7 @@
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { displayName, ident, literal } from '../../lib/ident';
-import { withClient } from '../../lib/io/pg';
+import { withSessions } from '../../lib/io/session';
 import { ensureControlSchema, fenced } from '../control';
 import { CopyTable, readCopyTables, sourceName } from './tables';
 
@@ -85,7 +85,7 @@ async function chunkBounds(src: Client, t: CopyTable, chunks: number): Promise<s
   const k = t.chunkKey;
   if (k.integer) {
     const c = ident(k.columns[0]);
-    const r = await src.query<{ lo: string | null; hi: string | null }>(`SELECT min(${c})::text AS lo, max(${c})::text AS hi FROM ${sourceName(t)}`);
+    const r = await src.query<{ lo: string | null; hi: string | null }>(`SELECT min(${c})::text AS lo, max(${c})::text AS hi FROM ONLY ${sourceName(t)}`);
     if (r.rows[0].lo === null) return [];
     const lo = BigInt(r.rows[0].lo);
     const hi = BigInt(r.rows[0].hi!);
@@ -102,7 +102,7 @@ async function chunkBounds(src: Client, t: CopyTable, chunks: number): Promise<s
   const pct = Math.min(100, Math.max(0.01, (chunks * 2000 * 100) / Math.max(1, t.estimatedRows)));
   const sample = await src.query<{ k: string[] }>(
     `SELECT ARRAY[${k.columns.map((c) => `${ident(c)}::text`).join(', ')}] AS k
-       FROM ${sourceName(t)} TABLESAMPLE SYSTEM (${pct}) ORDER BY ${cols(k.columns)}`,
+       FROM ONLY ${sourceName(t)} TABLESAMPLE SYSTEM (${pct}) ORDER BY ${cols(k.columns)}`,
   );
   const out: string[][] = [];
   for (let i = 1; i < chunks; i++) {
@@ -146,56 +146,54 @@ export async function planTableChunks(src: Client, t: CopyTable, chunkBytes: num
  */
 export async function planFullLoad(input: { config: Config; runToken: string }): Promise<PlannedTable[]> {
   const { config, runToken } = input;
-  return withClient(config, 'source', async (src) => {
-    await src.query("SET DateStyle = 'ISO'; SET TimeZone = 'UTC'; SET extra_float_digits = 3");
+  // The data settings: key bounds are read as text here and parsed back as literals by the chunks.
+  return withSessions(config, 'plan', async (src, dst) => {
     const tables = await readCopyTables(src, config);
-    return withClient(config, 'destination', async (dst) => {
-      await ensureChunkTable(dst);
-      const existing = await dst.query<{ table_key: string; chunks: string; done: number[] | null; rows: string | null; bytes: string | null }>(
-        `SELECT table_key, count(*) AS chunks, array_agg(chunk ORDER BY chunk) FILTER (WHERE state = 'done') AS done,
-                sum(rows) FILTER (WHERE state = 'done') AS rows, sum(bytes) FILTER (WHERE state = 'done') AS bytes
-           FROM pgshift.chunks WHERE migration = $1 GROUP BY table_key`,
-        [config.name],
-      );
-      const known = new Map(existing.rows.map((r) => [r.table_key, r]));
-      const planned: PlannedTable[] = [];
-      for (const t of tables) {
-        let k = known.get(t.key);
-        if (!k) {
-          const preds = await planTableChunks(src, t, config.fullLoad.chunkMb * 1024 * 1024);
-          await fenced(dst, config.name, runToken, async () => {
-            await dst.query(
-              `INSERT INTO pgshift.copy_tables (migration, table_key, spec) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-              [config.name, t.key, JSON.stringify(t)],
-            );
-            await dst.query(
-              `INSERT INTO pgshift.chunks (migration, table_key, chunk, predicate, lower_key, upper_key)
-               SELECT $1, $2, ord - 1, c->>'predicate',
-                      CASE WHEN jsonb_typeof(c->'range'->'lower') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(c->'range'->'lower')) END,
-                      CASE WHEN jsonb_typeof(c->'range'->'upper') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(c->'range'->'upper')) END
-                 FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(c, ord)
-               ON CONFLICT DO NOTHING`,
-              [config.name, t.key, JSON.stringify(preds)],
-            );
-          });
-          k = { table_key: t.key, chunks: String(preds.length), done: null, rows: null, bytes: null };
-        }
-        planned.push({
-          key: t.key,
-          display: t.display,
-          target: displayName(t.target.schema, t.target.table),
-          chunks: Number(k.chunks),
-          estimatedRows: t.estimatedRows,
-          bytes: t.bytes,
-          indexWork: t.estimatedRows * t.indexes,
-          done: k.done ?? [],
-          rowsDone: Number(k.rows ?? 0),
-          bytesDone: Number(k.bytes ?? 0),
+    await ensureChunkTable(dst);
+    const existing = await dst.query<{ table_key: string; chunks: string; done: number[] | null; rows: string | null; bytes: string | null }>(
+      `SELECT table_key, count(*) AS chunks, array_agg(chunk ORDER BY chunk) FILTER (WHERE state = 'done') AS done,
+              sum(rows) FILTER (WHERE state = 'done') AS rows, sum(bytes) FILTER (WHERE state = 'done') AS bytes
+         FROM pgshift.chunks WHERE migration = $1 GROUP BY table_key`,
+      [config.name],
+    );
+    const known = new Map(existing.rows.map((r) => [r.table_key, r]));
+    const planned: PlannedTable[] = [];
+    for (const t of tables) {
+      let k = known.get(t.key);
+      if (!k) {
+        const preds = await planTableChunks(src, t, config.fullLoad.chunkMb * 1024 * 1024);
+        await fenced(dst, config.name, runToken, async () => {
+          await dst.query(
+            `INSERT INTO pgshift.copy_tables (migration, table_key, spec) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+            [config.name, t.key, JSON.stringify(t)],
+          );
+          await dst.query(
+            `INSERT INTO pgshift.chunks (migration, table_key, chunk, predicate, lower_key, upper_key)
+             SELECT $1, $2, ord - 1, c->>'predicate',
+                    CASE WHEN jsonb_typeof(c->'range'->'lower') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(c->'range'->'lower')) END,
+                    CASE WHEN jsonb_typeof(c->'range'->'upper') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(c->'range'->'upper')) END
+               FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(c, ord)
+             ON CONFLICT DO NOTHING`,
+            [config.name, t.key, JSON.stringify(preds)],
+          );
         });
+        k = { table_key: t.key, chunks: String(preds.length), done: null, rows: null, bytes: null };
       }
-      // The most index-build work first, then the largest: a table's keys and indexes
-      // are built while later tables copy, so the load does not end on a long build.
-      return planned.sort((a, b) => b.indexWork - a.indexWork || b.bytes - a.bytes);
-    }, 'pgshift plan');
-  }, 'pgshift plan');
+      planned.push({
+        key: t.key,
+        display: t.display,
+        target: displayName(t.target.schema, t.target.table),
+        chunks: Number(k.chunks),
+        estimatedRows: t.estimatedRows,
+        bytes: t.bytes,
+        indexWork: t.estimatedRows * t.indexes,
+        done: k.done ?? [],
+        rowsDone: Number(k.rows ?? 0),
+        bytesDone: Number(k.bytes ?? 0),
+      });
+    }
+    // The most index-build work first, then the largest: a table's keys and indexes
+    // are built while later tables copy, so the load does not end on a long build.
+    return planned.sort((a, b) => b.indexWork - a.indexWork || b.bytes - a.bytes);
+  });
 }

@@ -6,7 +6,7 @@ import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { parseTableName, qualified } from '../../lib/ident';
 import type { SchemaStage, SchemaStageProgress } from '../../lib/migration-state';
-import { connect, withClient } from '../../lib/io/pg';
+import { session, withSession } from '../../lib/io/session';
 import { fenced } from '../control';
 import { heartbeat } from '../heartbeat';
 import { FAILURE } from '../retry';
@@ -21,12 +21,6 @@ function alreadyExists(err: unknown): boolean {
 }
 
 const FUNCTION_KINDS = new Set(['function', 'procedure']);
-
-/** The same settings the plan was rendered with, so literals parse the same way. */
-export async function prepareDestinationSession(dst: Client): Promise<void> {
-  await dst.query(`SELECT pg_catalog.set_config('search_path', '', false);
-    SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'`);
-}
 
 /** Name the statement in the error, keeping its SQLSTATE for the retry classification. */
 function named(err: unknown, st: StoredStatement): unknown {
@@ -124,68 +118,53 @@ async function onSessions<T>(sessions: Client[], items: T[], work: (c: Client, i
  */
 export async function applyTableStatements(input: { config: Config; runToken: string; table: string; indexed: string[] }): Promise<{ applied: number; total: number }> {
   const { config, runToken, table, indexed } = input;
-  return withClient(
-    config,
-    'destination',
-    async (dst) => {
-      await prepareDestinationSession(dst);
-      // With change capture to follow, unique constraints and FKs wait for the consistency point (older row states may be replayed until then).
-      const statements = await readTableStatements(dst, config.name, table, indexed, !config.mode.incremental);
-      let applied = 0;
-      for (const [i, st] of statements.entries()) {
-        if (st.state !== 'pending') continue;
-        heartbeat(`${table}: ${i + 1}/${statements.length} ${st.kind} ${st.object}`);
-        if ((await applyOne(dst, config, runToken, st)) === 'applied') applied++;
-      }
-      // Statistics now, while other tables still copy (the analyze phase skips it then).
-      heartbeat(`${table}: ANALYZE`);
-      const t = parseTableName(table);
-      await fenced(dst, config.name, runToken, () => dst.query(`ANALYZE ${qualified(t.schema, t.table)}`));
-      return { applied, total: statements.length };
-    },
-    'pgshift schema indexes',
-  );
+  // An `indexes` session: a writer the fence ends, with the catalog settings the plan was rendered with.
+  return withSession(config, 'destination', 'indexes', async (dst) => {
+    // With change capture to follow, unique constraints and FKs wait for the consistency point (older row states may be replayed until then).
+    const statements = await readTableStatements(dst, config.name, table, indexed, !config.mode.incremental);
+    let applied = 0;
+    for (const [i, st] of statements.entries()) {
+      if (st.state !== 'pending') continue;
+      heartbeat(`${table}: ${i + 1}/${statements.length} ${st.kind} ${st.object}`);
+      if ((await applyOne(dst, config, runToken, st)) === 'applied') applied++;
+    }
+    // Statistics now, while other tables still copy (the analyze phase skips it then).
+    heartbeat(`${table}: ANALYZE`);
+    const t = parseTableName(table);
+    await fenced(dst, config.name, runToken, () => dst.query(`ANALYZE ${qualified(t.schema, t.table)}`));
+    return { applied, total: statements.length };
+  });
 }
 
 export async function applyStage(input: { config: Config; runToken: string; stage: SchemaStage }): Promise<SchemaStageProgress> {
   const { config, runToken, stage } = input;
-  const appName = `pgshift schema ${stage}`;
-  return withClient(
-    config,
-    'destination',
-    async (dst) => {
-      await prepareDestinationSession(dst);
-      const statements = await readStage(dst, config.name, stage);
-      if (!statements) {
-        throw ApplicationFailure.nonRetryable(`no schema plan for migration ${config.name} on the destination: planSchema must run first`, FAILURE.invalidInput);
+  // `schema` sessions: writers the fence ends, with the catalog settings the plan was rendered with.
+  return withSession(config, 'destination', 'schema', async (dst) => {
+    const statements = await readStage(dst, config.name, stage);
+    if (!statements) {
+      throw ApplicationFailure.nonRetryable(`no schema plan for migration ${config.name} on the destination: planSchema must run first`, FAILURE.invalidInput);
+    }
+    const progress: SchemaStageProgress = { total: statements.length, applied: 0, skipped: 0, existing: 0 };
+    const position = new Map(statements.map((st, i) => [st.seq, i + 1]));
+    const pending = statements.filter((st) => {
+      if (st.state !== 'pending') progress[st.state === 'applied' ? 'skipped' : 'existing']++;
+      return st.state === 'pending';
+    });
+    const extra: Client[] = [];
+    try {
+      for (const batch of batches(pending)) {
+        const width = Math.min(config.parallelism.indexes, batch.length);
+        while (extra.length < width - 1) extra.push(await session(config, 'destination', 'schema'));
+        await onSessions([dst, ...extra.slice(0, width - 1)], batch, async (c, st) => {
+          // The keep-alive resends these details while a long build runs.
+          heartbeat(`${stage} ${position.get(st.seq)}/${statements.length} ${st.kind} ${st.object}`);
+          const outcome = await applyOne(c, config, runToken, st);
+          progress[outcome]++;
+        });
       }
-      const progress: SchemaStageProgress = { total: statements.length, applied: 0, skipped: 0, existing: 0 };
-      const position = new Map(statements.map((st, i) => [st.seq, i + 1]));
-      const pending = statements.filter((st) => {
-        if (st.state !== 'pending') progress[st.state === 'applied' ? 'skipped' : 'existing']++;
-        return st.state === 'pending';
-      });
-      const extra: Client[] = [];
-      try {
-        for (const batch of batches(pending)) {
-          const width = Math.min(config.parallelism.indexes, batch.length);
-          while (extra.length < width - 1) {
-            const c = await connect(config, 'destination', appName);
-            extra.push(c);
-            await prepareDestinationSession(c);
-          }
-          await onSessions([dst, ...extra.slice(0, width - 1)], batch, async (c, st) => {
-            // The keep-alive resends these details while a long build runs.
-            heartbeat(`${stage} ${position.get(st.seq)}/${statements.length} ${st.kind} ${st.object}`);
-            const outcome = await applyOne(c, config, runToken, st);
-            progress[outcome]++;
-          });
-        }
-      } finally {
-        await Promise.all(extra.map((c) => c.end().catch(() => undefined)));
-      }
-      return progress;
-    },
-    appName,
-  );
+    } finally {
+      await Promise.all(extra.map((c) => c.end().catch(() => undefined)));
+    }
+    return progress;
+  });
 }

@@ -1,6 +1,7 @@
 // Connection setup, in one place. Passwords are resolved here, inside the
 // activity process, from the reference in the config; they never leave this
-// module and never appear in an error message.
+// module and never appear in an error message. Activities open their sessions
+// through lib/io/session.ts, which names them and applies their settings.
 import { readFileSync } from 'node:fs';
 import { Client, ClientConfig } from 'pg';
 import type { Config, Endpoint } from '../config';
@@ -127,20 +128,5 @@ export async function connect(config: Pick<Config, 'source' | 'destination'>, si
   } catch (err) {
     await client?.end().catch(() => undefined);
     throw describeConnectError(side, config[side], err);
-  }
-}
-
-/** Run `fn` with a connection that is always closed afterwards. */
-export async function withClient<T>(
-  config: Pick<Config, 'source' | 'destination'>,
-  side: Side,
-  fn: (c: Client) => Promise<T>,
-  applicationName = 'pgshift',
-): Promise<T> {
-  const c = await connect(config, side, applicationName);
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => undefined);
   }
 }
