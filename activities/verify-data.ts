@@ -42,8 +42,9 @@ const where = (s: Side, range: KeyRange | null, types: string[]) =>
   [range && s.keyColumns ? rangePredicate(s.keyColumns, types, range) : 'true', s.filter ? `(${s.filter})` : null].filter(Boolean).join(' AND ');
 
 /**
- * Count and two order-independent 64-bit aggregates of each row's text: the
- * xor of one seeded hash and the sum of another. hashtextextended is the hash
+ * Count and two order-independent aggregates of each row's text: the sums of
+ * two differently seeded 64-bit hashes (sums rather than bit_xor, which only
+ * PostgreSQL 14 and later have). hashtextextended is the hash
  * of hash partitioning, so it is the same on every server version; hashing the
  * text in the "C" collation hashes its bytes whatever the database collation.
  * (md5 of the text did the same job at three times the CPU on narrow rows.)
@@ -51,7 +52,7 @@ const where = (s: Side, range: KeyRange | null, types: string[]) =>
 async function digest(s: Side, range: KeyRange | null, types: string[]) {
   const r = await s.client.query<{ n: string; x: string; h: string }>(
     `SELECT count(*) AS n,
-            coalesce(bit_xor(pg_catalog.hashtextextended(t, 0)), 0)::text AS x,
+            coalesce(sum(pg_catalog.hashtextextended(t, 0)::numeric), 0)::text AS x,
             coalesce(sum(pg_catalog.hashtextextended(t, 1)::numeric), 0)::text AS h
        FROM (SELECT ROW(${s.columns.map(ident).join(', ')})::text COLLATE "C" AS t FROM ONLY ${s.table} WHERE ${where(s, range, types)}) q`,
   );

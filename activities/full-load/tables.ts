@@ -67,7 +67,9 @@ export async function readCopyTables(src: Client, config: Config): Promise<CopyT
             coalesce(nullif(t.typelem, 0), a.atttypid) AS elemoid,
             coalesce(nullif(t.typbasetype, 0), a.atttypid) AS basetype
        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-      WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+      WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
+        -- generated columns (12 and later) are computed on the destination; to_jsonb lets the same query run on 11
+        AND coalesce(to_jsonb(a)->>'attgenerated', '') = ''
       ORDER BY a.attrelid, a.attnum`,
     [oids],
   );

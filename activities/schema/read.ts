@@ -390,7 +390,9 @@ export async function readCatalog(src: Client, config: Config): Promise<SourceCa
     src,
     `SELECT a.attrelid, a.attnum, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.atttypid,
             a.attnotnull, ad.oid AS def_oid, pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) AS def,
-            a.attidentity, a.attgenerated, a.attislocal, a.attacl::text[] AS acl,
+            a.attidentity,
+            -- generated columns exist from 12 on; read through to_jsonb so one query serves 11 too
+            coalesce(pg_catalog.to_jsonb(a)->>'attgenerated', '') AS attgenerated, a.attislocal, a.attacl::text[] AS acl,
             CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN cn.nspname END AS coll_schema,
             CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN co.collname END AS coll_name
        FROM pg_catalog.pg_attribute a
@@ -628,7 +630,9 @@ export async function readCatalog(src: Client, config: Config): Promise<SourceCa
   const collations: CatCollation[] = (
     await rows(
       src,
-      `SELECT c.oid, n.nspname AS schema, c.collname AS name, c.collprovider AS provider, c.collisdeterministic AS deterministic,
+      `SELECT c.oid, n.nspname AS schema, c.collname AS name, c.collprovider AS provider,
+              -- nondeterministic collations exist from 12 on
+              coalesce((j->>'collisdeterministic')::boolean, true) AS deterministic,
               j->>'collcollate' AS collate, j->>'collctype' AS ctype, coalesce(j->>'colllocale', j->>'colliculocale') AS locale,
               pg_catalog.pg_get_userbyid(c.collowner) AS owner
          FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace,
