@@ -6,7 +6,7 @@
 import type { Client } from 'pg';
 import type { Config } from '../lib/config';
 import { ident, qualified } from '../lib/ident';
-import { connect } from '../lib/io/pg';
+import { connect, withClient } from '../lib/io/pg';
 import { FIDELITY_SETTINGS } from './full-load/chunk';
 import { heartbeat } from './heartbeat';
 import { KeyRange, rangePredicate } from './full-load/plan';
@@ -118,16 +118,18 @@ export async function verifyTableData(input: { config: Config; table: string }):
   }
 }
 
-/** Table keys of the migration's full-load plan, for the workflow to fan out over. */
-export async function listCopiedTables(input: { config: Config }): Promise<{ key: string; display: string }[]> {
-  const c = await connect(input.config, 'destination', 'pgshift verify');
-  try {
-    const r = await c.query<{ key: string; display: string }>(
-      `SELECT table_key AS key, spec->>'display' AS display FROM pgshift.copy_tables WHERE migration = $1 ORDER BY (spec->>'bytes')::bigint DESC`,
-      [input.config.name],
+/**
+ * One page of the migration's copied tables (its full-load plan), largest
+ * first: a fixed order, so the workflow's count of tables compared is a cursor.
+ */
+export async function listCopiedTables(input: { config: Config; offset: number; limit: number }): Promise<{ total: number; tables: { key: string; display: string }[] }> {
+  return withClient(input.config, 'destination', async (c) => {
+    const r = await c.query<{ key: string; display: string; total: number }>(
+      `SELECT table_key AS key, spec->>'display' AS display, count(*) OVER ()::int AS total FROM pgshift.copy_tables
+        WHERE migration = $1 ORDER BY (spec->>'bytes')::bigint DESC, table_key OFFSET $2 LIMIT $3`,
+      [input.config.name, input.offset, input.limit],
     );
-    return r.rows;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
+    const total = r.rows[0]?.total ?? Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM pgshift.copy_tables WHERE migration = $1', [input.config.name])).rows[0].n);
+    return { total, tables: r.rows.map(({ key, display }) => ({ key, display })) };
+  }, 'pgshift verify');
 }

@@ -1,5 +1,6 @@
 // A long full load hands its state to a new run (continue-as-new) between
 // chunks: history stays bounded, nothing is copied twice, nothing is lost.
+// Pages of one table each: every run reads several pages of the plan.
 import { describe, expect, it } from 'vitest';
 import { waitForMigration } from '../client';
 import { MigrationWorkflow } from '../workflows';
@@ -13,7 +14,7 @@ describe('continue-as-new', () => {
     const config = pair.config({ taskQueue, mode: { schema: false, full: true, incremental: false }, fullLoad: { chunkMb: 1 }, parallelism: { tables: 2, indexes: 1 } });
     const client = await temporalClient();
     const final = await withWorker(taskQueue, async () => {
-      await client.workflow.start(MigrationWorkflow, { taskQueue, workflowId: `pgshift-${config.name}`, args: [{ config, continueAsNewAfterChunks: 3 }] });
+      await client.workflow.start(MigrationWorkflow, { taskQueue, workflowId: `pgshift-${config.name}`, args: [{ config, continueAsNewAfterChunks: 3, fullLoadPageChunks: 1 }] });
       return waitForMigration(client, config.name);
     });
     expect(final.state.phase).toBe('done');
@@ -22,6 +23,7 @@ describe('continue-as-new', () => {
     expect(final.state.generation).toBeGreaterThanOrEqual(2);
     expect(final.state.fullLoad!.retriedChunks).toBe(0);
     expect(Object.values(final.state.fullLoad!.tables).every((t) => t.chunksDone === t.chunks)).toBe(true);
+    expect(final.state.fullLoad!.totals).toMatchObject({ tables: 4, tablesDone: 4, chunks: total, chunksDone: total });
     // Every run's history is short: the whole load is spread over several runs.
     const runs: number[] = [];
     for await (const wf of client.workflow.list({ query: `WorkflowId = 'pgshift-${config.name}'` })) runs.push(wf.historyLength);

@@ -10,7 +10,7 @@ import { connect, withClient } from '../../lib/io/pg';
 import { fenced } from '../control';
 import { heartbeat } from '../heartbeat';
 import { FAILURE } from '../retry';
-import { lockStatement, markStatement, readStage, readTableStatements, type StoredStatement } from './store';
+import { ensurePlanTables, lockStatement, markStatement, markTableBuilt, readStage, readTableStatements, type StoredStatement } from './store';
 
 /** "Already exists" for the object kinds we create (duplicate table / object / schema / function, second PK). */
 const ALREADY_EXISTS = new Set(['42P07', '42710', '42P06', '42723']);
@@ -119,18 +119,21 @@ async function onSessions<T>(sessions: Client[], items: T[], work: (c: Client, i
 /**
  * Build the keys and indexes of one plain table right after its full load,
  * while other tables still copy (as pgcopydb does), then the foreign keys
- * whose two tables are both built by now. Same per-statement transactions as
- * a stage, so the keys / post-data phases later skip them.
+ * whose two tables have their keys by now. Same per-statement transactions as
+ * a stage, so the keys / post-data phases later skip them. The table is then
+ * recorded as built on the destination (which tables have their keys is read
+ * from there, never passed in).
  */
-export async function applyTableStatements(input: { config: Config; runToken: string; table: string; indexed: string[] }): Promise<{ applied: number; total: number }> {
-  const { config, runToken, table, indexed } = input;
+export async function applyTableStatements(input: { config: Config; runToken: string; table: string }): Promise<{ applied: number; total: number }> {
+  const { config, runToken, table } = input;
   return withClient(
     config,
     'destination',
     async (dst) => {
+      await ensurePlanTables(dst);
       await prepareDestinationSession(dst);
-      // With change capture to follow, unique constraints and FKs wait for the consistency point (SPEC §3.2).
-      const statements = await readTableStatements(dst, config.name, table, indexed, !config.mode.incremental);
+      // With change capture to follow, unique constraints and FKs wait for the consistency point.
+      const statements = await readTableStatements(dst, config.name, table, !config.mode.incremental);
       let applied = 0;
       for (const [i, st] of statements.entries()) {
         if (st.state !== 'pending') continue;
@@ -140,7 +143,10 @@ export async function applyTableStatements(input: { config: Config; runToken: st
       // Statistics now, while other tables still copy (the analyze phase skips it then).
       heartbeat(`${table}: ANALYZE`);
       const t = parseTableName(table);
-      await fenced(dst, config.name, runToken, () => dst.query(`ANALYZE ${qualified(t.schema, t.table)}`));
+      await fenced(dst, config.name, runToken, async () => {
+        await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`);
+        await markTableBuilt(dst, config.name, table);
+      });
       return { applied, total: statements.length };
     },
     'pgshift schema indexes',
