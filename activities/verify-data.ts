@@ -9,6 +9,7 @@ import { ident, qualified } from '../lib/ident';
 import { connect, withClient } from '../lib/io/pg';
 import { FIDELITY_SETTINGS } from './full-load/chunk';
 import { heartbeat } from './heartbeat';
+import { about } from './retry';
 import { KeyRange, rangePredicate } from './full-load/plan';
 import type { CopyTable } from './full-load/tables';
 
@@ -68,6 +69,7 @@ async function keyHashes(s: Side, range: KeyRange | null, types: string[]): Prom
 export async function verifyTableData(input: { config: Config; table: string }): Promise<TableVerification> {
   const { config, table } = input;
   const [src, dst] = await Promise.all([connect(config, 'source', 'pgshift verify'), connect(config, 'destination', 'pgshift verify')]);
+  let display = table;
   try {
     await Promise.all([src.query(FIDELITY_SETTINGS), dst.query(FIDELITY_SETTINGS)]);
     const plan = await dst.query<{ spec: CopyTable; lower_key: string[] | null; upper_key: string[] | null }>(
@@ -77,6 +79,7 @@ export async function verifyTableData(input: { config: Config; table: string }):
     );
     if (!plan.rows.length) throw new Error(`table ${table} has no full-load plan on the destination (pgshift.copy_tables)`);
     const t = plan.rows[0].spec;
+    display = t.display;
     const key = t.chunkKey;
     const types = key?.types ?? [];
     const mapKey = (c: string) => t.targetColumns[t.columns.findIndex((x) => x.name === c)];
@@ -113,6 +116,8 @@ export async function verifyTableData(input: { config: Config; table: string }):
       : `${n} rows in ${t.display} compared (${out.rowsDestination.toLocaleString('en-US')} on the destination), ${out.differingRanges} of ${out.ranges} ranges differ` +
         (out.differingKeys.length ? `; e.g. key ${out.differingKeys.map((d) => `(${d.key.join(', ')}) ${d.problem}`).slice(0, 3).join('; ')}` : '');
     return out;
+  } catch (err) {
+    throw about(`verification of ${display}`, err);
   } finally {
     await Promise.all([src.end().catch(() => undefined), dst.end().catch(() => undefined)]);
   }

@@ -83,7 +83,12 @@ export interface Throttle {
 export interface MigrationError {
   at: string;
   phase: Phase;
+  /** The innermost cause (the object, statement and SQLSTATE an activity reported), not the SDK's wrapper text. */
   message: string;
+  /** Failure type of the innermost cause (e.g. InvalidInput, Fenced, RetryWindowExceeded). */
+  type?: string | null;
+  /** The activity that failed, when the failure came from one. */
+  activity?: string | null;
 }
 
 export interface MigrationState {
@@ -148,8 +153,8 @@ export function initialState(config: Config, runToken: string, now: string): Mig
 
 export const MAX_ERRORS = 20;
 
-export function recordError(state: MigrationState, at: string, message: string): void {
-  state.errors.push({ at, phase: state.phase, message });
+export function recordError(state: MigrationState, at: string, cause: Pick<MigrationError, 'message' | 'type' | 'activity'>): void {
+  state.errors.push({ at, phase: state.phase, message: cause.message, type: cause.type ?? null, activity: cause.activity ?? null });
   if (state.errors.length > MAX_ERRORS) state.errors.splice(0, state.errors.length - MAX_ERRORS);
 }
 
@@ -209,6 +214,8 @@ export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' |
   const enabled = PHASES.filter((p) => phaseEnabled(p, config.mode, config.verification));
   const at = PHASES.indexOf(s.phase as (typeof PHASES)[number]);
   lines.push(enabled.map((p) => `${PHASES.indexOf(p) < at || s.phase === 'done' ? '✅' : p === s.phase ? '▶️' : '⬜'} ${p}`).join(' · '));
+  const last = s.errors[s.errors.length - 1];
+  if (s.phase === 'failed' && last) lines.push('', `**Failed in ${last.phase}:** ${last.message}`);
   if (s.schema.statements !== null) {
     lines.push('', `### Schema: ${s.schema.statements} statements`);
     lines.push('| stage | applied | applied earlier (full load, retry) | already existing | total |', '|---|---:|---:|---:|---:|');
@@ -227,7 +234,7 @@ export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' |
   if (s.dataVerification) lines.push('', ...renderDataVerification(s.dataVerification));
   if (s.errors.length) {
     lines.push('', '### Recent errors');
-    for (const e of s.errors.slice(-5)) lines.push(`- ${e.at} [${e.phase}] ${e.message}`);
+    for (const e of s.errors.slice(-5)) lines.push(`- ${e.at} [${e.phase}${e.activity ? `, ${e.activity}` : ''}] ${e.message}`);
   }
   return lines.join('\n');
 }

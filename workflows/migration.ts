@@ -31,6 +31,7 @@ import {
   throttleSignal,
 } from './definitions';
 import { initialState, MigrationInput, MigrationState, Phase, PHASES, phaseEnabled, recordError, renderStatusMarkdown } from '../lib/migration-state';
+import { failureOf, rootCause } from '../lib/failure';
 import { endpointLabel } from '../lib/migration-ids';
 import { SA_PHASE } from '../lib/search-attributes';
 import { ABORTED, CONTINUE_AS_NEW, DONE, type PhaseContext, type PhaseOutcome } from './phases/contract';
@@ -145,12 +146,14 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     outcome = await work.run(runPhases);
   } catch (err) {
     if (!state.abortRequested) {
-      recordError(state, new Date().toISOString(), (err as Error).message);
+      // Status, current details and the workflow's failure all say what failed, not "Activity task failed".
+      recordError(state, new Date().toISOString(), rootCause(err));
       enter('failed');
-      throw err;
+      // A cancelled workflow (not an abort) stays a cancellation.
+      throw isCancellation(err) ? err : failureOf(err);
     }
     // Stopping for the abort: a cancellation is expected; anything else is noted, and the abort goes on.
-    if (!isCancellation(err)) recordError(state, new Date().toISOString(), (err as Error).message);
+    if (!isCancellation(err)) recordError(state, new Date().toISOString(), rootCause(err));
     outcome = ABORTED;
   }
   if (state.abortRequested) outcome = ABORTED;

@@ -17,6 +17,7 @@ import { connect } from '../../lib/io/pg';
 import { RateLimiter } from '../../lib/throttle';
 import { assertNotFenced, writerApplicationName } from '../control';
 import { heartbeat } from '../heartbeat';
+import { about } from '../retry';
 import { fullLoadThrottleQuery, type FullLoadShare } from '../../workflows/definitions';
 import { CopyTable, sourceName, targetName } from './tables';
 
@@ -130,6 +131,8 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
   }
   const dst = dstConn.value;
   const src: Client = srcConn.value;
+  // What a failure is about: the table (its key until its spec is read) and the chunk.
+  let display = table;
   try {
     await dst.query(FIDELITY_SETTINGS);
     if (config.fullLoad.toastCompression === 'lz4') await useLz4(dst);
@@ -149,6 +152,7 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
       return { rows: Number(row.rows), bytes: Number(row.bytes), ms: Date.now() - started, skipped: true };
     }
     const t = row.spec;
+    display = t.display;
 
     await src.query(FIDELITY_SETTINGS);
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -212,6 +216,8 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
     await dst.query('COMMIT');
     await src.query('COMMIT');
     return { rows: progress.rows, bytes: progress.bytes, ms: Date.now() - started, skipped: false };
+  } catch (err) {
+    throw about(`copy of ${display} chunk ${chunk + 1}`, err);
   } finally {
     // On failure the sessions may be mid-COPY, where a ROLLBACK would queue
     // behind the stream: closing them aborts both transactions instead.

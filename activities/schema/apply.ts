@@ -9,7 +9,7 @@ import type { SchemaStage, SchemaStageProgress } from '../../lib/migration-state
 import { connect, withClient } from '../../lib/io/pg';
 import { fenced } from '../control';
 import { heartbeat } from '../heartbeat';
-import { FAILURE } from '../retry';
+import { about, FAILURE, withCode } from '../retry';
 import { ensurePlanTables, lockStatement, markStatement, markTableBuilt, readStage, readTableStatements, type StoredStatement } from './store';
 
 /** "Already exists" for the object kinds we create (duplicate table / object / schema / function, second PK). */
@@ -57,7 +57,7 @@ async function applyOnce(dst: Client, config: Config, runToken: string, st: Stor
     if (!alreadyExists(err)) throw err;
     if (config.existingTargetTables !== 'ignore') {
       throw ApplicationFailure.nonRetryable(
-        `${st.kind} ${st.object} already exists on the destination (${(err as Error).message}); ` +
+        `${st.kind} ${st.object} already exists on the destination (${withCode(err)}); ` +
           'drop it there and retry, or set existingTargetTables: ignore to keep what is there',
         FAILURE.invalidInput,
       );
@@ -144,7 +144,7 @@ export async function applyTableStatements(input: { config: Config; runToken: st
       heartbeat(`${table}: ANALYZE`);
       const t = parseTableName(table);
       await fenced(dst, config.name, runToken, async () => {
-        await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`);
+        await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`).catch((err) => Promise.reject(about(`ANALYZE ${table}`, err)));
         await markTableBuilt(dst, config.name, table);
       });
       return { applied, total: statements.length };
