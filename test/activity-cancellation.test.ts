@@ -11,6 +11,7 @@ import type { Config } from '../lib/config';
 import { abort, getStatus, startMigration, waitForMigration } from '../client';
 import { claimDestination } from './fixtures/schema-source';
 import { makePair, temporalClient, uid, withWorker, type Pair } from './harness/env';
+import { recordHistories } from './harness/histories';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -111,6 +112,7 @@ describe('abort during a long statement', () => {
       expect(final.state.phase).toBe('aborted');
       expect(took).toBeLessThan(10_000);
       expect(await sessions(pair)).toEqual([]);
+      await recordHistories(client, final.workflowId, 'migration-aborted-during-analyze');
     } finally {
       await blocker.query('ROLLBACK');
       await blocker.end();

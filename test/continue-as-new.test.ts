@@ -6,6 +6,7 @@ import { waitForMigration } from '../client';
 import { MigrationWorkflow } from '../workflows';
 import { edgePair, expectEdgeTablesIdentical } from './fixtures/edge-values';
 import { temporalClient, uid, withWorker } from './harness/env';
+import { recordHistories } from './harness/histories';
 
 describe('continue-as-new', () => {
   it('carries the migration state across runs in the middle of the full load', async () => {
@@ -29,6 +30,7 @@ describe('continue-as-new', () => {
     for await (const wf of client.workflow.list({ query: `WorkflowId = 'pgshift-${config.name}'` })) runs.push(wf.historyLength);
     expect(runs.length).toBe(final.state.generation + 1);
     await expectEdgeTablesIdentical(pair);
+    await recordHistories(client, final.workflowId, 'migration-continue-as-new');
     await client.connection.close();
   });
 });

@@ -10,6 +10,7 @@ import { startMigration, waitForMigration } from '../client';
 import { claimDestination } from './fixtures/schema-source';
 import { runCli } from './harness/cli';
 import { makePair, temporalClient, uid, withWorker } from './harness/env';
+import { recordHistories } from './harness/histories';
 
 describe('root causes of failures', () => {
   it('a destination object in the way: status and the workflow failure name it, with its SQLSTATE', async () => {
@@ -53,6 +54,7 @@ describe('root causes of failures', () => {
     expect(text.stdout).not.toMatch(/Activity task failed/);
 
     expect(details).toMatch(cause);
+    await recordHistories(client, `pgshift-${config.name}`, 'migration-schema-failed');
     await client.connection.close();
   });
 
