@@ -130,6 +130,11 @@ export interface MigrationInput {
   continueAsNewAfterChunks?: number;
   /** Chunks per page of the full-load plan (whole tables are added until a page holds this many). For tests of the paging. */
   fullLoadPageChunks?: number;
+  /**
+   * Continue as new once a run's history has this many events, as Temporal
+   * suggests it for long histories, in whatever phase. For tests of the hand-over.
+   */
+  continueAsNewAtHistoryLength?: number;
 }
 
 export function initialState(config: Config, runToken: string, now: string): MigrationState {

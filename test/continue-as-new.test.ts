@@ -4,8 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { waitForMigration } from '../client';
 import { MigrationWorkflow } from '../workflows';
-import { edgePair, expectEdgeTablesIdentical } from './fixtures/edge-values';
-import { temporalClient, uid, withWorker } from './harness/env';
+import { EDGE_DATA, EDGE_DDL, edgePair, EDGE_TABLES, expectEdgeTablesIdentical } from './fixtures/edge-values';
+import { makePair, temporalClient, uid, withWorker } from './harness/env';
 import { recordHistories } from './harness/histories';
 
 describe('continue-as-new', () => {
@@ -31,6 +31,30 @@ describe('continue-as-new', () => {
     expect(runs.length).toBe(final.state.generation + 1);
     await expectEdgeTablesIdentical(pair);
     await recordHistories(client, final.workflowId, 'migration-continue-as-new');
+    await client.connection.close();
+  });
+
+  it('hands over in every phase, index builds and verification included, and still verifies every table once', async () => {
+    const pair = await makePair();
+    await pair.source.sql(EDGE_DDL + EDGE_DATA);
+    const taskQueue = `tq-${uid()}`;
+    const config = pair.config({ taskQueue, mode: { schema: true, full: true, incremental: false }, fullLoad: { chunkMb: 1 }, parallelism: { tables: 2, indexes: 2 } });
+    const client = await temporalClient();
+    const final = await withWorker(taskQueue, async () => {
+      // A run's history holds a few activities at 40 events: every phase of this migration spans several runs.
+      await client.workflow.start(MigrationWorkflow, { taskQueue, workflowId: `pgshift-${config.name}`, args: [{ config, continueAsNewAtHistoryLength: 40 }] });
+      return waitForMigration(client, config.name);
+    });
+    expect(final.state.phase).toBe('done');
+    expect(final.state.generation).toBeGreaterThanOrEqual(5);
+    expect(final.state.fullLoad!.totals).toMatchObject({ tables: EDGE_TABLES.length, tablesDone: EDGE_TABLES.length });
+    expect(final.state.fullLoad!.totals.chunksDone).toBe(final.state.fullLoad!.totals.chunks);
+    const v = final.state.dataVerification!;
+    expect(v).toMatchObject({ total: EDGE_TABLES.length, compared: EDGE_TABLES.length, inconsistent: 0 });
+    expect(Object.keys(v.tables).length).toBe(EDGE_TABLES.length);
+    expect(final.state.schema.verification!.differences).toEqual([]);
+    await expectEdgeTablesIdentical(pair);
+    await recordHistories(client, final.workflowId, 'migration-hand-over-every-phase');
     await client.connection.close();
   });
 });

@@ -108,6 +108,8 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     await condition(() => !state.paused || state.abortRequested);
     return !state.abortRequested;
   };
+  /** Temporal suggests a new run when the history is long (tests may ask sooner). */
+  const handOverSuggested = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= (input.continueAsNewAtHistoryLength ?? Infinity);
   const ctx: PhaseContext = {
     config,
     state,
@@ -117,7 +119,7 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     dst,
     show,
     mayProceed,
-    stopReason: () => (state.abortRequested ? ABORTED : workflowInfo().continueAsNewSuggested ? CONTINUE_AS_NEW : null),
+    stopReason: () => (state.abortRequested ? ABORTED : handOverSuggested() ? CONTINUE_AS_NEW : null),
     continueAsNewAfterChunks: input.continueAsNewAfterChunks,
     fullLoadPageChunks: input.fullLoadPageChunks,
   };
@@ -132,7 +134,7 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
       enter(phase);
       const outcome = await PHASE_RUNNERS[phase](ctx);
       if (outcome.kind !== 'done') return outcome; // a continue-as-new resumes this phase
-      if (workflowInfo().continueAsNewSuggested) {
+      if (handOverSuggested()) {
         state.phase = PHASES[i + 1];
         return CONTINUE_AS_NEW;
       }
