@@ -205,8 +205,8 @@ export function renderFullLoad(f: FullLoadProgress, now: number): string[] {
 export function renderDataVerification(v: DataVerification): string[] {
   const t = Object.values(v.tables);
   const lines = [
-    `### Data verification: ${v.compared}${v.finishedAt ? '' : `/${v.total}`} tables compared${v.finishedAt ? '' : ' so far'}, ${fmt(v.rowsSource)} rows, ` +
-      (v.inconsistent ? `${v.inconsistent} inconsistent` : 'all consistent'),
+    `### Data verification: ${v.compared} tables${v.finishedAt ? '' : ` so far (of ${v.total})`}, ${v.inconsistent ? `${v.inconsistent} inconsistent` : 'all consistent'}` +
+      ` (${fmt(v.rowsSource)} rows compared)`,
   ];
   for (const x of [...t.filter((x) => !x.consistent), ...t.filter((x) => x.consistent)]) lines.push(`- ${x.consistent ? '✅' : '❌'} ${x.summary}`);
   const more = v.compared - t.length;
