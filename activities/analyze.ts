@@ -3,6 +3,7 @@
 import type { Config } from '../lib/config';
 import { qualified } from '../lib/ident';
 import { withSession } from '../lib/io/session';
+import { about } from './retry';
 
 /** ANALYZE every copied table so the destination plans well from the first query. */
 export async function analyzeTables(input: { config: Config }): Promise<{ tables: number }> {
@@ -17,7 +18,11 @@ export async function analyzeTables(input: { config: Config }): Promise<{ tables
         WHERE t.migration = $1`,
       [input.config.name],
     );
-    for (const t of r.rows) if (!t.fresh) await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`);
+    for (const t of r.rows) {
+      if (t.fresh) continue;
+      const name = qualified(t.schema, t.table);
+      await dst.query(`ANALYZE ${name}`).catch((err) => Promise.reject(about(`ANALYZE ${name}`, err)));
+    }
     return { tables: r.rowCount ?? 0 };
   });
 }

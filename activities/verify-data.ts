@@ -9,6 +9,7 @@ import type { Config } from '../lib/config';
 import { ident, qualified } from '../lib/ident';
 import { withSession, withSessions } from '../lib/io/session';
 import { heartbeat } from './heartbeat';
+import { about } from './retry';
 import { KeyRange, rangePredicate } from './full-load/plan';
 import type { CopyTable } from './full-load/tables';
 
@@ -71,6 +72,8 @@ export async function verifyTableData(input: { config: Config; table: string }):
   const { config, table } = input;
   // The data settings on both sides: each row's text, hashed, must read the same on both.
   return withSessions(config, 'verify', async (src, dst) => {
+    let display = table;
+    try {
     const plan = await dst.query<{ spec: CopyTable; lower_key: string[] | null; upper_key: string[] | null }>(
       `SELECT t.spec, c.lower_key, c.upper_key FROM pgshift.copy_tables t JOIN pgshift.chunks c USING (migration, table_key)
         WHERE t.migration = $1 AND t.table_key = $2 ORDER BY c.chunk`,
@@ -78,6 +81,7 @@ export async function verifyTableData(input: { config: Config; table: string }):
     );
     if (!plan.rows.length) throw new Error(`table ${table} has no full-load plan on the destination (pgshift.copy_tables)`);
     const t = plan.rows[0].spec;
+    display = t.display;
     const key = t.chunkKey;
     const types = key?.types ?? [];
     const mapKey = (c: string) => t.targetColumns[t.columns.findIndex((x) => x.name === c)];
@@ -114,16 +118,24 @@ export async function verifyTableData(input: { config: Config; table: string }):
       : `${n} rows in ${t.display} compared (${out.rowsDestination.toLocaleString('en-US')} on the destination), ${out.differingRanges} of ${out.ranges} ranges differ` +
         (out.differingKeys.length ? `; e.g. key ${out.differingKeys.map((d) => `(${d.key.join(', ')}) ${d.problem}`).slice(0, 3).join('; ')}` : '');
     return out;
+    } catch (err) {
+      throw about(`verification of ${display}`, err);
+    }
   });
 }
 
-/** Table keys of the migration's full-load plan, for the workflow to fan out over. */
-export async function listCopiedTables(input: { config: Config }): Promise<{ key: string; display: string }[]> {
+/**
+ * One page of the migration's copied tables (its full-load plan), largest
+ * first: a fixed order, so the workflow's count of tables compared is a cursor.
+ */
+export async function listCopiedTables(input: { config: Config; offset: number; limit: number }): Promise<{ total: number; tables: { key: string; display: string }[] }> {
   return withSession(input.config, 'destination', 'verify', async (c) => {
-    const r = await c.query<{ key: string; display: string }>(
-      `SELECT table_key AS key, spec->>'display' AS display FROM pgshift.copy_tables WHERE migration = $1 ORDER BY (spec->>'bytes')::bigint DESC`,
-      [input.config.name],
+    const r = await c.query<{ key: string; display: string; total: number }>(
+      `SELECT table_key AS key, spec->>'display' AS display, count(*) OVER ()::int AS total FROM pgshift.copy_tables
+        WHERE migration = $1 ORDER BY (spec->>'bytes')::bigint DESC, table_key OFFSET $2 LIMIT $3`,
+      [input.config.name, input.offset, input.limit],
     );
-    return r.rows;
+    const total = r.rows[0]?.total ?? Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM pgshift.copy_tables WHERE migration = $1', [input.config.name])).rows[0].n);
+    return { total, tables: r.rows.map(({ key, display }) => ({ key, display })) };
   });
 }

@@ -2,8 +2,8 @@
 // copies each table's own rows (never a child's through its parent) and data
 // verification compares each table's own rows, however the table is chunked.
 import { describe, expect, it } from 'vitest';
+import { planAllTables } from './harness/full-load';
 import { copyChunk } from '../activities/full-load/chunk';
-import { planFullLoad } from '../activities/full-load/plan';
 import { verifyTableData } from '../activities/verify-data';
 import { claimDestination, migrateSchema } from './fixtures/schema-source';
 import { makePair, uid, type Side } from './harness/env';
@@ -29,7 +29,7 @@ describe('full load of inheritance trees', () => {
     const runToken = `run-${uid()}`;
     await claimDestination(config, runToken);
     await migrateSchema(config, runToken);
-    const planned = await planFullLoad({ config, runToken });
+    const planned = await planAllTables(config, runToken);
     expect(planned.find((t) => t.display === 'public.parent')!.chunks).toBeGreaterThan(1);
     expect(planned.find((t) => t.display === 'public.keyless_parent')!.chunks).toBeGreaterThan(1);
     for (const t of planned) for (let chunk = 0; chunk < t.chunks; chunk++) await copyChunk({ config, runToken, table: t.key, chunk });

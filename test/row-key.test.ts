@@ -4,7 +4,7 @@
 // verification drills down by are the same index; a foreign table is selected
 // the same way by precheck, schema migration and full load.
 import { describe, expect, it } from 'vitest';
-import { planFullLoad } from '../activities/full-load/plan';
+import { planAllTables } from './harness/full-load';
 import { copyChunk } from '../activities/full-load/chunk';
 import type { CopyTable } from '../activities/full-load/tables';
 import { precheck } from '../activities/precheck';
@@ -89,7 +89,7 @@ describe('one row key for precheck, schema, full load and verification', () => {
     expect(ri.filter((x) => x.primary).map((x) => x.index)).toEqual(['a_pkey', 'c_pkey']);
 
     // Full load: the chunk key.
-    const planned = await planFullLoad({ config, runToken });
+    const planned = await planAllTables(config, runToken);
     const specs = await copyPlans(pair, config);
     const byChunkKey = Object.fromEntries(specs.map((s) => [s.display, s.chunkKey!.primary ? 'PRIMARY KEY' : s.chunkKey!.index]));
     expect(specs.map((s) => [s.display, s.chunkKey!.index, s.chunkKey!.columns])).toEqual([
@@ -132,7 +132,7 @@ describe('one table selection', () => {
     const foreign = (await items(config))['foreign-tables'];
     await claimDestination(config, runToken);
     const plan = await planSchema({ config, runToken });
-    await planFullLoad({ config, runToken });
+    await planAllTables(config, runToken);
     return {
       precheck: foreign.objects ?? [],
       schema: plan.warnings.filter((w) => w.includes('app.remote')),

@@ -17,6 +17,7 @@ import { withSessions } from '../../lib/io/session';
 import { RateLimiter } from '../../lib/throttle';
 import { assertNotFenced } from '../control';
 import { heartbeat } from '../heartbeat';
+import { about } from '../retry';
 import { fullLoadThrottleQuery, type FullLoadShare } from '../../workflows/definitions';
 import { CopyTable, sourceName, targetName } from './tables';
 
@@ -120,6 +121,9 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
   // they may be mid-COPY, where a ROLLBACK would queue behind the stream: closing them
   // aborts both transactions instead.
   return withSessions(config, 'copy', async (src, dst) => {
+    // What a failure is about: the table (its key until its spec is read) and the chunk.
+    let display = table;
+    try {
     if (config.fullLoad.toastCompression === 'lz4') await useLz4(dst);
     await dst.query('BEGIN');
     await assertNotFenced(dst, config.name, runToken);
@@ -137,6 +141,7 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
       return { rows: Number(row.rows), bytes: Number(row.bytes), ms: Date.now() - started, skipped: true };
     }
     const t = row.spec;
+    display = t.display;
 
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
 
@@ -200,5 +205,8 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
     await dst.query('COMMIT');
     await src.query('COMMIT');
     return { rows: progress.rows, bytes: progress.bytes, ms: Date.now() - started, skipped: false };
+    } catch (err) {
+      throw about(`copy of ${display} chunk ${chunk + 1}`, err);
+    }
   });
 }

@@ -9,8 +9,8 @@ import type { SchemaStage, SchemaStageProgress } from '../../lib/migration-state
 import { session, withSession } from '../../lib/io/session';
 import { fenced } from '../control';
 import { heartbeat } from '../heartbeat';
-import { FAILURE } from '../retry';
-import { lockStatement, markStatement, readStage, readTableStatements, type StoredStatement } from './store';
+import { about, FAILURE, withCode } from '../retry';
+import { ensurePlanTables, lockStatement, markStatement, markTableBuilt, readStage, readTableStatements, type StoredStatement } from './store';
 
 /** "Already exists" for the object kinds we create (duplicate table / object / schema / function, second PK). */
 const ALREADY_EXISTS = new Set(['42P07', '42710', '42P06', '42723']);
@@ -51,7 +51,7 @@ async function applyOnce(dst: Client, config: Config, runToken: string, st: Stor
     if (!alreadyExists(err)) throw err;
     if (config.existingTargetTables !== 'ignore') {
       throw ApplicationFailure.nonRetryable(
-        `${st.kind} ${st.object} already exists on the destination (${(err as Error).message}); ` +
+        `${st.kind} ${st.object} already exists on the destination (${withCode(err)}); ` +
           'drop it there and retry, or set existingTargetTables: ignore to keep what is there',
         FAILURE.invalidInput,
       );
@@ -113,15 +113,18 @@ async function onSessions<T>(sessions: Client[], items: T[], work: (c: Client, i
 /**
  * Build the keys and indexes of one plain table right after its full load,
  * while other tables still copy (as pgcopydb does), then the foreign keys
- * whose two tables are both built by now. Same per-statement transactions as
- * a stage, so the keys / post-data phases later skip them.
+ * whose two tables have their keys by now. Same per-statement transactions as
+ * a stage, so the keys / post-data phases later skip them. The table is then
+ * recorded as built on the destination (which tables have their keys is read
+ * from there, never passed in).
  */
-export async function applyTableStatements(input: { config: Config; runToken: string; table: string; indexed: string[] }): Promise<{ applied: number; total: number }> {
-  const { config, runToken, table, indexed } = input;
+export async function applyTableStatements(input: { config: Config; runToken: string; table: string }): Promise<{ applied: number; total: number }> {
+  const { config, runToken, table } = input;
   // An `indexes` session: a writer the fence ends, with the catalog settings the plan was rendered with.
   return withSession(config, 'destination', 'indexes', async (dst) => {
+    await ensurePlanTables(dst);
     // With change capture to follow, unique constraints and FKs wait for the consistency point (older row states may be replayed until then).
-    const statements = await readTableStatements(dst, config.name, table, indexed, !config.mode.incremental);
+    const statements = await readTableStatements(dst, config.name, table, !config.mode.incremental);
     let applied = 0;
     for (const [i, st] of statements.entries()) {
       if (st.state !== 'pending') continue;
@@ -131,7 +134,10 @@ export async function applyTableStatements(input: { config: Config; runToken: st
     // Statistics now, while other tables still copy (the analyze phase skips it then).
     heartbeat(`${table}: ANALYZE`);
     const t = parseTableName(table);
-    await fenced(dst, config.name, runToken, () => dst.query(`ANALYZE ${qualified(t.schema, t.table)}`));
+    await fenced(dst, config.name, runToken, async () => {
+      await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`).catch((err) => Promise.reject(about(`ANALYZE ${table}`, err)));
+      await markTableBuilt(dst, config.name, table);
+    });
     return { applied, total: statements.length };
   });
 }

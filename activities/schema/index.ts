@@ -55,7 +55,7 @@ export async function planSchema(input: SchemaInput): Promise<SchemaPlanSummary>
 }
 
 /** Keys and indexes of one table, built as soon as its full load is done. */
-export async function buildTableIndexes(input: SchemaInput & { table: string; indexed: string[] }): Promise<{ applied: number; total: number }> {
+export async function buildTableIndexes(input: SchemaInput & { table: string }): Promise<{ applied: number; total: number }> {
   return applyTableStatements(input);
 }
 

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Client, ClientConfig } from 'pg';
 import type { Config, Endpoint } from '../config';
+import { endWithActivity } from './cancel';
 
 export type Side = 'source' | 'destination';
 
@@ -116,7 +117,11 @@ export function describeConnectError(side: Side, e: Endpoint, err: unknown): Con
   return new ConnectionSetupError(`${side}: cannot connect to ${where}: ${x.message ?? String(err)}`, isConnectionError(err));
 }
 
-/** Connect to one side of the migration; errors are ConnectionSetupError naming the field to fix. */
+/**
+ * Connect to one side of the migration; errors are ConnectionSetupError naming
+ * the field to fix. Inside an activity the session ends with the activity's
+ * cancellation (its running statement is cancelled on the server).
+ */
 export async function connect(config: Pick<Config, 'source' | 'destination'>, side: Side, applicationName = 'pgshift'): Promise<Client> {
   let client: Client | undefined;
   try {
@@ -124,6 +129,7 @@ export async function connect(config: Pick<Config, 'source' | 'destination'>, si
     // An idle connection dropped by the server must not crash the worker.
     client.on('error', () => undefined);
     await client.connect();
+    endWithActivity(client, config[side]);
     return client;
   } catch (err) {
     await client?.end().catch(() => undefined);
