@@ -3,7 +3,7 @@
 // migration created there, newest first, never an object that already existed.
 import type { Config } from '../lib/config';
 import { parseQualifiedName, qualified } from '../lib/ident';
-import { withClient } from '../lib/io/pg';
+import { withSession } from '../lib/io/session';
 import { ensureControlSchema, fence } from './control';
 
 const DROP_KEYWORD: Record<string, string> = {
@@ -39,7 +39,7 @@ export interface AbortCleanup {
 
 export async function abortDestination(input: { config: Config }): Promise<AbortCleanup> {
   const { config } = input;
-  return withClient(config, 'destination', async (c) => {
+  return withSession(config, 'destination', 'abort', async (c) => {
     await ensureControlSchema(c);
     await fence(c, config.name, 'aborted');
     const out: AbortCleanup = { dropped: [], kept: [] };
@@ -66,5 +66,5 @@ export async function abortDestination(input: { config: Config }): Promise<Abort
     // The copy plan of dropped tables is meaningless now.
     if (out.dropped.length) await c.query('DELETE FROM pgshift.chunks WHERE migration = $1', [config.name]).catch(() => undefined);
     return out;
-  }, 'pgshift abort');
+  });
 }

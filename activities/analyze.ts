@@ -2,11 +2,12 @@
 // plans well from the first query.
 import type { Config } from '../lib/config';
 import { qualified } from '../lib/ident';
-import { withClient } from '../lib/io/pg';
+import { withSession } from '../lib/io/session';
+import { about } from './retry';
 
 /** ANALYZE every copied table so the destination plans well from the first query. */
 export async function analyzeTables(input: { config: Config }): Promise<{ tables: number }> {
-  return withClient(input.config, 'destination', async (dst) => {
+  return withSession(input.config, 'destination', 'analyze', async (dst) => {
     // A table analyzed after its last chunk landed (right after its index build) is not analyzed again.
     const r = await dst.query<{ schema: string; table: string; fresh: boolean }>(
       `SELECT t.spec->'target'->>'schema' AS schema, t.spec->'target'->>'table' AS table,
@@ -17,7 +18,11 @@ export async function analyzeTables(input: { config: Config }): Promise<{ tables
         WHERE t.migration = $1`,
       [input.config.name],
     );
-    for (const t of r.rows) if (!t.fresh) await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`);
+    for (const t of r.rows) {
+      if (t.fresh) continue;
+      const name = qualified(t.schema, t.table);
+      await dst.query(`ANALYZE ${name}`).catch((err) => Promise.reject(about(`ANALYZE ${name}`, err)));
+    }
     return { tables: r.rowCount ?? 0 };
-  }, 'pgshift analyze');
+  });
 }

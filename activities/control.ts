@@ -4,6 +4,7 @@
 // checks the token, so a stale run (after cutover, abort or a newer run) fails
 // instead of writing — even an activity retried days later.
 import type { Client } from 'pg';
+import { writerApplicationNames } from '../lib/io/session';
 
 export const CONTROL_SCHEMA = 'pgshift';
 
@@ -89,8 +90,9 @@ export async function fence(c: Client, migration: string, state: 'cutover' | 'ab
       [migration, state],
     );
   // In-flight writes of this migration hold the run row shared until they
-  // commit; rather than wait for a long chunk, end their sessions (their
-  // transactions roll back, exactly as if the worker had died).
+  // commit; rather than wait for a long chunk or index build, end every writer
+  // session of the migration (lib/io/session.ts names them): their
+  // transactions roll back, exactly as if the worker had died.
   await c.query("SET lock_timeout = '2s'");
   try {
     await upsert();
@@ -99,7 +101,7 @@ export async function fence(c: Client, migration: string, state: 'cutover' | 'ab
     await c.query(
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
         WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = ANY($1)`,
-      [WRITER_APPLICATION_NAMES.map((p) => writerApplicationName(p, migration))],
+      [writerApplicationNames(migration)],
     );
     await c.query("SET lock_timeout = '30s'");
     await upsert();
@@ -107,8 +109,3 @@ export async function fence(c: Client, migration: string, state: 'cutover' | 'ab
     await c.query('RESET lock_timeout');
   }
 }
-
-/** application_name of sessions that write for a migration (so a fence can end them). */
-export const WRITER_APPLICATION_NAMES = ['copy', 'schema', 'apply'] as const;
-export const writerApplicationName = (purpose: (typeof WRITER_APPLICATION_NAMES)[number], migration: string) =>
-  `pgshift ${purpose} ${migration}`.slice(0, 63);

@@ -1,10 +1,12 @@
 // Every activity the worker registers. Activities are the data plane: all I/O
 // lives here, never in workflow code. Activities that take a config get the
-// retry windows (activities/retry.ts: connection vs other failures).
+// retry windows (activities/retry.ts: connection vs other failures); every
+// activity beats while it runs and stops promptly when cancelled.
 import { compatibilityReport } from './compatibility';
 import { precheck } from './precheck';
 import { abortDestination } from './abort';
 import { prepareDestination } from './prepare';
+import { reportingCancellation } from './cancellation';
 import { withKeepalive } from './heartbeat';
 import { withRetryWindows } from './retry';
 import { applySchemaStage, buildTableIndexes, planSchema } from './schema';
@@ -34,7 +36,7 @@ export function createActivities() {
     verifyTableData: withRetryWindows(verifyTableData),
     ...captureActivities(),
   };
-  return Object.fromEntries(Object.entries(activities).map(([k, fn]) => [k, withKeepalive(fn as (...a: unknown[]) => Promise<unknown>)])) as typeof activities;
+  return Object.fromEntries(Object.entries(activities).map(([k, fn]) => [k, withKeepalive(reportingCancellation(fn as (...a: unknown[]) => Promise<unknown>))])) as typeof activities;
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -26,9 +26,22 @@ function elapsedMinutes(): number {
   }
 }
 
+/** An error's message with its SQLSTATE (or system error code) appended, as the operator reads it. */
+export function withCode(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code && !message.endsWith(`[${code}]`) ? `${message} [${code}]` : message;
+}
+
+/** Put the object an error is about (a table, a chunk, a sequence) in front of its message; its code stays for the classification. */
+export function about(what: string, err: unknown): unknown {
+  if (err instanceof Error && !(err instanceof ApplicationFailure) && !err.message.startsWith(what)) err.message = `${what}: ${err.message}`;
+  return err;
+}
+
 export function classifyFailure(err: unknown, retry: Config['retry']): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = withCode(err);
   if (err instanceof FencedError) return ApplicationFailure.nonRetryable(message, FAILURE.fenced);
   if (err instanceof ConnectionSetupError && !err.transient) return ApplicationFailure.nonRetryable(message, FAILURE.invalidInput);
   const connection = isConnectionError(err);
@@ -39,8 +52,7 @@ export function classifyFailure(err: unknown, retry: Config['retry']): Applicati
       FAILURE.windowExceeded,
     );
   }
-  const code = (err as { code?: string }).code;
-  return ApplicationFailure.retryable(code ? `${message} [${code}]` : message, connection ? FAILURE.connection : FAILURE.operation);
+  return ApplicationFailure.retryable(message, connection ? FAILURE.connection : FAILURE.operation);
 }
 
 /** Wrap an activity whose input carries the config, applying the retry windows to its failures. */

@@ -4,13 +4,14 @@
 import type { Config } from '../lib/config';
 import { qualified } from '../lib/ident';
 import { nameMapper } from '../lib/name-mapping';
-import { withClient } from '../lib/io/pg';
+import { withSession } from '../lib/io/session';
 import { fenced } from './control';
+import { about } from './retry';
 
 export async function syncSequences(input: { config: Config; runToken: string }): Promise<{ sequences: number }> {
   const { config, runToken } = input;
   const map = nameMapper(config.objects);
-  const values = await withClient(config, 'source', async (src) => {
+  const values = await withSession(config, 'source', 'sequences', async (src) => {
     const seqs = await src.query<{ schema: string; name: string }>(
       `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind = 'S' AND n.nspname = ANY($1)
@@ -20,17 +21,21 @@ export async function syncSequences(input: { config: Config; runToken: string })
     );
     const out: { schema: string; name: string; last: string; called: boolean }[] = [];
     for (const s of seqs.rows) {
-      const v = await src.query<{ last_value: string; is_called: boolean }>(`SELECT last_value::text, is_called FROM ${qualified(s.schema, s.name)}`);
+      const v = await src
+        .query<{ last_value: string; is_called: boolean }>(`SELECT last_value::text, is_called FROM ${qualified(s.schema, s.name)}`)
+        .catch((err) => Promise.reject(about(`sequence ${qualified(s.schema, s.name)} on the source`, err)));
       out.push({ ...s, last: v.rows[0].last_value, called: v.rows[0].is_called });
     }
     return out;
-  }, 'pgshift sequences');
-  await withClient(config, 'destination', (dst) =>
+  });
+  await withSession(config, 'destination', 'sequences', (dst) =>
     fenced(dst, config.name, runToken, async () => {
       for (const s of values) {
         const t = map.object(s.schema, s.name);
-        await dst.query('SELECT setval($1::regclass, $2::bigint, $3)', [qualified(t.schema, t.table), s.last, s.called]);
+        const name = qualified(t.schema, t.table);
+        await dst.query('SELECT setval($1::regclass, $2::bigint, $3)', [name, s.last, s.called]).catch((err) => Promise.reject(about(`sequence ${name} on the destination`, err)));
       }
-    }), 'pgshift sequences');
+    }),
+  );
   return { sequences: values.length };
 }

@@ -2,13 +2,14 @@
 // compared by key range — count plus two order-independent hash aggregates of
 // each row's text, computed on both sides in parallel — then a drill-down to
 // the differing keys of a range that does not match. The ranges are the full
-// load's chunks, rendered with each side's own column names (renames apply).
+// load's chunks over the table's row key (activities/selection.ts), rendered
+// with each side's own column names (renames apply).
 import type { Client } from 'pg';
 import type { Config } from '../lib/config';
 import { ident, qualified } from '../lib/ident';
-import { connect } from '../lib/io/pg';
-import { FIDELITY_SETTINGS } from './full-load/chunk';
+import { withSession, withSessions } from '../lib/io/session';
 import { heartbeat } from './heartbeat';
+import { about } from './retry';
 import { KeyRange, rangePredicate } from './full-load/plan';
 import type { CopyTable } from './full-load/tables';
 
@@ -30,6 +31,7 @@ const DRILL_MAX_ROWS = 200_000;
 
 interface Side {
   client: Client;
+  /** Qualified name; read with ONLY: a table's own rows, not its inheritance children's. */
   table: string;
   columns: string[];
   keyColumns: string[] | null;
@@ -41,8 +43,9 @@ const where = (s: Side, range: KeyRange | null, types: string[]) =>
   [range && s.keyColumns ? rangePredicate(s.keyColumns, types, range) : 'true', s.filter ? `(${s.filter})` : null].filter(Boolean).join(' AND ');
 
 /**
- * Count and two order-independent 64-bit aggregates of each row's text: the
- * xor of one seeded hash and the sum of another. hashtextextended is the hash
+ * Count and two order-independent aggregates of each row's text: the sums of
+ * two differently seeded 64-bit hashes (sums rather than bit_xor, which only
+ * PostgreSQL 14 and later have). hashtextextended is the hash
  * of hash partitioning, so it is the same on every server version; hashing the
  * text in the "C" collation hashes its bytes whatever the database collation.
  * (md5 of the text did the same job at three times the CPU on narrow rows.)
@@ -50,9 +53,9 @@ const where = (s: Side, range: KeyRange | null, types: string[]) =>
 async function digest(s: Side, range: KeyRange | null, types: string[]) {
   const r = await s.client.query<{ n: string; x: string; h: string }>(
     `SELECT count(*) AS n,
-            coalesce(bit_xor(pg_catalog.hashtextextended(t, 0)), 0)::text AS x,
+            coalesce(sum(pg_catalog.hashtextextended(t, 0)::numeric), 0)::text AS x,
             coalesce(sum(pg_catalog.hashtextextended(t, 1)::numeric), 0)::text AS h
-       FROM (SELECT ROW(${s.columns.map(ident).join(', ')})::text COLLATE "C" AS t FROM ${s.table} WHERE ${where(s, range, types)}) q`,
+       FROM (SELECT ROW(${s.columns.map(ident).join(', ')})::text COLLATE "C" AS t FROM ONLY ${s.table} WHERE ${where(s, range, types)}) q`,
   );
   return r.rows[0];
 }
@@ -60,16 +63,17 @@ async function digest(s: Side, range: KeyRange | null, types: string[]) {
 async function keyHashes(s: Side, range: KeyRange | null, types: string[]): Promise<Map<string, string>> {
   const keys = s.keyColumns!.map((c) => `${ident(c)}::text`).join(', ');
   const r = await s.client.query<{ k: string[]; h: string }>(
-    `SELECT ARRAY[${keys}] AS k, ${rowText(s)} AS h FROM ${s.table} WHERE ${where(s, range, types)}`,
+    `SELECT ARRAY[${keys}] AS k, ${rowText(s)} AS h FROM ONLY ${s.table} WHERE ${where(s, range, types)}`,
   );
   return new Map(r.rows.map((x) => [JSON.stringify(x.k), x.h]));
 }
 
 export async function verifyTableData(input: { config: Config; table: string }): Promise<TableVerification> {
   const { config, table } = input;
-  const [src, dst] = await Promise.all([connect(config, 'source', 'pgshift verify'), connect(config, 'destination', 'pgshift verify')]);
-  try {
-    await Promise.all([src.query(FIDELITY_SETTINGS), dst.query(FIDELITY_SETTINGS)]);
+  // The data settings on both sides: each row's text, hashed, must read the same on both.
+  return withSessions(config, 'verify', async (src, dst) => {
+    let display = table;
+    try {
     const plan = await dst.query<{ spec: CopyTable; lower_key: string[] | null; upper_key: string[] | null }>(
       `SELECT t.spec, c.lower_key, c.upper_key FROM pgshift.copy_tables t JOIN pgshift.chunks c USING (migration, table_key)
         WHERE t.migration = $1 AND t.table_key = $2 ORDER BY c.chunk`,
@@ -77,6 +81,7 @@ export async function verifyTableData(input: { config: Config; table: string }):
     );
     if (!plan.rows.length) throw new Error(`table ${table} has no full-load plan on the destination (pgshift.copy_tables)`);
     const t = plan.rows[0].spec;
+    display = t.display;
     const key = t.chunkKey;
     const types = key?.types ?? [];
     const mapKey = (c: string) => t.targetColumns[t.columns.findIndex((x) => x.name === c)];
@@ -113,21 +118,24 @@ export async function verifyTableData(input: { config: Config; table: string }):
       : `${n} rows in ${t.display} compared (${out.rowsDestination.toLocaleString('en-US')} on the destination), ${out.differingRanges} of ${out.ranges} ranges differ` +
         (out.differingKeys.length ? `; e.g. key ${out.differingKeys.map((d) => `(${d.key.join(', ')}) ${d.problem}`).slice(0, 3).join('; ')}` : '');
     return out;
-  } finally {
-    await Promise.all([src.end().catch(() => undefined), dst.end().catch(() => undefined)]);
-  }
+    } catch (err) {
+      throw about(`verification of ${display}`, err);
+    }
+  });
 }
 
-/** Table keys of the migration's full-load plan, for the workflow to fan out over. */
-export async function listCopiedTables(input: { config: Config }): Promise<{ key: string; display: string }[]> {
-  const c = await connect(input.config, 'destination', 'pgshift verify');
-  try {
-    const r = await c.query<{ key: string; display: string }>(
-      `SELECT table_key AS key, spec->>'display' AS display FROM pgshift.copy_tables WHERE migration = $1 ORDER BY (spec->>'bytes')::bigint DESC`,
-      [input.config.name],
+/**
+ * One page of the migration's copied tables (its full-load plan), largest
+ * first: a fixed order, so the workflow's count of tables compared is a cursor.
+ */
+export async function listCopiedTables(input: { config: Config; offset: number; limit: number }): Promise<{ total: number; tables: { key: string; display: string }[] }> {
+  return withSession(input.config, 'destination', 'verify', async (c) => {
+    const r = await c.query<{ key: string; display: string; total: number }>(
+      `SELECT table_key AS key, spec->>'display' AS display, count(*) OVER ()::int AS total FROM pgshift.copy_tables
+        WHERE migration = $1 ORDER BY (spec->>'bytes')::bigint DESC, table_key OFFSET $2 LIMIT $3`,
+      [input.config.name, input.offset, input.limit],
     );
-    return r.rows;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
+    const total = r.rows[0]?.total ?? Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM pgshift.copy_tables WHERE migration = $1', [input.config.name])).rows[0].n);
+    return { total, tables: r.rows.map(({ key, display }) => ({ key, display })) };
+  });
 }

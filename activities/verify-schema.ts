@@ -6,10 +6,10 @@
 import type { Client } from 'pg';
 import type { Config } from '../lib/config';
 import type { SchemaDifference, SchemaVerification } from '../lib/migration-state';
-import { withClient } from '../lib/io/pg';
+import { withSession } from '../lib/io/session';
 import { heartbeat } from './heartbeat';
 import { describeCatalog, mappedNaming, type Entry } from './schema/describe';
-import { prepareSourceSession, readCatalog, type SourceCatalog } from './schema/read';
+import { readCatalog, type SourceCatalog } from './schema/read';
 import { display, schemaNames, type SchemaNames } from './schema/scope';
 
 /** Kinds the destination may hold more of without it being a difference (extensions are per database). */
@@ -18,8 +18,8 @@ const EXTRAS_ALLOWED = new Set(['extension']);
 /** Longest property value quoted in a difference (definitions can be long). */
 const QUOTE = 160;
 
+/** `c`: a session with the catalog settings, so both sides deparse alike. */
 async function snapshotCatalog(c: Client, config: Config): Promise<SourceCatalog> {
-  await prepareSourceSession(c);
   await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     return await readCatalog(c, config);
@@ -92,13 +92,13 @@ export function compareDescriptions(source: Map<string, Entry>, destination: Map
 export async function verifySchema(input: { config: Config }): Promise<SchemaVerification> {
   const { config } = input;
   heartbeat('reading the source catalogs');
-  const srcCat = await withClient(config, 'source', (c) => snapshotCatalog(c, config), 'pgshift verify schema');
+  const srcCat = await withSession(config, 'source', 'verify-schema', (c) => snapshotCatalog(c, config));
   const opts = { triggers: config.objects.triggers, ownership: config.objects.ownership };
   const srcNames = schemaNames(srcCat, config);
-  const expected = describeCatalog(srcCat, mappedNaming(srcNames, srcCat.quotedKeywords), opts);
+  const expected = describeCatalog(srcCat, mappedNaming(srcNames, srcCat.quotedKeywords), { ...opts, replicaIdentity: 'migrated' });
   heartbeat('reading the destination catalogs');
   const dstConfig = destinationSelection(config, srcCat, srcNames);
-  const dstCat = await withClient(config, 'destination', (c) => snapshotCatalog(c, dstConfig), 'pgshift verify schema');
-  const actual = describeCatalog(dstCat, mappedNaming(schemaNames(dstCat, dstConfig), dstCat.quotedKeywords), opts);
+  const dstCat = await withSession(config, 'destination', 'verify-schema', (c) => snapshotCatalog(c, dstConfig));
+  const actual = describeCatalog(dstCat, mappedNaming(schemaNames(dstCat, dstConfig), dstCat.quotedKeywords), { ...opts, replicaIdentity: 'actual' });
   return compareDescriptions(expected, actual);
 }

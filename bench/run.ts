@@ -138,8 +138,7 @@ async function pgshift(server: DevServer, src: LocalCluster, dst: LocalCluster, 
       const f = final.state.fullLoad!;
       copySeconds = (Date.parse(f.finishedAt!) - Date.parse(f.startedAt)) / 1000;
       phases = await phaseSpans(client, final.workflowId);
-      const bad = Object.values(final.state.dataVerification?.tables ?? {}).filter((t) => !t.consistent);
-      if (bad.length || (final.state.schema.verification?.differences.length ?? 0) > 0) throw new Error('pgshift verification found differences');
+      if ((final.state.dataVerification?.inconsistent ?? 0) > 0 || (final.state.schema.verification?.differences.length ?? 0) > 0) throw new Error('pgshift verification found differences');
     });
     console.log(`  activities: ${phases}`);
     const what = [

@@ -151,7 +151,12 @@ export function buildProgram(): Command {
           console.log(`schema: ${result.schema.differences.length ? `${result.schema.differences.length} differences` : 'no difference'}`);
           for (const d of result.schema.differences) console.log(`  ${d.kind} ${d.object}: ${d.difference}`);
         }
-        for (const t of Object.values(result.data?.tables ?? {})) console.log(`${t.consistent ? 'ok  ' : 'DIFF'} ${t.summary}`);
+        const shown = Object.values(result.data?.tables ?? {});
+        for (const t of shown) console.log(`${t.consistent ? 'ok  ' : 'DIFF'} ${t.summary}`);
+        if (result.data && result.data.compared > shown.length) {
+          const hidden = result.data.inconsistent - shown.filter((t) => !t.consistent).length;
+          console.log(`…    ${result.data.compared - shown.length} more tables compared${hidden ? `, ${hidden} of them inconsistent` : ', consistent'}`);
+        }
         console.log(`\n${result.consistent ? 'consistent' : 'DIFFERENCES FOUND'} (workflow ${workflowId})`);
       }
       process.exitCode = result.consistent ? EXIT.ok : EXIT.failed;

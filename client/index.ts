@@ -105,15 +105,19 @@ export async function startMigration(client: Client, config: Config, opts: CallO
 export async function getStatus(client: Client, idOrName: string): Promise<MigrationStatus> {
   const handle = client.workflow.getHandle(toWorkflowId(idOrName));
   const status = await handle.query(statusQuery);
-  const tables = status.state.fullLoad?.tables;
-  if (!tables || status.state.fullLoad?.finishedAt) return status;
+  const f = status.state.fullLoad;
+  if (!f || f.finishedAt) return status;
+  const tables = f.tables;
   const pending = (await handle.describe().catch(() => null))?.raw.pendingActivities ?? [];
   for (const a of pending) {
     const payload = a.activityType?.name === 'copyChunk' ? a.heartbeatDetails?.payloads?.[0] : undefined;
     if (!payload) continue;
     const beat = defaultPayloadConverter.fromPayload<Partial<ChunkBeat>>(payload);
+    if (typeof beat.rows !== 'number' || typeof beat.bytes !== 'number') continue;
+    f.totals.rows += beat.rows;
+    f.totals.bytes += beat.bytes;
     const t = beat.table !== undefined ? tables[beat.table] : undefined;
-    if (!t || typeof beat.rows !== 'number' || typeof beat.bytes !== 'number') continue;
+    if (!t) continue;
     t.rows += beat.rows;
     t.bytes += beat.bytes;
   }

@@ -4,6 +4,11 @@
 // Pure: imported by workflow code and by the CLI.
 import type { Config } from './config';
 import type { PrecheckItem } from './precheck-catalog';
+import type { FullLoadProgress, FullLoadTotals } from './full-load-progress';
+import type { DataVerification } from './verification-progress';
+
+export type { FullLoadProgress, FullLoadTotals, TableProgress } from './full-load-progress';
+export type { DataVerification, TableDataVerification } from './verification-progress';
 
 export type SchemaStage = 'before-data' | 'keys' | 'post-data';
 
@@ -61,7 +66,7 @@ export interface SchemaVerification {
   differences: SchemaDifference[];
 }
 
-/** Heartbeat details of a running chunk copy (table key as in FullLoadProgress.tables). */
+/** Heartbeat details of a running chunk copy (table key as in pgshift.chunks and FullLoadProgress.tables). */
 export interface ChunkBeat {
   table: string;
   chunk: number;
@@ -75,46 +80,15 @@ export interface Throttle {
   incrementalRowsPerSecond: number | null;
 }
 
-export interface TableProgress {
-  display: string;
-  chunks: number;
-  chunksDone: number;
-  estimatedRows: number;
-  estimatedBytes: number;
-  rows: number;
-  bytes: number;
-}
-
-export interface FullLoadProgress {
-  startedAt: string;
-  finishedAt: string | null;
-  /** Copies running right now (the throttle is shared among them). */
-  activeCopies: number;
-  /** Chunks copied again because an attempt had failed or its worker died. */
-  retriedChunks: number;
-  tables: Record<string, TableProgress>;
-}
-
-export interface TableDataVerification {
-  display: string;
-  rowsSource: number;
-  rowsDestination: number;
-  consistent: boolean;
-  differingKeys: { key: string[]; problem: string }[];
-  /** e.g. "835,266 rows in app.t1 compared, consistent" */
-  summary: string;
-}
-
-export interface DataVerification {
-  startedAt: string;
-  finishedAt: string | null;
-  tables: Record<string, TableDataVerification>;
-}
-
 export interface MigrationError {
   at: string;
   phase: Phase;
+  /** The innermost cause (the object, statement and SQLSTATE an activity reported), not the SDK's wrapper text. */
   message: string;
+  /** Failure type of the innermost cause (e.g. InvalidInput, Fenced, RetryWindowExceeded). */
+  type?: string | null;
+  /** The activity that failed, when the failure came from one. */
+  activity?: string | null;
 }
 
 export interface MigrationState {
@@ -154,6 +128,13 @@ export interface MigrationInput {
    * Temporal's own suggestion (history size). For tests of the hand-over.
    */
   continueAsNewAfterChunks?: number;
+  /** Chunks per page of the full-load plan (whole tables are added until a page holds this many). For tests of the paging. */
+  fullLoadPageChunks?: number;
+  /**
+   * Continue as new once a run's history has this many events, as Temporal
+   * suggests it for long histories, in whatever phase. For tests of the hand-over.
+   */
+  continueAsNewAtHistoryLength?: number;
 }
 
 export function initialState(config: Config, runToken: string, now: string): MigrationState {
@@ -177,8 +158,8 @@ export function initialState(config: Config, runToken: string, now: string): Mig
 
 export const MAX_ERRORS = 20;
 
-export function recordError(state: MigrationState, at: string, message: string): void {
-  state.errors.push({ at, phase: state.phase, message });
+export function recordError(state: MigrationState, at: string, cause: Pick<MigrationError, 'message' | 'type' | 'activity'>): void {
+  state.errors.push({ at, phase: state.phase, message: cause.message, type: cause.type ?? null, activity: cause.activity ?? null });
   if (state.errors.length > MAX_ERRORS) state.errors.splice(0, state.errors.length - MAX_ERRORS);
 }
 
@@ -193,30 +174,43 @@ const STAGES: SchemaStage[] = ['before-data', 'keys', 'post-data'];
 const MB = 1024 * 1024;
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
-export function fullLoadTotals(f: FullLoadProgress) {
-  const t = Object.values(f.tables);
-  const sum = (k: keyof TableProgress) => t.reduce((a, x) => a + (x[k] as number), 0);
-  return { tables: t.length, chunks: sum('chunks'), chunksDone: sum('chunksDone'), rows: sum('rows'), bytes: sum('bytes'), estimatedBytes: sum('estimatedBytes') };
+export function fullLoadTotals(f: FullLoadProgress): FullLoadTotals {
+  return f.totals;
 }
 
-/** Per-table progress with rate and ETA (from the bytes copied so far). */
+/** Totals with rate and ETA (from the bytes copied so far), then the tables of the status view. */
 export function renderFullLoad(f: FullLoadProgress, now: number): string[] {
-  const tot = fullLoadTotals(f);
+  const tot = f.totals;
   const secs = Math.max(1, ((f.finishedAt ? Date.parse(f.finishedAt) : now) - Date.parse(f.startedAt)) / 1000);
   const rate = tot.bytes / secs;
   const pct = tot.chunks ? (100 * tot.chunksDone) / tot.chunks : 100;
   const eta = !f.finishedAt && rate > 0 ? Math.max(0, (tot.estimatedBytes - tot.bytes) / rate) : 0;
+  const shown = Object.values(f.tables).sort((a, b) => b.estimatedBytes - a.estimatedBytes);
   const lines = [
-    `### Full load: ${pct.toFixed(1)} % (${tot.chunksDone}/${tot.chunks} chunks, ${fmt(tot.rows)} rows, ${(tot.bytes / MB).toFixed(1)} MB)` +
+    `### Full load: ${pct.toFixed(1)} % (${tot.chunksDone}/${tot.chunks} chunks, ${fmt(tot.rows)} rows, ${(tot.bytes / MB).toFixed(1)} MB; ${tot.tablesDone}/${tot.tables} tables)` +
       ` · ${fmt(tot.rows / secs)} rows/s · ${(rate / MB).toFixed(1)} MB/s${f.finishedAt ? ' · finished' : ` · ETA ${Math.round(eta)} s · ${f.activeCopies} copies running`}`,
     '| table | progress | rows | MB |',
     '|---|---|---:|---:|',
   ];
-  for (const t of Object.values(f.tables).sort((a, b) => b.estimatedBytes - a.estimatedBytes).slice(0, 50)) {
+  for (const t of shown) {
     const p = t.chunks ? t.chunksDone / t.chunks : 1;
     const bar = '█'.repeat(Math.round(p * 10)) + '░'.repeat(10 - Math.round(p * 10));
     lines.push(`| ${t.display} | ${bar} ${Math.round(p * 100)} % (${t.chunksDone}/${t.chunks}) | ${fmt(t.rows)} | ${(t.bytes / MB).toFixed(1)} |`);
   }
+  if (tot.tables > shown.length) lines.push(`| … ${fmt(tot.tables - shown.length)} more tables (the largest and the ones copying now are shown) | | | |`);
+  return lines;
+}
+
+/** Counters, then the tables of the view: inconsistent ones first. */
+export function renderDataVerification(v: DataVerification): string[] {
+  const t = Object.values(v.tables);
+  const lines = [
+    `### Data verification: ${v.compared} tables${v.finishedAt ? '' : ` so far (of ${v.total})`}, ${v.inconsistent ? `${v.inconsistent} inconsistent` : 'all consistent'}` +
+      ` (${fmt(v.rowsSource)} rows compared)`,
+  ];
+  for (const x of [...t.filter((x) => !x.consistent), ...t.filter((x) => x.consistent)]) lines.push(`- ${x.consistent ? '✅' : '❌'} ${x.summary}`);
+  const more = v.compared - t.length;
+  if (more > 0) lines.push(`- … ${fmt(more)} more tables compared${v.inconsistent > t.filter((x) => !x.consistent).length ? '' : ', consistent'}`);
   return lines;
 }
 
@@ -225,6 +219,8 @@ export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' |
   const enabled = PHASES.filter((p) => phaseEnabled(p, config.mode, config.verification));
   const at = PHASES.indexOf(s.phase as (typeof PHASES)[number]);
   lines.push(enabled.map((p) => `${PHASES.indexOf(p) < at || s.phase === 'done' ? '✅' : p === s.phase ? '▶️' : '⬜'} ${p}`).join(' · '));
+  const last = s.errors[s.errors.length - 1];
+  if (s.phase === 'failed' && last) lines.push('', `**Failed in ${last.phase}:** ${last.message}`);
   if (s.schema.statements !== null) {
     lines.push('', `### Schema: ${s.schema.statements} statements`);
     lines.push('| stage | applied | applied earlier (full load, retry) | already existing | total |', '|---|---:|---:|---:|---:|');
@@ -240,15 +236,10 @@ export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' |
     lines.push('', `### Schema verification: ${n} objects compared, ${v.differences.length ? `${v.differences.length} differences` : 'no difference'}`);
     for (const d of v.differences.slice(0, 20)) lines.push(`- ${d.kind} ${d.object}: ${d.difference}`);
   }
-  if (s.dataVerification) {
-    const t = Object.values(s.dataVerification.tables);
-    const bad = t.filter((x) => !x.consistent);
-    lines.push('', `### Data verification: ${t.length} tables${s.dataVerification.finishedAt ? '' : ' so far'}, ${bad.length ? `${bad.length} inconsistent` : 'all consistent'}`);
-    for (const x of [...bad, ...t.filter((x) => x.consistent)].slice(0, 50)) lines.push(`- ${x.consistent ? '✅' : '❌'} ${x.summary}`);
-  }
+  if (s.dataVerification) lines.push('', ...renderDataVerification(s.dataVerification));
   if (s.errors.length) {
     lines.push('', '### Recent errors');
-    for (const e of s.errors.slice(-5)) lines.push(`- ${e.at} [${e.phase}] ${e.message}`);
+    for (const e of s.errors.slice(-5)) lines.push(`- ${e.at} [${e.phase}${e.activity ? `, ${e.activity}` : ''}] ${e.message}`);
   }
   return lines.join('\n');
 }

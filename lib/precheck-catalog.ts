@@ -21,7 +21,7 @@ export const PRECHECK_ITEMS = {
   'selected-objects': 'Every schema and table named in objects exists',
   'row-filters': 'Every row filter is a valid condition on its table',
   'primary-keys': 'Every table has a PRIMARY KEY or a non-null UNIQUE key',
-  'replica-identity': 'Tables keyed by a UNIQUE index get REPLICA IDENTITY USING INDEX',
+  'replica-identity': "Every table's replica identity logs its row key",
   'triggers-and-rules': 'Triggers and rules on the source',
   'unlogged-tables': 'Unlogged tables',
   'large-objects': 'Large objects',
@@ -46,6 +46,8 @@ export interface PrecheckItem {
   fix: string;
   /** Objects concerned, in display syntax (app."Order Items"). */
   objects?: string[];
+  /** Row keys of the tables not keyed by their PRIMARY KEY: table → the UNIQUE index that keys it (display syntax). */
+  keys?: Record<string, string>;
   /** True when a warning is listed in acknowledgeWarnings. */
   acknowledged?: boolean;
   /** Set on failures caused by the invocation itself (secrets, unreachable hosts): CLI exit 2. */

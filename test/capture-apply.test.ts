@@ -6,10 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { applyChanges, type ApplyBeat } from '../activities/capture/apply';
 import { prepareSource } from '../activities/capture/prepare-source';
 import { copyChunk } from '../activities/full-load/chunk';
-import { planFullLoad } from '../activities/full-load/plan';
 import { applySchemaStage, planSchema } from '../activities/schema';
 import { parseLsn } from '../lib/capture/lsn';
 import type { ConfigInput } from '../lib/config';
+import { planAllTables } from './harness/full-load';
 import { capturePair, type CapturePair } from './harness/capture';
 import { appliedLsn, expectSameRows, sourceInsertLsn } from './harness/capture-compare';
 
@@ -123,9 +123,9 @@ async function migrated(pair: CapturePair, overrides: Partial<ConfigInput>) {
 }
 
 async function fullLoad(pair: CapturePair, config: ReturnType<CapturePair['config']>) {
-  const planned = await planFullLoad({ config, runToken: pair.runToken });
+  const planned = await planAllTables(config, pair.runToken);
   for (const t of planned) {
-    for (let chunk = 0; chunk < t.chunks; chunk++) {
+    for (const chunk of t.pending) {
       await copyChunk({ config, runToken: pair.runToken, table: t.key, chunk }, { current: async () => null });
     }
   }

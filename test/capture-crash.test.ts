@@ -9,12 +9,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { applyChanges } from '../activities/capture/apply';
 import { prepareSource } from '../activities/capture/prepare-source';
 import { copyChunk } from '../activities/full-load/chunk';
-import { planFullLoad } from '../activities/full-load/plan';
 import { applySchemaStage, planSchema } from '../activities/schema';
 import type { Config } from '../lib/config';
 import { formatLsn, parseLsn } from '../lib/capture/lsn';
 import { decodePgoutput } from '../lib/capture/pgoutput';
 import { expectOnlineTablesIdentical, ONLINE_DDL, ONLINE_SCHEMA, ONLINE_SEED, workloadRound } from './fixtures/online-workload';
+import { planAllTables } from './harness/full-load';
 import { capturePair, type CapturePair } from './harness/capture';
 import { appliedLsn, sourceInsertLsn } from './harness/capture-compare';
 import { sleep, waitUntil } from './harness/wait';
@@ -51,8 +51,8 @@ async function migrated(pair: CapturePair) {
   await planSchema({ config, runToken });
   await applySchemaStage({ config, runToken, stage: 'before-data' });
   await applySchemaStage({ config, runToken, stage: 'keys' });
-  for (const t of await planFullLoad({ config, runToken })) {
-    for (let chunk = 0; chunk < t.chunks; chunk++) await copyChunk({ config, runToken, table: t.key, chunk }, { current: async () => null });
+  for (const t of await planAllTables(config, runToken)) {
+    for (const chunk of t.pending) await copyChunk({ config, runToken, table: t.key, chunk }, { current: async () => null });
   }
   await applySchemaStage({ config, runToken, stage: 'post-data' });
   return config;

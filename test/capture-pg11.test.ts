@@ -6,9 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { applyChanges } from '../activities/capture/apply';
 import { prepareSource, releaseSource } from '../activities/capture/prepare-source';
 import { copyChunk } from '../activities/full-load/chunk';
-import { planFullLoad } from '../activities/full-load/plan';
 import { parseLsn } from '../lib/capture/lsn';
 import { expectOnlineTablesIdentical, ONLINE_DDL, ONLINE_SCHEMA, ONLINE_SEED, workloadRound } from './fixtures/online-workload';
+import { planAllTables } from './harness/full-load';
 import { capturePair } from './harness/capture';
 import { sourceInsertLsn } from './harness/capture-compare';
 import { clusters } from './harness/env';
@@ -38,8 +38,8 @@ describe('change capture 11 → 14', () => {
     const prepared = await prepareSource({ config, runToken });
     expect(prepared.tables).toHaveLength(9);
     await workloadRound(pair.source, 1); // during the copy: in a snapshot and in the stream
-    for (const t of await planFullLoad({ config, runToken })) {
-      for (let chunk = 0; chunk < t.chunks; chunk++) await copyChunk({ config, runToken, table: t.key, chunk }, { current: async () => null });
+    for (const t of await planAllTables(config, runToken)) {
+      for (const chunk of t.pending) await copyChunk({ config, runToken, table: t.key, chunk }, { current: async () => null });
     }
     await pair.destinationAsRole(fks.join(';'));
     await workloadRound(pair.source, 2);

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { prepareSource, releaseSource } from '../activities/capture/prepare-source';
 import { readCapture } from '../activities/capture/control';
-import { withClient } from '../lib/io/pg';
+import { withSession } from '../lib/io/session';
 import { ConfigError, parseConfig } from '../lib/io/config-load';
 import { parseLsn } from '../lib/capture/lsn';
 import { capturePair } from './harness/capture';
@@ -45,7 +45,7 @@ describe('prepareSource / releaseSource', () => {
     const beat = await pair.source.sql<{ migration: string }>('SELECT migration FROM pgshift.heartbeat');
     expect(beat).toEqual([{ migration: pair.name }]);
 
-    const recorded = await withClient(config, 'destination', (c) => readCapture(c, config.name));
+    const recorded = await withSession(config, 'destination', 'verify', (c) => readCapture(c, config.name));
     expect(recorded).toMatchObject({ slotName: first.slotName, startLsn: first.startLsn, appliedLsn: first.startLsn });
 
     // A retry (after the source moved on) reuses the slot and returns the same consistent point.

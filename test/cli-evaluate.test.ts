@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { freePort } from '../dev/ports';
 import { configFile, runCli } from './harness/cli';
 import { historyText, makePair, temporalClient, uid, withWorker } from './harness/env';
+import { recordHistories } from './harness/histories';
 
 describe('pgshift evaluate', () => {
   it('exits 2 with one line per problem on a bad config, without a stack trace', async () => {
@@ -54,6 +55,7 @@ describe('pgshift evaluate', () => {
     expect(desc.typedSearchAttributes.getAll().map((p) => p.key.name)).toEqual(
       expect.arrayContaining(['PgshiftPhase', 'PgshiftSource', 'PgshiftDestination']),
     );
+    await recordHistories(client, report.workflowId, 'evaluation-compatible');
     await client.connection.close();
   });
 

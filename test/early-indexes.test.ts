@@ -36,10 +36,10 @@ async function prepared(incremental: boolean) {
 describe('keys and indexes built during the full load', () => {
   it('full-only: every index of a copied table, then the FK once both tables have their keys', async () => {
     const { pair, config, runToken } = await prepared(false);
-    // b first: its FK waits because a has no keys yet.
-    expect(await buildTableIndexes({ config, runToken, table: 'app.b', indexed: [] })).toEqual({ applied: 1, total: 1 });
+    // b first: its FK waits because a has no keys yet; the destination records which tables have theirs.
+    expect(await buildTableIndexes({ config, runToken, table: 'app.b' })).toEqual({ applied: 1, total: 1 });
     expect(await indexesAndFks(pair)).toEqual(['app.b_pkey']);
-    const a = await buildTableIndexes({ config, runToken, table: 'app.a', indexed: ['app.b'] });
+    const a = await buildTableIndexes({ config, runToken, table: 'app.a' });
     expect(a.applied).toBe(5); // a_pkey, a_code_key, a_v_idx, a_w_uidx, b_a_fk
     expect(await indexesAndFks(pair)).toEqual(['app.a_code_key', 'app.a_pkey', 'app.a_v_idx', 'app.a_w_uidx', 'app.b_pkey', 'b_a_fk']);
     // The post-data stages then find them built.
@@ -49,8 +49,8 @@ describe('keys and indexes built during the full load', () => {
 
   it('with change capture: keys and plain indexes only; unique and FKs wait for the post-data stage', async () => {
     const { pair, config, runToken } = await prepared(true);
-    await buildTableIndexes({ config, runToken, table: 'app.a', indexed: [] });
-    await buildTableIndexes({ config, runToken, table: 'app.b', indexed: ['app.a'] });
+    await buildTableIndexes({ config, runToken, table: 'app.a' });
+    await buildTableIndexes({ config, runToken, table: 'app.b' });
     expect(await indexesAndFks(pair)).toEqual(['app.a_pkey', 'app.a_v_idx', 'app.b_pkey']);
     expect(await applySchemaStage({ config, runToken, stage: 'post-data' })).toMatchObject({ applied: 3, skipped: 1 });
     expect(await indexesAndFks(pair)).toEqual(['app.a_code_key', 'app.a_pkey', 'app.a_v_idx', 'app.a_w_uidx', 'app.b_pkey', 'b_a_fk']);

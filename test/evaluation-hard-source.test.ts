@@ -9,6 +9,7 @@ import type { ConfigInput } from '../lib/config';
 import type { PrecheckId } from '../lib/precheck-catalog';
 import { applySchemaSource, SCHEMA_SOURCE_SCHEMAS } from './fixtures/schema-source';
 import { makePair, Pair, temporalClient, uid, withWorker } from './harness/env';
+import { recordHistories } from './harness/histories';
 
 const HARDER = `
 CREATE TABLE app.no_key (v text, n int);
@@ -45,6 +46,7 @@ describe('evaluation of a deliberately hard source', () => {
     const r = first.report;
     const v = Object.fromEntries(r.precheck.map((p) => [p.id, p])) as Record<PrecheckId, (typeof r.precheck)[number]>;
     expect(r.verdict).toBe('incompatible');
+    await recordHistories(client, first.workflowId, 'evaluation-incompatible');
     expect(v['primary-keys']).toMatchObject({ verdict: 'fail', objects: ['app.no_key'] });
     expect(v['replica-identity']).toMatchObject({ verdict: 'warn', objects: ['app.tags'] });
     expect(v['triggers-and-rules']).toMatchObject({ verdict: 'warn', objects: ['trigger order_touch on app."order"'] });

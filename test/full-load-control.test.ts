@@ -7,6 +7,7 @@ import { EDGE_DATA, EDGE_DDL } from './fixtures/edge-values';
 import { firstDifference, tableRows } from './harness/compare';
 import { makePair, Pair, temporalClient, uid, withWorker } from './harness/env';
 import { sleep, waitUntil } from './harness/wait';
+import { recordHistories } from './harness/histories';
 
 const DDL = 'CREATE TABLE public.items (id int PRIMARY KEY, v text NOT NULL)';
 
@@ -47,6 +48,7 @@ describe('full-load controls', () => {
       expect(atPause).toBeLessThan(total);
       await resume(client, config.name);
       expect((await waitForMigration(client, config.name)).state.phase).toBe('done');
+      await recordHistories(client, `pgshift-${config.name}`, 'migration-paused-mid-copy');
     });
     const [a, b] = await Promise.all([tableRows(pair.source, 'public.items', 'id'), tableRows(pair.destination, 'public.items', 'id')]);
     expect(firstDifference(a, b)).toBeNull();
@@ -75,6 +77,7 @@ describe('full-load controls', () => {
       expect(final.state.phase).toBe('aborted');
       expect(took).toBeLessThan(10_000);
       console.log(`abort took ${took} ms`);
+      await recordHistories(client, final.workflowId, 'migration-aborted-mid-copy');
     });
     expect(await pair.destination.sql('SELECT count(*)::int AS n FROM public.items')).toEqual([{ n: 0 }]);
     expect(await pair.destination.sql('SELECT state FROM pgshift.runs')).toEqual([{ state: 'aborted' }]);

@@ -7,6 +7,7 @@ import { startMigration, waitForMigration } from '../client';
 import { edgePair, expectEdgeTablesIdentical } from './fixtures/edge-values';
 import { runCli } from './harness/cli';
 import { temporalClient, uid, withWorker } from './harness/env';
+import { recordHistories } from './harness/histories';
 
 describe('full load', () => {
   it('copies edge values exactly, in several chunks, 15 → 18', async () => {
@@ -65,6 +66,8 @@ describe('full load', () => {
     const [seq] = await pair.destination.sql<{ last_value: string; is_called: boolean }>('SELECT last_value, is_called FROM public.counter');
     expect(seq).toEqual({ last_value: '42', is_called: true });
     expect(final.state.sequences).toBe(1);
+    await recordHistories(client, final.workflowId, 'migration-full-load-verify');
+    await recordHistories(client, /\(workflow (\S+)\)/.exec(cliBefore.stdout)![1], 'verification-data');
     await client.connection.close();
   });
 });

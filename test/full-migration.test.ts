@@ -8,6 +8,7 @@ import { applySchemaSource, SCHEMA_SOURCE_SCHEMAS } from './fixtures/schema-sour
 import { runCli } from './harness/cli';
 import { firstDifference, tableRows } from './harness/compare';
 import { makePair, temporalClient, uid, withWorker } from './harness/env';
+import { recordHistories } from './harness/histories';
 
 const DATA = `
 INSERT INTO app."user" ("Email", aliases, name, moods, home, created_at)
@@ -104,6 +105,7 @@ describe('full migration of the hard schema with data', () => {
       [SCHEMA_SOURCE_SCHEMAS],
     );
     expect(n).toBe(srcN);
+    await recordHistories(client, final.workflowId, 'migration-schema-full-verify');
     await client.connection.close();
   });
 });

@@ -9,6 +9,7 @@ import { connect } from '../lib/io/pg';
 import { MigrationWorkflow } from '../workflows';
 import { abortSignal, pauseSignal } from '../workflows/migration';
 import { makePair, temporalClient, uid, withWorker } from './harness/env';
+import { recordHistories } from './harness/histories';
 
 const noSchema = { mode: { schema: false, full: true, incremental: false } } as const;
 
@@ -38,6 +39,7 @@ describe('MigrationWorkflow state machine', () => {
     expect(sa).toMatchObject({ PgshiftPhase: 'done', PgshiftEnvironment: 'test', PgshiftSource: final.source });
     const runs = await pair.destination.sql<{ run_token: string; state: string }>('SELECT run_token, state FROM pgshift.runs');
     expect(runs).toEqual([{ run_token: final.state.runToken, state: 'active' }]);
+    await recordHistories(client, final.workflowId, 'migration-full-only');
     await client.connection.close();
   });
 
@@ -54,6 +56,7 @@ describe('MigrationWorkflow state machine', () => {
     expect(String((err as WorkflowFailedError).cause?.message)).toMatch(
       /^precheck failed: source-connectivity \(fail\): source.passwordEnv: environment variable PGSHIFT_TEST_NOT_SET is not set/,
     );
+    await recordHistories(client, `pgshift-${config.name}`, 'migration-precheck-failed');
     await client.connection.close();
   });
 
@@ -82,12 +85,14 @@ describe('MigrationWorkflow state machine', () => {
       expect(history.events!.some((e) => e.activityTaskScheduledEventAttributes)).toBe(false);
       await resume(client, h.workflowId);
       expect((await h.result()).state.phase).toBe('done');
+      await recordHistories(client, h.workflowId, 'migration-paused-resumed');
 
       // a run that aborts: fenced afterwards, even for its own token
       const h2 = await paused(config);
       await h2.signal(abortSignal);
       const r2 = await h2.result();
       expect(r2.state.phase).toBe('aborted');
+      await recordHistories(client, h2.workflowId, 'migration-aborted-while-paused');
       const runs = await pair.destination.sql<{ state: string }>('SELECT state FROM pgshift.runs');
       expect(runs).toEqual([{ state: 'aborted' }]);
       const c = await connect(config, 'destination');

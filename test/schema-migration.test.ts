@@ -86,6 +86,21 @@ async function snapshot(side: Side, schemas: string[]): Promise<Snapshot> {
   }
 }
 
+/**
+ * A table without primary key is identified on the destination by its row key:
+ * the destination gets REPLICA IDENTITY USING INDEX that index where the source
+ * may have kept the default.
+ */
+function withReplicaIdentityIndex(s: Snapshot, table: string, index: string): Snapshot {
+  const patch = (rows: string[], match: (v: unknown[]) => boolean, column: number, value: unknown) =>
+    rows.map((r) => {
+      const v = JSON.parse(r) as unknown[];
+      if (match(v)) v[column] = value;
+      return JSON.stringify(v);
+    }).sort();
+  return { ...s, relations: patch(s.relations, (v) => v[0] === table, 3, 'i'), indexes: patch(s.indexes, (v) => v[0] === index, 6, true) };
+}
+
 describe('schema migration from the source catalogs', () => {
   const cs = () => clusters();
   for (const [label, destination] of [
@@ -107,7 +122,9 @@ describe('schema migration from the source catalogs', () => {
       // Each fixture feature shows up as its own kind of statement.
       expect(plan.byKind).toMatchObject({ schema: 3, extension: 1, enum: 1, domain: 2, composite: 1, range: 1, partition: 3, view: 2, 'materialized-view': 1, trigger: 1, default: 1, 'replica-key': 1, 'foreign-key': 2, exclusion: 1, collation: 1 });
 
-      const [src, dst] = await Promise.all([snapshot(pair.source, SCHEMA_SOURCE_SCHEMAS), snapshot(pair.destination, SCHEMA_SOURCE_SCHEMAS)]);
+      const [raw, dst] = await Promise.all([snapshot(pair.source, SCHEMA_SOURCE_SCHEMAS), snapshot(pair.destination, SCHEMA_SOURCE_SCHEMAS)]);
+      // app.tags has only a non-null UNIQUE key.
+      const src = withReplicaIdentityIndex(raw, 'app.tags', 'app.tags_name_key');
       for (const section of Object.keys(QUERIES)) {
         expect(src[section].length, `${section} on the source`).toBeGreaterThan(0);
         expect(dst[section], section).toEqual(src[section]);

@@ -5,6 +5,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { applySchemaStage, planSchema } from '../activities/schema';
+import { applicationName } from '../lib/io/session';
 import { makePair, uid, type Pair, type Side } from './harness/env';
 import { applySchemaSource, claimDestination, migrateSchema, SCHEMA_SOURCE_SCHEMAS } from './fixtures/schema-source';
 
@@ -72,7 +73,7 @@ describe('re-running schema migration', () => {
         () => 'finished',
         (e: Error) => e.message,
       );
-      await killWhenBlocked(pair, 'pgshift schema before-data');
+      await killWhenBlocked(pair, applicationName('schema', config.name));
       expect(await outcome).toMatch(/terminat/i);
       await blocker.query('ROLLBACK');
     } finally {

@@ -1,12 +1,14 @@
 // MigrationWorkflow: a state machine over one explicit MigrationState (see
-// lib/migration-state.ts). Each phase is one or more activities; signals only
-// change the state; the state is handed to the next run on continue-as-new so
-// a migration that runs for weeks keeps a bounded history.
+// lib/migration-state.ts). Each phase (workflows/phases/) is one or more
+// activities and ends with an outcome — done, continue-as-new or aborted —
+// that this workflow acts on in one place; signals only change the state; the
+// state is handed to the next run on continue-as-new so a migration that runs
+// for weeks keeps a bounded history.
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   condition,
-  ContinueAsNew,
   continueAsNew,
   isCancellation,
   proxyActivities,
@@ -29,26 +31,15 @@ import {
   statusQuery,
   throttleSignal,
 } from './definitions';
-import {
-  blockingItems,
-  initialState,
-  MigrationInput,
-  MigrationState,
-  Phase,
-  PHASES,
-  phaseEnabled,
-  recordError,
-  renderStatusMarkdown,
-  SchemaStage,
-  Throttle,
-} from '../lib/migration-state';
+import { initialState, MigrationInput, MigrationState, Phase, PHASES, phaseEnabled, recordError, renderStatusMarkdown } from '../lib/migration-state';
+import { failureOf, rootCause } from '../lib/failure';
 import { unavailableModes } from '../lib/availability';
 import { endpointLabel } from '../lib/migration-ids';
 import { SA_PHASE } from '../lib/search-attributes';
-import { runFullLoad } from './phases/full-load';
-import { runDataVerification } from './phases/data-verification';
+import { ABORTED, CONTINUE_AS_NEW, DONE, type PhaseContext, type PhaseOutcome } from './phases/contract';
+import { PHASE_RUNNERS, type RunnablePhase } from './phases';
 
-/** Activities beat every ≤ 5 s (activities/heartbeat.ts): 15 s without one means the worker is gone. */
+/** Activities beat every second (activities/heartbeat.ts): 15 s without one means the worker is gone. */
 const HEARTBEAT_TIMEOUT = '15s' as const;
 
 /** Activity options by the kind of work: short catalog work vs long data work that heartbeats. */
@@ -58,6 +49,8 @@ function activities(config: Config) {
   const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' } as const;
   const windowMs = config.retry.connectionMinutes * 60_000;
   return proxyActivities<Activities>({
+    // A cancelled activity is waited for until it acknowledges (the SDK's unset value means TRY_CANCEL, which would not wait).
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     startToCloseTimeout: '2h',
     // A killed worker is noticed when its heartbeats stop: keep this short so
     // its work moves to another worker quickly (activities beat every few seconds).
@@ -117,133 +110,83 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     await condition(() => !state.paused || state.abortRequested);
     return !state.abortRequested;
   };
+  /** Temporal suggests a new run when the history is long (tests may ask sooner). */
+  const handOverSuggested = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= (input.continueAsNewAtHistoryLength ?? Infinity);
+  const ctx: PhaseContext = {
+    config,
+    state,
+    acts,
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    src,
+    dst,
+    show,
+    mayProceed,
+    stopReason: () => (state.abortRequested ? ABORTED : handOverSuggested() ? CONTINUE_AS_NEW : null),
+    continueAsNewAfterChunks: input.continueAsNewAfterChunks,
+    fullLoadPageChunks: input.fullLoadPageChunks,
+  };
 
-  const runPhase = async (phase: Phase): Promise<void> => {
-    switch (phase) {
-      case 'precheck': {
-        const items = await acts.precheck.executeWithOptions(
-          { startToCloseTimeout: '10m', heartbeatTimeout: '2m', retry: { maximumAttempts: 3 }, summary: `precheck ${src} → ${dst}` },
-          [{ config }],
-        );
-        state.precheck = items;
-        const blocking = blockingItems(items);
-        if (blocking.length) {
-          throw ApplicationFailure.nonRetryable(
-            `precheck failed: ${blocking.map((i) => `${i.id} (${i.verdict}${i.verdict === 'warn' ? ', not acknowledged' : ''}): ${i.cause}`).join('; ')}`,
-            'PrecheckFailed',
-          );
-        }
-        return;
+  /** The enabled phases from the current one on, until one does not end with done. */
+  const runPhases = async (): Promise<PhaseOutcome> => {
+    for (let i = Math.max(0, PHASES.indexOf(state.phase as RunnablePhase)); i < PHASES.length; i++) {
+      const phase = PHASES[i];
+      if (phase === 'done') break;
+      if (!phaseEnabled(phase, config.mode, config.verification)) continue;
+      if (!(await mayProceed())) return ABORTED;
+      enter(phase);
+      const outcome = await PHASE_RUNNERS[phase](ctx);
+      if (outcome.kind !== 'done') return outcome; // a continue-as-new resumes this phase
+      if (handOverSuggested()) {
+        state.phase = PHASES[i + 1];
+        return CONTINUE_AS_NEW;
       }
-      case 'prepare':
-        await acts.prepareDestination.executeWithOptions(
-          { startToCloseTimeout: '5m', summary: `control schema and fencing token on ${dst}` },
-          [{ config, runToken: state.runToken }],
-        );
-        return;
-      case 'schema': {
-        const plan = await acts.planSchema.executeWithOptions(
-          { startToCloseTimeout: '30m', heartbeatTimeout: HEARTBEAT_TIMEOUT, summary: `plan schema of ${src} from its catalogs` },
-          [{ config, runToken: state.runToken }],
-        );
-        state.schema.statements = plan.statements;
-        state.schema.byKind = plan.byKind;
-        state.schema.warnings = plan.warnings.slice(0, 50);
-        await applyStage('before-data', plan.byStage['before-data']);
-        return;
-      }
-      case 'keys':
-        await applyStage('keys');
-        return;
-      case 'post-data':
-        await applyStage('post-data');
-        return;
-      case 'full-load':
-        if (
-          (await runFullLoad({ config, state, acts, heartbeatTimeout: HEARTBEAT_TIMEOUT, mayProceed, show, continueAsNewAfterChunks: input.continueAsNewAfterChunks })) ===
-          'continue-as-new'
-        ) {
-          state.generation++;
-          await continueAsNew<typeof MigrationWorkflow>({ ...input, state });
-        }
-        return;
-      case 'sequences':
-        state.sequences = (
-          await acts.syncSequences.executeWithOptions({ startToCloseTimeout: '30m', summary: `set sequences on ${dst} from ${src}` }, [
-            { config, runToken: state.runToken },
-          ])
-        ).sequences;
-        return;
-      case 'analyze':
-        await acts.analyzeTables.executeWithOptions({ startToCloseTimeout: '6h', summary: `ANALYZE the copied tables on ${dst}` }, [{ config }]);
-        return;
-      case 'verify':
-        if (config.mode.schema && config.verification.schema) {
-          state.schema.verification = await acts.verifySchema.executeWithOptions(
-            { startToCloseTimeout: '30m', heartbeatTimeout: HEARTBEAT_TIMEOUT, summary: `verify schema ${src} ↔ ${dst}` },
-            [{ config }],
-          );
-        }
-        if (config.mode.full && config.verification.full) await verifyData();
-        return;
-      default:
-        return;
     }
-  };
-
-  const verifyData = async () => {
-    await runDataVerification({ config, acts, heartbeatTimeout: HEARTBEAT_TIMEOUT, onStart: (v) => (state.dataVerification = v), onProgress: show, mayProceed });
-  };
-
-  const applyStage = async (stage: SchemaStage, planned?: number) => {
-    state.schema.stages[stage] = await acts.applySchemaStage.executeWithOptions(
-      { startToCloseTimeout: '6h', heartbeatTimeout: HEARTBEAT_TIMEOUT, summary: `schema ${stage}${planned !== undefined ? `: ${planned} statements` : ''}` },
-      [{ config, runToken: state.runToken, stage }],
-    );
+    return DONE;
   };
 
   show();
-  const unavailable = unavailableModes(config);
-  if (unavailable.length) {
-    recordError(state, new Date().toISOString(), unavailable.join('; '));
-    enter('failed');
-    throw ApplicationFailure.nonRetryable(unavailable.join('; '), 'InvalidInput');
-  }
+  let outcome: PhaseOutcome;
   try {
-    await work.run(async () => {
-      for (let i = Math.max(0, PHASES.indexOf(state.phase as (typeof PHASES)[number])); i < PHASES.length; i++) {
-        const phase = PHASES[i];
-        if (!phaseEnabled(phase, config.mode, config.verification)) continue;
-        if (phase === 'done') break;
-        if (!(await mayProceed())) return;
-        enter(phase);
-        await runPhase(phase);
-        if (workflowInfo().continueAsNewSuggested && i + 1 < PHASES.length) {
-          state.phase = PHASES[i + 1];
-          state.generation++;
-          await continueAsNew<typeof MigrationWorkflow>({ ...input, state });
-        }
-      }
+    outcome = await work.run(async () => {
+      // A caller may start the workflow directly: refuse what this version cannot run, before any phase.
+      const unavailable = unavailableModes(config);
+      if (unavailable.length) throw ApplicationFailure.nonRetryable(unavailable.join('; '), 'InvalidInput');
+      return runPhases();
     });
   } catch (err) {
-    if (err instanceof ContinueAsNew) throw err; // the hand-over to the next run, not a failure
-    if (!(state.abortRequested && isCancellation(err))) {
-      recordError(state, new Date().toISOString(), (err as Error).message);
+    if (!state.abortRequested) {
+      // Status, current details and the workflow's failure all say what failed, not "Activity task failed".
+      recordError(state, new Date().toISOString(), rootCause(err));
       enter('failed');
-      throw err;
+      // A cancelled workflow (not an abort) stays a cancellation.
+      throw isCancellation(err) ? err : failureOf(err);
     }
+    // Stopping for the abort: a cancellation is expected; anything else is noted, and the abort goes on.
+    if (!isCancellation(err)) recordError(state, new Date().toISOString(), rootCause(err));
+    outcome = ABORTED;
   }
-  if (state.abortRequested) {
-    // Outside the cancelled scope: fencing must happen even though the work was cancelled.
-    const cleanup = await CancellationScope.nonCancellable(() =>
-      acts.abortDestination.executeWithOptions(
-        { startToCloseTimeout: '30m', summary: `fence ${dst}${config.abort.dropCreatedObjects ? ' and drop what this migration created' : ''}` },
-        [{ config }],
-      ),
-    );
-    state.abortCleanup = cleanup;
+  if (state.abortRequested) outcome = ABORTED;
+
+  // The one place that acts on how the phases ended. Every activity they started has ended by now.
+  switch (outcome.kind) {
+    case 'continue-as-new':
+      state.generation++;
+      return continueAsNew<typeof MigrationWorkflow>({ ...input, state });
+    case 'aborted': {
+      // Outside the cancelled scope: fencing must happen even though the work was cancelled.
+      state.abortCleanup = await CancellationScope.nonCancellable(() =>
+        acts.abortDestination.executeWithOptions(
+          { startToCloseTimeout: '30m', summary: `fence ${dst}${config.abort.dropCreatedObjects ? ' and drop what this migration created' : ''}` },
+          [{ config }],
+        ),
+      );
+      state.finishedAt = new Date().toISOString();
+      enter('aborted');
+      return status();
+    }
+    case 'done':
+      state.finishedAt = new Date().toISOString();
+      enter('done');
+      return status();
   }
-  state.finishedAt = new Date().toISOString();
-  enter(state.abortRequested ? 'aborted' : 'done');
-  return status();
 }

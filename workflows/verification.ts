@@ -1,6 +1,6 @@
 // VerificationWorkflow (`pgshift verify ID`): schema and/or full data
 // verification of a migration on demand, with the migration's own config.
-import { defineQuery, proxyActivities, setCurrentDetails, setHandler } from '@temporalio/workflow';
+import { ActivityCancellationType, defineQuery, proxyActivities, setCurrentDetails, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Config } from '../lib/config';
 import { renderStatusMarkdown, initialState, DataVerification, SchemaVerification } from '../lib/migration-state';
@@ -21,7 +21,12 @@ export interface VerificationResult {
 export const verificationQuery = defineQuery<VerificationResult>('verification');
 
 const HEARTBEAT_TIMEOUT = '15s' as const;
-const acts = proxyActivities<Activities>({ startToCloseTimeout: '24h', heartbeatTimeout: HEARTBEAT_TIMEOUT, retry: { maximumInterval: '1m' } });
+const acts = proxyActivities<Activities>({
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  startToCloseTimeout: '24h',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: { maximumInterval: '1m' },
+});
 
 export async function VerificationWorkflow(input: VerificationInput): Promise<VerificationResult> {
   const { config } = input;
@@ -40,9 +45,9 @@ export async function VerificationWorkflow(input: VerificationInput): Promise<Ve
     show();
   }
   if (input.data) {
-    result.data = await runDataVerification({ config, acts, heartbeatTimeout: HEARTBEAT_TIMEOUT, onStart: (v) => (result.data = v), onProgress: show });
+    result.data = (await runDataVerification({ config, acts, heartbeatTimeout: HEARTBEAT_TIMEOUT, onStart: (v) => (result.data = v), onProgress: show })).verification;
   }
-  result.consistent = !(result.schema?.differences.length ?? 0) && Object.values(result.data?.tables ?? {}).every((t) => t.consistent);
+  result.consistent = !(result.schema?.differences.length ?? 0) && !(result.data?.inconsistent ?? 0);
   show();
   return result;
 }

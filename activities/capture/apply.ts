@@ -23,16 +23,16 @@
 import { Context } from '@temporalio/activity';
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
-import { captureApplicationName, captureSlotName, HEARTBEAT_TABLE, SOURCE_CONTROL_SCHEMA } from '../../lib/capture/names';
+import { captureSlotName, HEARTBEAT_TABLE, SOURCE_CONTROL_SCHEMA } from '../../lib/capture/names';
 import { formatLsn, type Lsn, maxLsn, parseLsn } from '../../lib/capture/lsn';
 import { type Datum, type PgoutputMessage, UNCHANGED } from '../../lib/capture/pgoutput';
 import { type Key, keyOf, type RowChange } from '../../lib/capture/batch';
 import type { ApplyTable } from '../../lib/capture/sql';
-import { clientConfig, connect, describeConnectError, isConnectionError } from '../../lib/io/pg';
+import { clientConfig, describeConnectError, isConnectionError } from '../../lib/io/pg';
 import { displayName, qualified } from '../../lib/ident';
 import { RateLimiter } from '../../lib/throttle';
-import { fenced, writerApplicationName } from '../control';
-import { FIDELITY_SETTINGS } from '../full-load/chunk';
+import { fenced } from '../control';
+import { applicationName, session } from '../../lib/io/session';
 import { readCopyTables, type CopyTable } from '../full-load/tables';
 import { heartbeat } from '../heartbeat';
 import { fullLoadThrottleQuery } from '../../workflows/definitions';
@@ -214,12 +214,12 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
   }
   const signal = stop.signal;
 
-  const dst = await connect(config, 'destination', writerApplicationName('apply', config.name));
+  // Data profile: values cross as exact text; named as a writer, so a fence ends it.
+  const dst = await session(config, 'destination', 'apply');
   let src: Client | undefined;
   let stream: ChangeStream | undefined;
   const timers: NodeJS.Timeout[] = [];
   try {
-    await dst.query(FIDELITY_SETTINGS);
     let replicaRole = true;
     try {
       await dst.query('SET session_replication_role = replica');
@@ -227,8 +227,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       if ((e as { code?: string }).code !== '42501') throw e;
       replicaRole = false; // the precheck warned: FK checks and user triggers fire on applied changes
     }
-    src = await connect(config, 'source', captureApplicationName(config));
-    await src.query(FIDELITY_SETTINGS);
+    src = await session(config, 'source', 'capture');
     const srcClient = src;
 
     const capture = await readCapture(dst, config.name);
@@ -549,7 +548,7 @@ async function openStream(
       // Only ever our own migration's walsender (the slot is this migration's).
       await src.query('SELECT pg_terminate_backend($1)', [pid]).catch(() => undefined);
     }
-    const stream = new ChangeStream(clientConfig(config, 'source', captureApplicationName(config)), slot, publication, from, opts);
+    const stream = new ChangeStream(clientConfig(config, 'source', applicationName('capture', config.name)), slot, publication, from, opts);
     try {
       await stream.start();
       return stream;

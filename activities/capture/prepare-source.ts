@@ -17,9 +17,9 @@
 // same consistent point, recorded on the destination.
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
-import { captureApplicationName, captureSlotName, HEARTBEAT_TABLE, publicationName, SOURCE_CONTROL_SCHEMA } from '../../lib/capture/names';
+import { captureSlotName, HEARTBEAT_TABLE, publicationName, SOURCE_CONTROL_SCHEMA } from '../../lib/capture/names';
 import { displayName, ident, qualified } from '../../lib/ident';
-import { connect, withClient } from '../../lib/io/pg';
+import { session, withSession } from '../../lib/io/session';
 import { fenced } from '../control';
 import { readCopyTables } from '../full-load/tables';
 import { ensureCaptureTable, readCapture, recordSlot } from './control';
@@ -180,7 +180,7 @@ export async function prepareSource(input: PrepareSourceInput): Promise<PrepareS
   const { config, runToken } = input;
   const slot = captureSlotName(config);
   const pub = publicationName(config);
-  const src = await connect(config, 'source', captureApplicationName(config));
+  const src = await session(config, 'source', 'prepare');
   try {
     // Two attempts of the same migration (a retry racing a slow first try) take turns.
     await src.query('SELECT pg_advisory_lock(hashtext($1))', [`pgshift prepare ${slot}`]);
@@ -215,18 +215,13 @@ export async function prepareSource(input: PrepareSourceInput): Promise<PrepareS
     }
     const readyLsn = (await src.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l;
 
-    await withClient(
-      config,
-      'destination',
-      async (dst) => {
-        await ensureCaptureTable(dst);
-        const row = await readCapture(dst, config.name);
-        // A retry after the slot was recorded keeps the recorded consistent point (the slot may have advanced since).
-        if (!createdSlot && row && row.slotName === slot) startLsn = row.startLsn;
-        await fenced(dst, config.name, runToken, () => recordSlot(dst, config.name, slot, pub, startLsn));
-      },
-      'pgshift prepare',
-    );
+    await withSession(config, 'destination', 'prepare', async (dst) => {
+      await ensureCaptureTable(dst);
+      const row = await readCapture(dst, config.name);
+      // A retry after the slot was recorded keeps the recorded consistent point (the slot may have advanced since).
+      if (!createdSlot && row && row.slotName === slot) startLsn = row.startLsn;
+      await fenced(dst, config.name, runToken, () => recordSlot(dst, config.name, slot, pub, startLsn));
+    });
     return { slotName: slot, publication: pub, startLsn, createdSlot, readyLsn, tables: tables.map((t) => t.display), replicaIdentitySet };
   } finally {
     await src.end().catch(() => undefined);
@@ -256,45 +251,41 @@ export interface ReleaseSourceResult {
 export async function releaseSource(input: { config: Config }): Promise<ReleaseSourceResult> {
   const { config } = input;
   const slot = captureSlotName(config);
-  return withClient(
-    config,
-    'source',
-    async (src) => {
-      let droppedSlot = false;
-      for (let attempt = 0; ; attempt++) {
-        const s = await src.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-        if (!s.rowCount) break;
-        if (s.rows[0].pid) await src.query('SELECT pg_terminate_backend($1)', [s.rows[0].pid]).catch(() => undefined);
-        try {
-          await src.query('SELECT pg_drop_replication_slot($1)', [slot]);
-          droppedSlot = true;
-          break;
-        } catch (e) {
-          const code = (e as { code?: string }).code;
-          if (code === '42704') break; // dropped meanwhile
-          if (code !== '55006' || attempt >= 50) throw e; // still active: its walsender is exiting
-          await new Promise((r) => setTimeout(r, 200));
-        }
+  // The cleanup of what a finished or abandoned migration left on the source.
+  return withSession(config, 'source', 'abort', async (src) => {
+    let droppedSlot = false;
+    for (let attempt = 0; ; attempt++) {
+      const s = await src.query<{ pid: number | null }>('SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+      if (!s.rowCount) break;
+      if (s.rows[0].pid) await src.query('SELECT pg_terminate_backend($1)', [s.rows[0].pid]).catch(() => undefined);
+      try {
+        await src.query('SELECT pg_drop_replication_slot($1)', [slot]);
+        droppedSlot = true;
+        break;
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        if (code === '42704') break; // dropped meanwhile
+        if (code !== '55006' || attempt >= 50) throw e; // still active: its walsender is exiting
+        await new Promise((r) => setTimeout(r, 200));
       }
-      const pub = await src.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publicationName(config)]);
-      if (pub.rowCount) await src.query(`DROP PUBLICATION IF EXISTS ${ident(publicationName(config))}`);
-      let droppedSchema = false;
-      const hb = await src.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [HEARTBEAT]);
-      if (hb.rows[0].t) {
-        await src.query('SELECT pg_advisory_lock(hashtext($1))', ['pgshift source control schema']);
-        try {
-          await src.query(`DELETE FROM ${HEARTBEAT} WHERE migration = $1`, [config.name]);
-          const others = await src.query(`SELECT 1 FROM ${HEARTBEAT} LIMIT 1`);
-          if (!others.rowCount) {
-            await src.query(`DROP SCHEMA IF EXISTS ${ident(SOURCE_CONTROL_SCHEMA)} CASCADE`);
-            droppedSchema = true;
-          }
-        } finally {
-          await src.query('SELECT pg_advisory_unlock(hashtext($1))', ['pgshift source control schema']);
+    }
+    const pub = await src.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publicationName(config)]);
+    if (pub.rowCount) await src.query(`DROP PUBLICATION IF EXISTS ${ident(publicationName(config))}`);
+    let droppedSchema = false;
+    const hb = await src.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [HEARTBEAT]);
+    if (hb.rows[0].t) {
+      await src.query('SELECT pg_advisory_lock(hashtext($1))', ['pgshift source control schema']);
+      try {
+        await src.query(`DELETE FROM ${HEARTBEAT} WHERE migration = $1`, [config.name]);
+        const others = await src.query(`SELECT 1 FROM ${HEARTBEAT} LIMIT 1`);
+        if (!others.rowCount) {
+          await src.query(`DROP SCHEMA IF EXISTS ${ident(SOURCE_CONTROL_SCHEMA)} CASCADE`);
+          droppedSchema = true;
         }
+      } finally {
+        await src.query('SELECT pg_advisory_unlock(hashtext($1))', ['pgshift source control schema']);
       }
-      return { droppedSlot, droppedPublication: !!pub.rowCount, droppedSchema };
-    },
-    captureApplicationName(config),
-  );
+    }
+    return { droppedSlot, droppedPublication: !!pub.rowCount, droppedSchema };
+  });
 }

@@ -14,6 +14,7 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import { ident, literal } from '../../lib/ident';
 import { formatLsn, type Lsn, parseLsn } from '../../lib/capture/lsn';
 import { decodePgoutput, type PgoutputMessage } from '../../lib/capture/pgoutput';
+import { SETTINGS_PROFILES } from '../../lib/io/session';
 
 export type StreamItem =
   | { kind: 'message'; msg: PgoutputMessage; bytes: number }
@@ -23,9 +24,12 @@ export type StreamItem =
 
 /**
  * Session settings of the walsender, whose output functions render the values
- * pgoutput sends: the same exact, re-readable text forms the copy uses.
+ * pgoutput sends: the data profile, the exact re-readable text forms the copy
+ * uses, given at connection start (-c name=value, spaces escaped).
  */
-export const REPLICATION_SESSION_OPTIONS = '-c datestyle=ISO,YMD -c intervalstyle=postgres -c timezone=UTC -c extra_float_digits=3 -c bytea_output=hex';
+export const REPLICATION_SESSION_OPTIONS = Object.entries(SETTINGS_PROFILES.data)
+  .map(([k, v]) => `-c ${k}=${v.replace(/[\\ ]/g, (ch) => `\\${ch}`)}`)
+  .join(' ');
 
 class RawPgoutputPlugin {
   client: Client | null = null;
@@ -83,10 +87,10 @@ export class ChangeStream {
     this.maxItems = opts.maxItems ?? 20_000;
     this.maxBytes = opts.maxBytes ?? 32 << 20;
     this.plugin = new RawPgoutputPlugin({ publication });
-    this.service = new LogicalReplicationService(
-      { ...clientConfig, replication: 'database', options: REPLICATION_SESSION_OPTIONS, client_encoding: 'UTF8' } as ClientConfig,
-      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
-    );
+    this.service = new LogicalReplicationService({ ...clientConfig, replication: 'database', options: REPLICATION_SESSION_OPTIONS } as ClientConfig, {
+      acknowledge: { auto: false, timeoutSeconds: 0 },
+      flowControl: { enabled: false },
+    });
     this.service.on('data', (_lsn: string, parsed: ReturnType<RawPgoutputPlugin['parse']>) => {
       if ('error' in parsed) this.push({ kind: 'error', error: parsed.error }, 0);
       else this.push({ kind: 'message', msg: parsed.msg, bytes: parsed.bytes }, parsed.bytes);

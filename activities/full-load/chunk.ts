@@ -13,10 +13,11 @@ import type { Config } from '../../lib/config';
 import { copyInFramed, copyOutFramed, type CopyOutCounts } from '../../lib/io/copy-relay';
 import { ident } from '../../lib/ident';
 import type { ChunkBeat, Throttle } from '../../lib/migration-state';
-import { connect } from '../../lib/io/pg';
+import { withSessions } from '../../lib/io/session';
 import { RateLimiter } from '../../lib/throttle';
-import { assertNotFenced, writerApplicationName } from '../control';
+import { assertNotFenced } from '../control';
 import { heartbeat } from '../heartbeat';
+import { about } from '../retry';
 import { fullLoadThrottleQuery, type FullLoadShare } from '../../workflows/definitions';
 import { CopyTable, sourceName, targetName } from './tables';
 
@@ -40,10 +41,6 @@ export interface ChunkResult {
   /** True when an earlier attempt had already copied it. */
   skipped: boolean;
 }
-
-/** Session settings that make text COPY exact and identical on both ends. */
-export const FIDELITY_SETTINGS =
-  "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; SET extra_float_digits = 3; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'";
 
 /** The live throttle share of one copy, refreshed from the workflow. */
 export interface ThrottleSource {
@@ -119,19 +116,14 @@ async function hasUniqueIndex(dst: Client, t: CopyTable): Promise<boolean> {
 export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSource = workflowThrottle()): Promise<ChunkResult> {
   const { config, runToken, table, chunk } = input;
   const started = Date.now();
-  // Both sessions at once: connection set-up is a visible share of a small chunk.
-  const [dstConn, srcConn] = await Promise.allSettled([
-    connect(config, 'destination', writerApplicationName('copy', config.name)),
-    connect(config, 'source', `pgshift copy ${config.name}`),
-  ]);
-  if (dstConn.status === 'rejected' || srcConn.status === 'rejected') {
-    for (const c of [dstConn, srcConn]) if (c.status === 'fulfilled') await c.value.end().catch(() => undefined);
-    throw dstConn.status === 'rejected' ? dstConn.reason : (srcConn as PromiseRejectedResult).reason;
-  }
-  const dst = dstConn.value;
-  const src: Client = srcConn.value;
-  try {
-    await dst.query(FIDELITY_SETTINGS);
+  // Both sessions at once (connection set-up is a visible share of a small chunk), with
+  // the data settings that make text COPY exact and identical on both ends. On failure
+  // they may be mid-COPY, where a ROLLBACK would queue behind the stream: closing them
+  // aborts both transactions instead.
+  return withSessions(config, 'copy', async (src, dst) => {
+    // What a failure is about: the table (its key until its spec is read) and the chunk.
+    let display = table;
+    try {
     if (config.fullLoad.toastCompression === 'lz4') await useLz4(dst);
     await dst.query('BEGIN');
     await assertNotFenced(dst, config.name, runToken);
@@ -149,8 +141,8 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
       return { rows: Number(row.rows), bytes: Number(row.bytes), ms: Date.now() - started, skipped: true };
     }
     const t = row.spec;
+    display = t.display;
 
-    await src.query(FIDELITY_SETTINGS);
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
 
     const format = t.binary ? '(FORMAT binary)' : '';
@@ -185,8 +177,9 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
       await dst.query(`CREATE TEMP TABLE pgshift_chunk ON COMMIT DROP AS SELECT ${t.targetColumns.map(ident).join(', ')} FROM ${targetName(t)} WITH NO DATA`);
     }
     // A whole table (one chunk, no filter) is read by COPY itself, without the query layer.
+    // Either way only the table's own rows: inheritance children are copied as tables of their own.
     const whole = row.predicate === 'true' && !t.filter;
-    const from = whole ? `${sourceName(t)} (${cols})` : `(SELECT ${cols} FROM ${sourceName(t)} WHERE ${where})`;
+    const from = whole ? `${sourceName(t)} (${cols})` : `(SELECT ${cols} FROM ONLY ${sourceName(t)} WHERE ${where})`;
     const out = src.query(copyOutFramed(`COPY ${from} TO STDOUT ${format}`));
     const sink = dst.query(copyInFramed(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${format}`));
     await Promise.race([
@@ -212,9 +205,8 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
     await dst.query('COMMIT');
     await src.query('COMMIT');
     return { rows: progress.rows, bytes: progress.bytes, ms: Date.now() - started, skipped: false };
-  } finally {
-    // On failure the sessions may be mid-COPY, where a ROLLBACK would queue
-    // behind the stream: closing them aborts both transactions instead.
-    await Promise.all([dst.end().catch(() => undefined), src.end().catch(() => undefined)]);
-  }
+    } catch (err) {
+      throw about(`copy of ${display} chunk ${chunk + 1}`, err);
+    }
+  });
 }

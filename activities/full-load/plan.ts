@@ -2,28 +2,16 @@
 // (integer arithmetic for one integer key, sampled boundaries for any other
 // key, page ranges for a table without key), stored on the destination in
 // pgshift.chunks so any worker can copy any chunk and a crash loses nothing.
+// The workflow reads it back a page at a time (the destination, not the
+// workflow state, knows which chunk of which table is done).
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { displayName, ident, literal } from '../../lib/ident';
-import { withClient } from '../../lib/io/pg';
+import { withSessions } from '../../lib/io/session';
+import { STATUS_TABLES, type FullLoadPage, type FullLoadTotals } from '../../lib/full-load-progress';
 import { ensureControlSchema, fenced } from '../control';
+import { heartbeat } from '../heartbeat';
 import { CopyTable, readCopyTables, sourceName } from './tables';
-
-export interface PlannedTable {
-  key: string;
-  display: string;
-  /** Destination name in display syntax. */
-  target: string;
-  chunks: number;
-  estimatedRows: number;
-  bytes: number;
-  /** Rows × indexes: the work of building its keys and indexes once it is copied. */
-  indexWork: number;
-  /** Chunks already copied by an earlier run (resume after continue-as-new or restart). */
-  done: number[];
-  rowsDone: number;
-  bytesDone: number;
-}
 
 export async function ensureChunkTable(dst: Client): Promise<void> {
   await ensureControlSchema(dst);
@@ -50,6 +38,11 @@ export async function ensureChunkTable(dst: Client): Promise<void> {
       table_key  text NOT NULL,
       spec       jsonb NOT NULL,
       PRIMARY KEY (migration, table_key)
+    );
+    -- Marks a complete plan: every selected table is in copy_tables and chunks.
+    CREATE TABLE IF NOT EXISTS pgshift.copy_plans (
+      migration  text PRIMARY KEY,
+      planned_at timestamptz NOT NULL DEFAULT now()
     )`);
 }
 
@@ -85,7 +78,7 @@ async function chunkBounds(src: Client, t: CopyTable, chunks: number): Promise<s
   const k = t.chunkKey;
   if (k.integer) {
     const c = ident(k.columns[0]);
-    const r = await src.query<{ lo: string | null; hi: string | null }>(`SELECT min(${c})::text AS lo, max(${c})::text AS hi FROM ${sourceName(t)}`);
+    const r = await src.query<{ lo: string | null; hi: string | null }>(`SELECT min(${c})::text AS lo, max(${c})::text AS hi FROM ONLY ${sourceName(t)}`);
     if (r.rows[0].lo === null) return [];
     const lo = BigInt(r.rows[0].lo);
     const hi = BigInt(r.rows[0].hi!);
@@ -102,7 +95,7 @@ async function chunkBounds(src: Client, t: CopyTable, chunks: number): Promise<s
   const pct = Math.min(100, Math.max(0.01, (chunks * 2000 * 100) / Math.max(1, t.estimatedRows)));
   const sample = await src.query<{ k: string[] }>(
     `SELECT ARRAY[${k.columns.map((c) => `${ident(c)}::text`).join(', ')}] AS k
-       FROM ${sourceName(t)} TABLESAMPLE SYSTEM (${pct}) ORDER BY ${cols(k.columns)}`,
+       FROM ONLY ${sourceName(t)} TABLESAMPLE SYSTEM (${pct}) ORDER BY ${cols(k.columns)}`,
   );
   const out: string[][] = [];
   for (let i = 1; i < chunks; i++) {
@@ -140,62 +133,143 @@ export async function planTableChunks(src: Client, t: CopyTable, chunkBytes: num
   }));
 }
 
+export interface FullLoadPageRequest {
+  config: Config;
+  runToken: string;
+  /** Copy-order position after which the page starts (null: from the first table). */
+  after: number | null;
+  /** Whole tables are added until the page holds this many pending chunks. */
+  pageChunks: number;
+  /** Also list the copied tables whose keys and indexes are not built yet. */
+  backlog: boolean;
+}
+
+/** Copied tables waiting for their keys, listed at most (the keys and post-data phases build any others). */
+const BACKLOG_LIMIT = 1000;
+
 /**
- * Plan (once) and return every table with its chunk count and what is already
- * copied, the most index-build work first (then the largest). Idempotent: an existing plan is reused as it is.
+ * Plan every selected table once (tables planned by an earlier attempt are
+ * kept as they are; a mark records that the plan is complete, after which the
+ * source is not read again), then return one page of it from the destination:
+ * totals, the largest tables, and whole tables with chunks still to copy, in
+ * copy order — the most index-build work first, then the largest.
  */
-export async function planFullLoad(input: { config: Config; runToken: string }): Promise<PlannedTable[]> {
+export async function planFullLoad(input: FullLoadPageRequest): Promise<FullLoadPage> {
   const { config, runToken } = input;
-  return withClient(config, 'source', async (src) => {
-    await src.query("SET DateStyle = 'ISO'; SET TimeZone = 'UTC'; SET extra_float_digits = 3");
+  // The data settings on the source: key bounds are read as text here and parsed back as literals by the chunks.
+  return withSessions(config, 'plan', async (src, dst) => {
+    await ensureChunkTable(dst);
+    const complete = await dst.query('SELECT 1 FROM pgshift.copy_plans WHERE migration = $1', [config.name]);
+    if (!complete.rowCount) await planTables(src, dst, config, runToken);
+    return readPage(dst, input);
+  });
+}
+
+async function planTables(src: Client, dst: Client, config: Config, runToken: string): Promise<void> {
+  {
     const tables = await readCopyTables(src, config);
-    return withClient(config, 'destination', async (dst) => {
-      await ensureChunkTable(dst);
-      const existing = await dst.query<{ table_key: string; chunks: string; done: number[] | null; rows: string | null; bytes: string | null }>(
-        `SELECT table_key, count(*) AS chunks, array_agg(chunk ORDER BY chunk) FILTER (WHERE state = 'done') AS done,
-                sum(rows) FILTER (WHERE state = 'done') AS rows, sum(bytes) FILTER (WHERE state = 'done') AS bytes
-           FROM pgshift.chunks WHERE migration = $1 GROUP BY table_key`,
-        [config.name],
-      );
-      const known = new Map(existing.rows.map((r) => [r.table_key, r]));
-      const planned: PlannedTable[] = [];
-      for (const t of tables) {
-        let k = known.get(t.key);
-        if (!k) {
-          const preds = await planTableChunks(src, t, config.fullLoad.chunkMb * 1024 * 1024);
-          await fenced(dst, config.name, runToken, async () => {
-            await dst.query(
-              `INSERT INTO pgshift.copy_tables (migration, table_key, spec) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-              [config.name, t.key, JSON.stringify(t)],
-            );
-            await dst.query(
-              `INSERT INTO pgshift.chunks (migration, table_key, chunk, predicate, lower_key, upper_key)
-               SELECT $1, $2, ord - 1, c->>'predicate',
-                      CASE WHEN jsonb_typeof(c->'range'->'lower') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(c->'range'->'lower')) END,
-                      CASE WHEN jsonb_typeof(c->'range'->'upper') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(c->'range'->'upper')) END
-                 FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(c, ord)
-               ON CONFLICT DO NOTHING`,
-              [config.name, t.key, JSON.stringify(preds)],
-            );
-          });
-          k = { table_key: t.key, chunks: String(preds.length), done: null, rows: null, bytes: null };
-        }
-        planned.push({
-          key: t.key,
-          display: t.display,
-          target: displayName(t.target.schema, t.target.table),
-          chunks: Number(k.chunks),
-          estimatedRows: t.estimatedRows,
-          bytes: t.bytes,
-          indexWork: t.estimatedRows * t.indexes,
-          done: k.done ?? [],
-          rowsDone: Number(k.rows ?? 0),
-          bytesDone: Number(k.bytes ?? 0),
-        });
-      }
-      // The most index-build work first, then the largest: a table's keys and indexes
-      // are built while later tables copy, so the load does not end on a long build.
-      return planned.sort((a, b) => b.indexWork - a.indexWork || b.bytes - a.bytes);
-    }, 'pgshift plan');
-  }, 'pgshift plan');
+    const existing = await dst.query<{ table_key: string }>('SELECT DISTINCT table_key FROM pgshift.chunks WHERE migration = $1', [config.name]);
+    const known = new Set(existing.rows.map((r) => r.table_key));
+    for (const [i, t] of tables.entries()) {
+      if (known.has(t.key)) continue;
+      heartbeat(`planning ${t.display} (${i + 1}/${tables.length})`);
+      const preds = await planTableChunks(src, t, config.fullLoad.chunkMb * 1024 * 1024);
+      await fenced(dst, config.name, runToken, async () => {
+        await dst.query(`INSERT INTO pgshift.copy_tables (migration, table_key, spec) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [config.name, t.key, JSON.stringify(t)]);
+        await dst.query(
+          `INSERT INTO pgshift.chunks (migration, table_key, chunk, predicate, lower_key, upper_key)
+           SELECT $1, $2, ord - 1, c->>'predicate',
+                  CASE WHEN jsonb_typeof(c->'range'->'lower') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(c->'range'->'lower')) END,
+                  CASE WHEN jsonb_typeof(c->'range'->'upper') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(c->'range'->'upper')) END
+             FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS u(c, ord)
+           ON CONFLICT DO NOTHING`,
+          [config.name, t.key, JSON.stringify(preds)],
+        );
+      });
+    }
+    await fenced(dst, config.name, runToken, () => dst.query('INSERT INTO pgshift.copy_plans (migration) VALUES ($1) ON CONFLICT DO NOTHING', [config.name]));
+  }
+}
+
+/** Each planned table with its copy-order position and its chunks' progress. */
+const TABLES_IN_ORDER = `
+  WITH t AS (
+    SELECT table_key, spec,
+           row_number() OVER (ORDER BY (spec->>'estimatedRows')::numeric * (spec->>'indexes')::numeric DESC, (spec->>'bytes')::numeric DESC, table_key)::int AS pos
+      FROM pgshift.copy_tables WHERE migration = $1)
+  SELECT t.table_key AS key, t.pos, t.spec->>'display' AS display, t.spec->'target' AS target,
+         (t.spec->>'estimatedRows')::float8 AS "estimatedRows", (t.spec->>'bytes')::float8 AS "estimatedBytes",
+         count(*)::int AS chunks, (count(*) FILTER (WHERE c.state = 'done'))::int AS "chunksDone",
+         coalesce(sum(c.rows) FILTER (WHERE c.state = 'done'), 0)::float8 AS rows,
+         coalesce(sum(c.bytes) FILTER (WHERE c.state = 'done'), 0)::float8 AS bytes,
+         coalesce(array_agg(c.chunk ORDER BY c.chunk) FILTER (WHERE c.state = 'pending'), '{}') AS pending
+    FROM t JOIN pgshift.chunks c ON c.migration = $1 AND c.table_key = t.table_key`;
+
+interface OrderedTable {
+  key: string;
+  pos: number;
+  display: string;
+  target: { schema: string; table: string };
+  estimatedRows: number;
+  estimatedBytes: number;
+  chunks: number;
+  chunksDone: number;
+  rows: number;
+  bytes: number;
+  pending: number[];
+}
+
+async function readPage(dst: Client, input: FullLoadPageRequest): Promise<FullLoadPage> {
+  const { config } = input;
+  const totals = await dst.query<FullLoadTotals>(
+    `SELECT count(*)::int AS tables, (count(*) FILTER (WHERE done = chunks))::int AS "tablesDone",
+            coalesce(sum(chunks), 0)::int AS chunks, coalesce(sum(done), 0)::int AS "chunksDone",
+            coalesce(sum(rows), 0)::float8 AS rows, coalesce(sum(bytes), 0)::float8 AS bytes,
+            coalesce(sum((SELECT (spec->>'bytes')::float8 FROM pgshift.copy_tables s WHERE s.migration = $1 AND s.table_key = k.table_key)), 0) AS "estimatedBytes"
+       FROM (SELECT table_key, count(*) AS chunks, count(*) FILTER (WHERE state = 'done') AS done,
+                    sum(rows) FILTER (WHERE state = 'done') AS rows, sum(bytes) FILTER (WHERE state = 'done') AS bytes
+               FROM pgshift.chunks WHERE migration = $1 GROUP BY table_key) k`,
+    [config.name],
+  );
+  const largest = await dst.query<OrderedTable>(`${TABLES_IN_ORDER} GROUP BY t.table_key, t.pos, t.spec ORDER BY "estimatedBytes" DESC, t.table_key LIMIT $2`, [
+    config.name,
+    STATUS_TABLES,
+  ]);
+  // Whole tables after the cursor with chunks to copy, until the page holds pageChunks chunks.
+  const candidates = await dst.query<OrderedTable>(
+    `SELECT * FROM (
+       SELECT p.*, coalesce(sum(cardinality(pending)) OVER (ORDER BY pos ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+         FROM (${TABLES_IN_ORDER} WHERE t.pos > $2 GROUP BY t.table_key, t.pos, t.spec) p
+        WHERE cardinality(pending) > 0) q
+      WHERE before < $3 ORDER BY pos`,
+    [config.name, input.after ?? 0, input.pageChunks],
+  );
+  const toIndex = input.backlog ? await copiedWithoutKeys(dst, config.name) : [];
+  const progress = ({ key, display, estimatedRows, estimatedBytes, chunks, chunksDone, rows, bytes }: OrderedTable) => ({
+    key, display, estimatedRows, estimatedBytes, chunks, chunksDone, rows, bytes,
+  });
+  return {
+    totals: totals.rows[0],
+    largest: largest.rows.map(progress),
+    tables: candidates.rows.map((t) => ({ ...progress(t), target: displayName(t.target.schema, t.target.table), pending: t.pending })),
+    last: candidates.rows.length ? candidates.rows[candidates.rows.length - 1].pos : null,
+    toIndex,
+  };
+}
+
+/** Destination names of copied tables whose keys and indexes were not built by the full load yet. */
+async function copiedWithoutKeys(dst: Client, migration: string): Promise<string[]> {
+  const built = await dst.query<{ t: string | null }>(`SELECT to_regclass('pgshift.schema_table_builds')::text AS t`);
+  const r = await dst.query<{ target: { schema: string; table: string } }>(
+    `SELECT t.spec->'target' AS target FROM pgshift.copy_tables t
+      WHERE t.migration = $1
+        AND NOT EXISTS (SELECT 1 FROM pgshift.chunks c WHERE c.migration = $1 AND c.table_key = t.table_key AND c.state = 'pending')
+      ORDER BY t.table_key LIMIT $2`,
+    [migration, BACKLOG_LIMIT * 2],
+  );
+  const names = r.rows.map((x) => displayName(x.target.schema, x.target.table));
+  if (!built.rows[0].t) return names.slice(0, BACKLOG_LIMIT);
+  const done = await dst.query<{ on_table: string }>('SELECT on_table FROM pgshift.schema_table_builds WHERE migration = $1 AND on_table = ANY($2)', [migration, names]);
+  const doneSet = new Set(done.rows.map((x) => x.on_table));
+  return names.filter((n) => !doneSet.has(n)).slice(0, BACKLOG_LIMIT);
 }

@@ -3,7 +3,7 @@
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import type { PrecheckItem } from '../../lib/precheck-catalog';
-import type { Selection } from './selection';
+import type { Selection } from '../selection';
 
 export interface PrecheckContext {
   config: Config;

@@ -4,11 +4,12 @@
 // failure is an item, not an exception, so the report always comes back.
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
-import { connect, ConnectionSetupError, Side } from '../../lib/io/pg';
+import { ConnectionSetupError, type Side } from '../../lib/io/pg';
+import { session } from '../../lib/io/session';
 import { item, PrecheckItem } from '../../lib/precheck-catalog';
 import { heartbeat } from '../heartbeat';
 import type { Check, PrecheckContext } from './context';
-import { readSelection, Selection } from './selection';
+import { readSelection, type Selection } from '../selection';
 import { OBJECT_CHECKS } from './object-checks';
 import { SERVER_CHECKS } from './server-checks';
 
@@ -20,10 +21,8 @@ async function open(config: Config, side: Side): Promise<{ client?: Client; item
   const id = side === 'source' ? 'source-connectivity' : 'destination-connectivity';
   const e = config[side];
   try {
-    const client = await connect(config, side, 'pgshift precheck');
-    // Read-only by construction: a check that tried to write would fail here.
-    await client.query('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY');
-    await client.query("SET lock_timeout = '5s'; SET statement_timeout = '120s'");
+    // Read-only by construction (the check profile): a check that tried to write would fail.
+    const client = await session(config, side, 'precheck');
     const v = await client.query<{ v: string }>('SELECT version() AS v');
     return { client, item: item(id, 'pass', `connected to ${e.host}:${e.port}/${e.database} as ${e.user}: ${v.rows[0].v.split(' on ')[0]}`) };
   } catch (err) {

@@ -5,7 +5,7 @@ import { displayName, parseQualifiedName, parseTableName, qualified } from '../.
 import { collisions, nameMapper, tooLong } from '../../lib/name-mapping';
 import { item } from '../../lib/precheck-catalog';
 import { needs } from './server-checks';
-import { dataTables } from './selection';
+import { dataTables, type SelectedRelation } from '../selection';
 import type { Check } from './context';
 
 const list = (names: string[], max = 10) => names.slice(0, max).join(', ') + (names.length > max ? `, … (${names.length} in all)` : '');
@@ -56,30 +56,48 @@ const rowFilters = needs(['source'], 'row-filters', async ({ source, config }) =
 });
 
 const primaryKeys = needs(['source'], 'primary-keys', async ({ config, selection }) => {
-  const keyless = dataTables(await selection()).filter((t) => !t.hasPrimaryKey && !t.uniqueKey);
-  if (!keyless.length) return item('primary-keys', 'pass', 'every selected table has a PRIMARY KEY or a non-null UNIQUE key');
+  const tables = dataTables(await selection());
+  // Keyed by their PRIMARY KEY is the norm; the others are listed with the UNIQUE index that keys them.
+  const byIndex = tables.filter((t) => t.key && !t.key.primary);
+  const keys = Object.fromEntries(byIndex.map((t) => [t.display, displayName(t.key!.index)]));
+  const keyless = tables.filter((t) => !t.key);
+  if (!keyless.length) {
+    const how = byIndex.length ? `; ${byIndex.length} by a non-null UNIQUE index: ${list(byIndex.map((t) => `${t.display} (${keys[t.display]})`))}` : '';
+    return item('primary-keys', 'pass', `every selected table has a row key: ${tables.length - byIndex.length} by PRIMARY KEY${how}`, '', { keys });
+  }
   const names = keyless.map((t) => t.display);
   if (!config.mode.incremental) {
-    return item('primary-keys', 'pass', `${names.length} table(s) without key (${list(names)}): copied by page ranges, correct as long as nobody writes during a full-only migration`);
+    return item('primary-keys', 'pass', `${names.length} table(s) without key (${list(names)}): copied by page ranges, correct as long as nobody writes during a full-only migration`, '', { keys });
   }
   return item(
     'primary-keys',
     'fail',
     `${names.length} table(s) without PRIMARY KEY or non-null UNIQUE key: ${list(names)} — their changes cannot be applied exactly once`,
     `add a primary key (ALTER TABLE … ADD PRIMARY KEY (…)) or exclude them (objects.exclude: [${names.slice(0, 3).join(', ')}])`,
-    { objects: names },
+    { objects: names, keys },
   );
 });
 
+/** True when UPDATE and DELETE are logged with (at least) the row key's columns. */
+const logsKey = (t: SelectedRelation) =>
+  t.replicaIdentity.mode === 'f' || (t.replicaIdentity.mode === 'd' ? t.key!.primary : t.replicaIdentity.index === t.key!.oid);
+
+const replicaIdentityText = (t: SelectedRelation) =>
+  ({ d: 'default', n: 'nothing', f: 'full', i: `index ${displayName(t.replicaIdentity.indexName ?? '?')}` })[t.replicaIdentity.mode];
+
 const replicaIdentity = needs(['source'], 'replica-identity', async ({ config, selection }) => {
   if (!config.mode.incremental) return item('replica-identity', 'pass', 'not needed: incremental migration is off (mode.incremental: false)');
-  const t = dataTables(await selection()).filter((r) => !r.hasPrimaryKey && r.uniqueKey && r.replicaIdentity !== 'i' && r.replicaIdentity !== 'f');
-  if (!t.length) return item('replica-identity', 'pass', 'every table keyed only by a UNIQUE index already has a usable replica identity');
+  const t = dataTables(await selection()).filter((r) => r.key && !logsKey(r));
+  if (!t.length) return item('replica-identity', 'pass', "every table's replica identity logs its row key");
   return item(
     'replica-identity',
     'warn',
-    `${t.length} table(s) have only a UNIQUE key and default replica identity: ${list(t.map((r) => r.display))} — pgshift sets REPLICA IDENTITY USING INDEX on them during pre-processing (otherwise UPDATE/DELETE would be refused once they are published)`,
-    t.map((r) => `ALTER TABLE ${r.display} REPLICA IDENTITY USING INDEX ${displayName(r.uniqueKey!)};`).slice(0, 5).join(' '),
+    `${t.length} table(s) whose replica identity does not log their row key: ${list(t.map((r) => `${r.display} (replica identity ${replicaIdentityText(r)}, row key ${displayName(r.key!.index)})`))} — ` +
+      'UPDATE and DELETE are logged with the replica identity only (none at all: refused once the table is published), and pgshift applies changes by the row key',
+    t
+      .map((r) => `ALTER TABLE ${r.display} REPLICA IDENTITY ${r.key!.primary ? 'DEFAULT' : `USING INDEX ${displayName(r.key!.index)}`};`)
+      .slice(0, 5)
+      .join(' '),
     { objects: t.map((r) => r.display) },
   );
 });

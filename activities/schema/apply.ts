@@ -6,11 +6,11 @@ import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { parseTableName, qualified } from '../../lib/ident';
 import type { SchemaStage, SchemaStageProgress } from '../../lib/migration-state';
-import { connect, withClient } from '../../lib/io/pg';
+import { session, withSession } from '../../lib/io/session';
 import { fenced } from '../control';
 import { heartbeat } from '../heartbeat';
-import { FAILURE } from '../retry';
-import { lockStatement, markStatement, readStage, readTableStatements, type StoredStatement } from './store';
+import { about, FAILURE, withCode } from '../retry';
+import { ensurePlanTables, lockStatement, markStatement, markTableBuilt, readStage, readTableStatements, type StoredStatement } from './store';
 
 /** "Already exists" for the object kinds we create (duplicate table / object / schema / function, second PK). */
 const ALREADY_EXISTS = new Set(['42P07', '42710', '42P06', '42723']);
@@ -21,12 +21,6 @@ function alreadyExists(err: unknown): boolean {
 }
 
 const FUNCTION_KINDS = new Set(['function', 'procedure']);
-
-/** The same settings the plan was rendered with, so literals parse the same way. */
-export async function prepareDestinationSession(dst: Client): Promise<void> {
-  await dst.query(`SELECT pg_catalog.set_config('search_path', '', false);
-    SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'`);
-}
 
 /** Name the statement in the error, keeping its SQLSTATE for the retry classification. */
 function named(err: unknown, st: StoredStatement): unknown {
@@ -57,7 +51,7 @@ async function applyOnce(dst: Client, config: Config, runToken: string, st: Stor
     if (!alreadyExists(err)) throw err;
     if (config.existingTargetTables !== 'ignore') {
       throw ApplicationFailure.nonRetryable(
-        `${st.kind} ${st.object} already exists on the destination (${(err as Error).message}); ` +
+        `${st.kind} ${st.object} already exists on the destination (${withCode(err)}); ` +
           'drop it there and retry, or set existingTargetTables: ignore to keep what is there',
         FAILURE.invalidInput,
       );
@@ -119,73 +113,64 @@ async function onSessions<T>(sessions: Client[], items: T[], work: (c: Client, i
 /**
  * Build the keys and indexes of one plain table right after its full load,
  * while other tables still copy (as pgcopydb does), then the foreign keys
- * whose two tables are both built by now. Same per-statement transactions as
- * a stage, so the keys / post-data phases later skip them.
+ * whose two tables have their keys by now. Same per-statement transactions as
+ * a stage, so the keys / post-data phases later skip them. The table is then
+ * recorded as built on the destination (which tables have their keys is read
+ * from there, never passed in).
  */
-export async function applyTableStatements(input: { config: Config; runToken: string; table: string; indexed: string[] }): Promise<{ applied: number; total: number }> {
-  const { config, runToken, table, indexed } = input;
-  return withClient(
-    config,
-    'destination',
-    async (dst) => {
-      await prepareDestinationSession(dst);
-      // With change capture to follow, unique constraints and FKs wait for the consistency point (older row states may be replayed until then).
-      const statements = await readTableStatements(dst, config.name, table, indexed, !config.mode.incremental);
-      let applied = 0;
-      for (const [i, st] of statements.entries()) {
-        if (st.state !== 'pending') continue;
-        heartbeat(`${table}: ${i + 1}/${statements.length} ${st.kind} ${st.object}`);
-        if ((await applyOne(dst, config, runToken, st)) === 'applied') applied++;
-      }
-      // Statistics now, while other tables still copy (the analyze phase skips it then).
-      heartbeat(`${table}: ANALYZE`);
-      const t = parseTableName(table);
-      await fenced(dst, config.name, runToken, () => dst.query(`ANALYZE ${qualified(t.schema, t.table)}`));
-      return { applied, total: statements.length };
-    },
-    'pgshift schema indexes',
-  );
+export async function applyTableStatements(input: { config: Config; runToken: string; table: string }): Promise<{ applied: number; total: number }> {
+  const { config, runToken, table } = input;
+  // An `indexes` session: a writer the fence ends, with the catalog settings the plan was rendered with.
+  return withSession(config, 'destination', 'indexes', async (dst) => {
+    await ensurePlanTables(dst);
+    // With change capture to follow, unique constraints and FKs wait for the consistency point (older row states may be replayed until then).
+    const statements = await readTableStatements(dst, config.name, table, !config.mode.incremental);
+    let applied = 0;
+    for (const [i, st] of statements.entries()) {
+      if (st.state !== 'pending') continue;
+      heartbeat(`${table}: ${i + 1}/${statements.length} ${st.kind} ${st.object}`);
+      if ((await applyOne(dst, config, runToken, st)) === 'applied') applied++;
+    }
+    // Statistics now, while other tables still copy (the analyze phase skips it then).
+    heartbeat(`${table}: ANALYZE`);
+    const t = parseTableName(table);
+    await fenced(dst, config.name, runToken, async () => {
+      await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`).catch((err) => Promise.reject(about(`ANALYZE ${table}`, err)));
+      await markTableBuilt(dst, config.name, table);
+    });
+    return { applied, total: statements.length };
+  });
 }
 
 export async function applyStage(input: { config: Config; runToken: string; stage: SchemaStage }): Promise<SchemaStageProgress> {
   const { config, runToken, stage } = input;
-  const appName = `pgshift schema ${stage}`;
-  return withClient(
-    config,
-    'destination',
-    async (dst) => {
-      await prepareDestinationSession(dst);
-      const statements = await readStage(dst, config.name, stage);
-      if (!statements) {
-        throw ApplicationFailure.nonRetryable(`no schema plan for migration ${config.name} on the destination: planSchema must run first`, FAILURE.invalidInput);
+  // `schema` sessions: writers the fence ends, with the catalog settings the plan was rendered with.
+  return withSession(config, 'destination', 'schema', async (dst) => {
+    const statements = await readStage(dst, config.name, stage);
+    if (!statements) {
+      throw ApplicationFailure.nonRetryable(`no schema plan for migration ${config.name} on the destination: planSchema must run first`, FAILURE.invalidInput);
+    }
+    const progress: SchemaStageProgress = { total: statements.length, applied: 0, skipped: 0, existing: 0 };
+    const position = new Map(statements.map((st, i) => [st.seq, i + 1]));
+    const pending = statements.filter((st) => {
+      if (st.state !== 'pending') progress[st.state === 'applied' ? 'skipped' : 'existing']++;
+      return st.state === 'pending';
+    });
+    const extra: Client[] = [];
+    try {
+      for (const batch of batches(pending)) {
+        const width = Math.min(config.parallelism.indexes, batch.length);
+        while (extra.length < width - 1) extra.push(await session(config, 'destination', 'schema'));
+        await onSessions([dst, ...extra.slice(0, width - 1)], batch, async (c, st) => {
+          // The keep-alive resends these details while a long build runs.
+          heartbeat(`${stage} ${position.get(st.seq)}/${statements.length} ${st.kind} ${st.object}`);
+          const outcome = await applyOne(c, config, runToken, st);
+          progress[outcome]++;
+        });
       }
-      const progress: SchemaStageProgress = { total: statements.length, applied: 0, skipped: 0, existing: 0 };
-      const position = new Map(statements.map((st, i) => [st.seq, i + 1]));
-      const pending = statements.filter((st) => {
-        if (st.state !== 'pending') progress[st.state === 'applied' ? 'skipped' : 'existing']++;
-        return st.state === 'pending';
-      });
-      const extra: Client[] = [];
-      try {
-        for (const batch of batches(pending)) {
-          const width = Math.min(config.parallelism.indexes, batch.length);
-          while (extra.length < width - 1) {
-            const c = await connect(config, 'destination', appName);
-            extra.push(c);
-            await prepareDestinationSession(c);
-          }
-          await onSessions([dst, ...extra.slice(0, width - 1)], batch, async (c, st) => {
-            // The keep-alive resends these details while a long build runs.
-            heartbeat(`${stage} ${position.get(st.seq)}/${statements.length} ${st.kind} ${st.object}`);
-            const outcome = await applyOne(c, config, runToken, st);
-            progress[outcome]++;
-          });
-        }
-      } finally {
-        await Promise.all(extra.map((c) => c.end().catch(() => undefined)));
-      }
-      return progress;
-    },
-    appName,
-  );
+    } finally {
+      await Promise.all(extra.map((c) => c.end().catch(() => undefined)));
+    }
+    return progress;
+  });
 }

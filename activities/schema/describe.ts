@@ -9,7 +9,7 @@
 // each normalization below names the version that introduced it and is
 // applied to both sides, so it can only hide a difference of that kind.
 import { displayName, type TableName } from '../../lib/ident';
-import { objKey, type CatColumn, type CatRelation, type SourceCatalog } from './read';
+import { migratedReplicaIdentities, objKey, type CatColumn, type CatRelation, type SourceCatalog } from './read';
 import { rewriteSql } from './rewrite';
 import { display, displayOn, type SchemaNames } from './scope';
 import { indexUsingOffset, lex } from './sqltext';
@@ -131,6 +131,11 @@ function indexShape(def: string): string {
 export interface DescribeOptions {
   triggers: boolean;
   ownership: boolean;
+  /**
+   * `migrated`: describe each table's replica identity as the migration sets it
+   * (the source side: lib/selection.ts); `actual`: as the catalog has it (the destination).
+   */
+  replicaIdentity: 'migrated' | 'actual';
 }
 
 export const entryKey = (kind: string, object: string) => `${kind}\u0000${object}`;
@@ -152,6 +157,11 @@ export function describeCatalog(cat: SourceCatalog, naming: Naming, opts: Descri
   const rels = new Map(cat.relations.map((r) => [r.oid, r]));
   const relName = (oid: number) => (rels.has(oid) ? display(naming.relation(oid)) : `(relation ${oid}, not selected)`);
   const singleRelation = singleRelationViews(cat);
+  const migrated = opts.replicaIdentity === 'migrated' ? migratedReplicaIdentities(cat) : null;
+  const replicaIdentityOf = (r: CatRelation) => migrated?.get(r.oid)?.mode ?? r.replIdent;
+  const replicaIndexes = new Set(
+    migrated ? [...migrated.values()].filter((ri) => ri.mode === 'i').map((ri) => ri.index) : cat.indexes.filter((i) => i.replIdent).map((i) => i.oid),
+  );
   const ownership = (owner: string, acl: string[] | null) => (opts.ownership ? { owner, privileges: aclText(acl) } : {});
 
   for (const s of cat.schemas) {
@@ -193,7 +203,7 @@ export function describeCatalog(cat: SourceCatalog, naming: Naming, opts: Descri
       props.partitionKey = r.partKey && naming.sql(r.partKey, r.oid);
       props.partitionOf = r.isPartition ? `${relName(r.parents[0])} ${r.partBound}` : null;
       props.inherits = !r.isPartition && r.parents.length ? r.parents.map(relName).join(', ') : null;
-      props.replicaIdentity = r.replIdent;
+      props.replicaIdentity = replicaIdentityOf(r);
       props.options = r.options?.slice().sort().join(', ') ?? null;
     }
     if (r.kind === 'v' || r.kind === 'm') {
@@ -246,7 +256,7 @@ export function describeCatalog(cat: SourceCatalog, naming: Naming, opts: Descri
     const k = `${display(table)} ${shape}`;
     const n = (seen.get(k) ?? 0) + 1;
     seen.set(k, n);
-    add('index', `on ${display(table)}: ${shape}${n > 1 ? ` (#${n})` : ''}`, { valid: i.valid, replicaIdentity: i.replIdent }, objKey('pg_class', i.oid), relationKey(rels.get(i.relid), display(table)));
+    add('index', `on ${display(table)}: ${shape}${n > 1 ? ` (#${n})` : ''}`, { valid: i.valid, replicaIdentity: replicaIndexes.has(i.oid) }, objKey('pg_class', i.oid), relationKey(rels.get(i.relid), display(table)));
   }
   for (const f of cat.functions) {
     const name = `${display(naming.object(f.schema, f.name))}(${naming.sql(f.identityArgs)})`;

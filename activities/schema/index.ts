@@ -12,7 +12,7 @@
 import type { Config } from '../../lib/config';
 import type { SchemaStage, SchemaStageProgress } from '../../lib/migration-state';
 import { endpointLabel } from '../../lib/migration-ids';
-import { withClient } from '../../lib/io/pg';
+import { withSession } from '../../lib/io/session';
 import { fenced } from '../control';
 import { heartbeat } from '../heartbeat';
 import { applyStage, applyTableStatements } from './apply';
@@ -41,26 +41,21 @@ export interface SchemaInput {
  */
 export async function planSchema(input: SchemaInput): Promise<SchemaPlanSummary> {
   const { config, runToken } = input;
-  return withClient(
-    config,
-    'destination',
-    async (dst) => {
-      const existing = await readPlanSummary(dst, config.name);
-      if (existing) return { ...existing, reused: true };
-      heartbeat('reading the source catalogs');
-      const plan = await withClient(config, 'source', (src) => buildPlan(src, config), 'pgshift schema plan');
-      heartbeat(`storing ${plan.statements.length} statements`);
-      await ensurePlanTables(dst);
-      const stored = await fenced(dst, config.name, runToken, () => storePlan(dst, config.name, endpointLabel(config.source), plan.statements, plan.warnings));
-      if (!stored) return { ...(await readPlanSummary(dst, config.name))!, reused: true };
-      return { ...summarize(plan.statements, plan.warnings), reused: false };
-    },
-    'pgshift schema plan',
-  );
+  return withSession(config, 'destination', 'schema', async (dst) => {
+    const existing = await readPlanSummary(dst, config.name);
+    if (existing) return { ...existing, reused: true };
+    heartbeat('reading the source catalogs');
+    const plan = await withSession(config, 'source', 'schema', (src) => buildPlan(src, config));
+    heartbeat(`storing ${plan.statements.length} statements`);
+    await ensurePlanTables(dst);
+    const stored = await fenced(dst, config.name, runToken, () => storePlan(dst, config.name, endpointLabel(config.source), plan.statements, plan.warnings));
+    if (!stored) return { ...(await readPlanSummary(dst, config.name))!, reused: true };
+    return { ...summarize(plan.statements, plan.warnings), reused: false };
+  });
 }
 
 /** Keys and indexes of one table, built as soon as its full load is done. */
-export async function buildTableIndexes(input: SchemaInput & { table: string; indexed: string[] }): Promise<{ applied: number; total: number }> {
+export async function buildTableIndexes(input: SchemaInput & { table: string }): Promise<{ applied: number; total: number }> {
   return applyTableStatements(input);
 }
 

@@ -5,7 +5,7 @@ import type { Config } from '../../lib/config';
 import { FAILURE } from '../retry';
 import { nameProblems } from './collide';
 import { orderStatements } from './order';
-import { prepareSourceSession, readCatalog } from './read';
+import { readCatalog } from './read';
 import { renderSchema } from './render';
 import { schemaNames } from './scope';
 import type { Statement } from './statement';
@@ -29,8 +29,8 @@ async function describeOutside(src: Client, outside: Map<string, string>): Promi
   return r.rows.map((o) => `${o.type} ${o.identity} is outside the selected schemas but ${outside.get(o.key)} needs it: it must exist on the destination`);
 }
 
+/** `src`: a source session with the catalog settings (lib/io/session.ts purpose `schema`). */
 export async function buildPlan(src: Client, config: Config): Promise<Plan> {
-  await prepareSourceSession(src);
   // One snapshot for every catalog read, so the plan is consistent even while DDL runs on the source.
   await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {

@@ -1,10 +1,12 @@
 // Catalog reads on the source: the selected objects, as the server itself
-// renders them. The session runs with an empty search_path, so every name the
-// server prints outside pg_catalog comes out schema-qualified and can be mapped.
+// renders them. The session has the catalog settings (lib/io/session.ts):
+// with an empty search_path every name the server prints outside pg_catalog
+// comes out schema-qualified and can be mapped.
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
-import { parseTableName } from '../../lib/ident';
 import { CONTROL_SCHEMA } from '../control';
+import { migratedReplicaIdentity, type ReplicaIdentity } from '../../lib/selection';
+import { readSelection, type RowKey } from '../selection';
 
 /** Catalog identity of an object: `pg_class:16384`. */
 export const objKey = (catalog: string, oid: number) => `${catalog}:${oid}`;
@@ -217,9 +219,12 @@ export interface SourceCatalog {
   extensionMembers: Map<string, number>;
   /** [schema, name] (JSON) of extension members in selected schemas: keep their names. */
   extensionMemberNames: Set<string>;
+  /** The selected relations (activities/selection.ts), with the sequences and composite types of the selected schemas. */
   relations: CatRelation[];
   /** Tables of the selected schemas left out by include/exclude. */
   excludedRelations: CatRelation[];
+  /** The row key of each selected table (r, p) that has one, by table oid. */
+  rowKeys: Map<number, RowKey>;
   columns: Map<number, CatColumn[]>;
   constraints: CatConstraint[];
   indexes: CatIndex[];
@@ -254,10 +259,19 @@ export function dependencyMap(cat: Pick<SourceCatalog, 'depends' | 'sequences'>)
   return out;
 }
 
-/** Session settings that make deparsed text qualified and values portable. */
-export async function prepareSourceSession(src: Client): Promise<void> {
-  await src.query(`SELECT pg_catalog.set_config('search_path', '', false);
-    SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; SET extra_float_digits = 3`);
+/**
+ * The replica identity each table (r, p) of the catalog gets when migrated
+ * (lib/selection.ts `migratedReplicaIdentity`), by table oid.
+ */
+export function migratedReplicaIdentities(cat: Pick<SourceCatalog, 'relations' | 'indexes' | 'rowKeys'>): Map<number, ReplicaIdentity> {
+  const replicaIndex = new Map(cat.indexes.filter((i) => i.replIdent).map((i) => [i.relid, i.oid]));
+  const out = new Map<number, ReplicaIdentity>();
+  for (const r of cat.relations) {
+    if (r.kind !== 'r' && r.kind !== 'p') continue;
+    const source = { mode: r.replIdent as ReplicaIdentity['mode'], index: replicaIndex.get(r.oid) ?? null };
+    out.set(r.oid, migratedReplicaIdentity(r.kind, source, cat.rowKeys.get(r.oid) ?? null));
+  }
+  return out;
 }
 
 /** Catalog rows are mapped field by field into the typed model right after each query. */
@@ -272,31 +286,6 @@ const pair = (schema: string | null, name: string | null): [string, string] | nu
 
 const NOT_EXTENSION_MEMBER = (catalog: string, oid: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = '${catalog}'::pg_catalog.regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
-
-/** Selected tables (include/exclude) and the relations of the selected schemas. */
-function selectRelations(all: CatRelation[], config: Config): { selected: CatRelation[]; excluded: CatRelation[] } {
-  const key = (s: string, t: string) => JSON.stringify([s, t]);
-  const inc = new Set(config.objects.include.map((t) => key(...(Object.values(parseTableName(t)) as [string, string]))));
-  const exc = new Set(config.objects.exclude.map((t) => key(...(Object.values(parseTableName(t)) as [string, string]))));
-  const byOid = new Map(all.map((r) => [r.oid, r]));
-  // A partition follows its partitioned root: selecting or excluding the root selects or excludes all of it.
-  const root = (r: CatRelation): CatRelation => {
-    const p = r.isPartition ? byOid.get(r.parents[0]) : undefined;
-    return p ? root(p) : r;
-  };
-  const selected: CatRelation[] = [];
-  const excluded: CatRelation[] = [];
-  for (const r of all) {
-    if (r.kind !== 'r' && r.kind !== 'p') {
-      selected.push(r);
-      continue;
-    }
-    const ks = [key(r.schema, r.name), key(root(r).schema, root(r).name)];
-    const out = (inc.size > 0 && !ks.some((k) => inc.has(k))) || ks.some((k) => exc.has(k));
-    (out ? excluded : selected).push(r);
-  }
-  return { selected, excluded };
-}
 
 export async function readCatalog(src: Client, config: Config): Promise<SourceCatalog> {
   const version = Number((await rows(src, `SELECT current_setting('server_version_num') AS v`))[0].v);
@@ -386,7 +375,13 @@ export async function readCatalog(src: Client, config: Config): Promise<SourceCa
     owner: r.owner,
     acl: r.acl,
   }));
-  const { selected: relations, excluded: excludedRelations } = selectRelations(allRelations, config);
+  // Tables, views and foreign tables as the selection decides; sequences and composite types follow the schemas.
+  const selection = await readSelection(src, config);
+  const selected = new Set(selection.relations.map((r) => r.oid));
+  const left = new Set(selection.excluded.map((r) => r.oid));
+  const relations = allRelations.filter((r) => r.kind === 'S' || r.kind === 'c' || selected.has(r.oid));
+  const excludedRelations = allRelations.filter((r) => left.has(r.oid));
+  const rowKeys = new Map(selection.relations.filter((r) => r.key).map((r) => [r.oid, r.key!]));
   const relOids = relations.map((r) => r.oid);
   const tableOids = relations.filter((r) => 'rpmf'.includes(r.kind)).map((r) => r.oid);
 
@@ -395,7 +390,9 @@ export async function readCatalog(src: Client, config: Config): Promise<SourceCa
     src,
     `SELECT a.attrelid, a.attnum, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.atttypid,
             a.attnotnull, ad.oid AS def_oid, pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) AS def,
-            a.attidentity, a.attgenerated, a.attislocal, a.attacl::text[] AS acl,
+            a.attidentity,
+            -- generated columns exist from 12 on; read through to_jsonb so one query serves 11 too
+            coalesce(pg_catalog.to_jsonb(a)->>'attgenerated', '') AS attgenerated, a.attislocal, a.attacl::text[] AS acl,
             CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN cn.nspname END AS coll_schema,
             CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN co.collname END AS coll_name
        FROM pg_catalog.pg_attribute a
@@ -633,7 +630,9 @@ export async function readCatalog(src: Client, config: Config): Promise<SourceCa
   const collations: CatCollation[] = (
     await rows(
       src,
-      `SELECT c.oid, n.nspname AS schema, c.collname AS name, c.collprovider AS provider, c.collisdeterministic AS deterministic,
+      `SELECT c.oid, n.nspname AS schema, c.collname AS name, c.collprovider AS provider,
+              -- nondeterministic collations exist from 12 on
+              coalesce((j->>'collisdeterministic')::boolean, true) AS deterministic,
               j->>'collcollate' AS collate, j->>'collctype' AS ctype, coalesce(j->>'colllocale', j->>'colliculocale') AS locale,
               pg_catalog.pg_get_userbyid(c.collowner) AS owner
          FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace,
@@ -699,6 +698,7 @@ export async function readCatalog(src: Client, config: Config): Promise<SourceCa
     extensionMemberNames,
     relations,
     excludedRelations,
+    rowKeys,
     columns,
     constraints,
     indexes,

@@ -9,6 +9,7 @@ import type { SchemaStage } from '../../lib/migration-state';
 import { aclStatements } from './acl';
 import {
   dependencyMap,
+  migratedReplicaIdentities,
   objKey,
   type CatCollation,
   type CatColumn,
@@ -565,25 +566,19 @@ class Renderer {
 
   // ---- keys, constraints and indexes ------------------------------------------------------------
 
-  /** The key the full load and change apply use for a table without a primary key. */
-  private replicaKey(relid: number): CatIndex | undefined {
-    const cols = this.columnsOf(relid);
-    const notNull = (num: number) => cols.find((c) => c.num === num)?.notNull ?? false;
-    return (this.index.indexesOf.get(relid) ?? [])
-      .filter((i) => i.unique && i.valid && !i.partial && !i.expressions && i.keys.every(notNull))
-      .sort((a, b) => Number(b.replIdent) - Number(a.replIdent) || a.keys.length - b.keys.length || a.oid - b.oid)[0];
-  }
-
+  /**
+   * Primary keys and the row key of each table (activities/selection.ts) are
+   * built in the keys stage: the change apply needs them. A table gets the
+   * replica identity of its row key (lib/selection.ts), emitted with that index.
+   */
   private keysAndIndexes() {
-    const withPk = new Set(this.cat.constraints.filter((c) => c.type === 'p').map((c) => c.relid));
-    const replicaKeys = new Set(
-      this.cat.relations.filter((r) => 'rp'.includes(r.kind) && !withPk.has(r.oid)).map((r) => this.replicaKey(r.oid)?.oid).filter((x): x is number => x !== undefined),
-    );
+    const rowKeys = new Set([...this.cat.rowKeys.values()].filter((k) => !k.primary).map((k) => k.oid));
+    const replicaIndex = new Set([...migratedReplicaIdentities(this.cat).values()].filter((ri) => ri.mode === 'i').map((ri) => ri.index));
     for (const i of this.cat.indexes) {
       const table = this.rels.get(i.relid)!;
       const n = this.rel(i.relid);
       const con = i.constraintOid ? this.index.constraints.get(i.constraintOid) : undefined;
-      const stage: SchemaStage = i.primary || replicaKeys.has(i.oid) ? 'keys' : 'post-data';
+      const stage: SchemaStage = i.primary || rowKeys.has(i.oid) ? 'keys' : 'post-data';
       if (!i.valid) {
         const what = `index ${displayOn(i.name, n.target)}`;
         this.leaveOut(K.cls(i.oid), what, 'invalid on the source', `${what} not created: it is invalid on the source (a failed CREATE INDEX CONCURRENTLY?)`);
@@ -594,13 +589,13 @@ class Renderer {
         this.leaveOut(con ? K.con(con.oid) : K.cls(i.oid), `index ${displayOn(i.name, n.target)}`, 'not created');
         continue;
       }
-      const kind = i.primary ? 'primary-key' : replicaKeys.has(i.oid) ? 'replica-key' : con?.type === 'u' ? 'unique' : con?.type === 'x' ? 'exclusion' : 'index';
+      const kind = i.primary ? 'primary-key' : rowKeys.has(i.oid) ? 'replica-key' : con?.type === 'u' ? 'unique' : con?.type === 'x' ? 'exclusion' : 'index';
       const name = ident(this.names.map.plain(i.name));
       // Partitioned tables and partitions attach indexes across tables: they wait for the keys / post-data phases.
       const early = table.kind === 'r' && !table.isPartition ? display(n.target) : undefined;
       this.add({ stage, kind, object: displayOn(this.names.map.plain(i.name), n.target), sql, owns: con ? [K.con(con.oid), K.cls(i.oid)] : [K.cls(i.oid)], table: early });
       if (i.parentIndex) this.attachIndex(i, stage);
-      if (i.replIdent) {
+      if (replicaIndex.has(i.oid)) {
         this.add({ stage, kind: 'replica-identity', object: display(n.target), sql: `ALTER TABLE ${q(n.target)} REPLICA IDENTITY USING INDEX ${name}`, owns: [], after: [K.cls(i.oid)], table: early });
       }
     }

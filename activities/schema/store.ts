@@ -49,7 +49,14 @@ export async function ensurePlanTables(dst: Client): Promise<void> {
       -- the plain table a key or index is built on (built right after that table's full load)
       ALTER TABLE pgshift.schema_statements ADD COLUMN IF NOT EXISTS on_table text;
       -- a foreign key's referenced table: built early once both tables are indexed
-      ALTER TABLE pgshift.schema_statements ADD COLUMN IF NOT EXISTS ref_table text`);
+      ALTER TABLE pgshift.schema_statements ADD COLUMN IF NOT EXISTS ref_table text;
+      -- plain tables whose keys and indexes the full load has built (right after their copy)
+      CREATE TABLE IF NOT EXISTS pgshift.schema_table_builds (
+        migration   text NOT NULL REFERENCES pgshift.schema_plans ON DELETE CASCADE,
+        on_table    text NOT NULL,
+        built_at    timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (migration, on_table)
+      )`);
   } finally {
     await dst.query('SELECT pg_advisory_unlock(hashtext($1))', ['pgshift schema plan tables']);
   }
@@ -121,27 +128,30 @@ export async function readStage(dst: Client, migration: string, stage: SchemaSta
 
 /**
  * The keys and indexes of one plain table, then the foreign keys between
- * tables that are all `indexed` (keys built), in plan order. Called only after planSchema stored the plan.
+ * tables whose keys are built (this one, and those the full load recorded in
+ * schema_table_builds), in plan order. Called only after planSchema stored the plan.
  * `constraining: false` leaves out what change replay could violate before the
  * consistency point (until the apply has passed it, replay may revisit older row states): secondary unique indexes and constraints,
  * exclusion constraints and foreign keys. Primary and replica keys always come.
  */
-export async function readTableStatements(
-  dst: Client,
-  migration: string,
-  table: string,
-  indexed: string[],
-  constraining: boolean,
-): Promise<StoredStatement[]> {
+export async function readTableStatements(dst: Client, migration: string, table: string, constraining: boolean): Promise<StoredStatement[]> {
   const r = await dst.query<StoredStatement>(
-    `SELECT seq, stage, kind, object, sql, state FROM pgshift.schema_statements
+    `WITH built AS (SELECT on_table FROM pgshift.schema_table_builds WHERE migration = $1 UNION SELECT $2)
+     SELECT seq, stage, kind, object, sql, state FROM pgshift.schema_statements
       WHERE migration = $1
-        AND (kind <> 'foreign-key' AND on_table = $2 OR kind = 'foreign-key' AND on_table = ANY($3) AND ref_table = ANY($3))
-        AND ($4 OR NOT (kind IN ('unique', 'exclusion', 'foreign-key', 'replica-identity') OR kind = 'index' AND sql LIKE 'CREATE UNIQUE INDEX %'))
+        AND (kind <> 'foreign-key' AND on_table = $2
+             OR kind = 'foreign-key' AND on_table IN (SELECT on_table FROM built) AND ref_table IN (SELECT on_table FROM built)
+                AND (on_table = $2 OR ref_table = $2))
+        AND ($3 OR NOT (kind IN ('unique', 'exclusion', 'foreign-key', 'replica-identity') OR kind = 'index' AND sql LIKE 'CREATE UNIQUE INDEX %'))
       ORDER BY kind = 'foreign-key', seq`,
-    [migration, table, [...indexed, table], constraining],
+    [migration, table, constraining],
   );
   return r.rows;
+}
+
+/** Record, in the caller's fenced transaction, that the full load built a table's keys and indexes. */
+export async function markTableBuilt(dst: Client, migration: string, table: string): Promise<void> {
+  await dst.query('INSERT INTO pgshift.schema_table_builds (migration, on_table) VALUES ($1, $2) ON CONFLICT DO NOTHING', [migration, table]);
 }
 
 /** Lock one statement's row for this transaction and return its current state. */

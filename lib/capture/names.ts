@@ -11,6 +11,3 @@ export const publicationName = (config: Pick<Config, 'name'>): string => `pgshif
 /** Source control schema and its heartbeat table (one row per migration, source clock). */
 export const SOURCE_CONTROL_SCHEMA = 'pgshift';
 export const HEARTBEAT_TABLE = 'heartbeat';
-
-/** application_name of the replication (walsender) session and of the source control session. */
-export const captureApplicationName = (config: Pick<Config, 'name'>) => `pgshift capture ${config.name}`.slice(0, 63);

@@ -1,9 +1,11 @@
 // Connection setup, in one place. Passwords are resolved here, inside the
 // activity process, from the reference in the config; they never leave this
-// module and never appear in an error message.
+// module and never appear in an error message. Activities open their sessions
+// through lib/io/session.ts, which names them and applies their settings.
 import { readFileSync } from 'node:fs';
 import { Client, ClientConfig } from 'pg';
 import type { Config, Endpoint } from '../config';
+import { endWithActivity } from './cancel';
 
 export type Side = 'source' | 'destination';
 
@@ -115,7 +117,11 @@ export function describeConnectError(side: Side, e: Endpoint, err: unknown): Con
   return new ConnectionSetupError(`${side}: cannot connect to ${where}: ${x.message ?? String(err)}`, isConnectionError(err));
 }
 
-/** Connect to one side of the migration; errors are ConnectionSetupError naming the field to fix. */
+/**
+ * Connect to one side of the migration; errors are ConnectionSetupError naming
+ * the field to fix. Inside an activity the session ends with the activity's
+ * cancellation (its running statement is cancelled on the server).
+ */
 export async function connect(config: Pick<Config, 'source' | 'destination'>, side: Side, applicationName = 'pgshift'): Promise<Client> {
   let client: Client | undefined;
   try {
@@ -123,24 +129,10 @@ export async function connect(config: Pick<Config, 'source' | 'destination'>, si
     // An idle connection dropped by the server must not crash the worker.
     client.on('error', () => undefined);
     await client.connect();
+    endWithActivity(client, config[side]);
     return client;
   } catch (err) {
     await client?.end().catch(() => undefined);
     throw describeConnectError(side, config[side], err);
-  }
-}
-
-/** Run `fn` with a connection that is always closed afterwards. */
-export async function withClient<T>(
-  config: Pick<Config, 'source' | 'destination'>,
-  side: Side,
-  fn: (c: Client) => Promise<T>,
-  applicationName = 'pgshift',
-): Promise<T> {
-  const c = await connect(config, side, applicationName);
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => undefined);
   }
 }

@@ -2,7 +2,7 @@
 // order, read with the same exact text settings on both ends.
 import type { Client } from 'pg';
 import type { Side } from './env';
-import { withClient } from '../../lib/io/pg';
+import { withSession } from '../../lib/io/session';
 import type { Config } from '../../lib/config';
 import { parseLsn } from '../../lib/capture/lsn';
 import { readCapture } from '../../activities/capture/control';
@@ -36,6 +36,6 @@ export async function sourceInsertLsn(source: Side): Promise<string> {
 }
 
 export async function appliedLsn(config: Config): Promise<bigint> {
-  const row = await withClient(config, 'destination', (c) => readCapture(c, config.name));
+  const row = await withSession(config, 'destination', 'verify', (c) => readCapture(c, config.name));
   return parseLsn(row!.appliedLsn);
 }

@@ -20,7 +20,10 @@ export async function capturePair(opts: { source?: ClusterHandle; destination?: 
   const pair = await makePair(opts);
   await pair.source.sql(`GRANT CREATE ON DATABASE ${pair.name} TO ${pair.source.user}`);
   if (pair.destination.cluster.version >= 15) {
-    await pair.destination.sql(`GRANT SET ON PARAMETER session_replication_role TO ${pair.destination.user}`);
+    // Parallel test files grant on the same cluster: the first grant creates the parameter's ACL row, so take turns.
+    await pair.destination.sql(
+      `SELECT pg_advisory_lock(hashtext('pgshift test parameter grant')); GRANT SET ON PARAMETER session_replication_role TO ${pair.destination.user}; SELECT pg_advisory_unlock(hashtext('pgshift test parameter grant'))`,
+    );
   }
   const runToken = `run-${uid()}`;
   const asRole = (side: Pair['source'], sql: string) => side.sql(`SET ROLE ${side.user}; ${sql}; RESET ROLE`).then(() => undefined);

@@ -1,41 +1,97 @@
-// Verification steps shared by MigrationWorkflow and VerificationWorkflow.
+// Data verification, shared by MigrationWorkflow and VerificationWorkflow:
+// every copied table compared row by row, parallelism.tables at a time, in the
+// size order of the destination's table list, read a page at a time. The
+// progress is a cursor into that list (lib/verification-progress.ts), so a run
+// that must stop part-way (continue-as-new) cancels the comparisons running,
+// waits for them, and the next run resumes after the last table counted.
 import type { Duration } from '@temporalio/common';
-import { proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
+import { CancellationScope, isCancellation } from '@temporalio/workflow';
 import type { Config } from '../../lib/config';
-import type { DataVerification } from '../../lib/migration-state';
-import { runPool } from '../pool';
+import { newDataVerification, VerificationCursor, type DataVerification } from '../../lib/verification-progress';
+import { ABORTED, allLanes, CONTINUE_AS_NEW, DONE, type ActivityProxies, type PhaseOutcome } from './contract';
+
+/** Tables read from the destination's list at a time. */
+const PAGE_TABLES = 100;
 
 export interface VerifyDeps {
   config: Config;
-  acts: ReturnType<typeof proxyActivities<Activities>>;
+  acts: ActivityProxies;
   heartbeatTimeout: Duration;
+  /** Progress of an earlier run to resume (continue-as-new); a new verification when absent. */
+  resume?: DataVerification | null;
   /** Receives the verification object as it fills (for status and UI). */
   onStart?: (v: DataVerification) => void;
   onProgress?: () => void;
-  /** false stops taking new tables (abort). */
+  /** Waits while paused; false when aborting. */
   mayProceed?: () => Promise<boolean>;
+  /** A continue-as-new outcome stops the comparisons part-way. */
+  stopReason?: () => PhaseOutcome | null;
 }
 
-/** Every copied table compared row by row, `parallelism.tables` at a time. */
-export async function runDataVerification(d: VerifyDeps): Promise<DataVerification> {
+export async function runDataVerification(d: VerifyDeps): Promise<{ outcome: PhaseOutcome; verification: DataVerification }> {
   const { config, acts } = d;
-  const tables = await acts.listCopiedTables.executeWithOptions({ startToCloseTimeout: '5m', summary: 'list tables to verify' }, [{ config }]);
-  const v: DataVerification = { startedAt: new Date().toISOString(), finishedAt: null, tables: {} };
+  const v = d.resume && !d.resume.finishedAt ? d.resume : newDataVerification(new Date().toISOString());
   d.onStart?.(v);
-  await runPool(
-    tables,
-    config.parallelism.tables,
-    async (t) => {
-      const r = await acts.verifyTableData.executeWithOptions(
-        { startToCloseTimeout: '24h', heartbeatTimeout: d.heartbeatTimeout, summary: `verify rows of ${t.display}` },
-        [{ config, table: t.key }],
-      );
-      v.tables[t.key] = { display: r.display, rowsSource: r.rowsSource, rowsDestination: r.rowsDestination, consistent: r.consistent, differingKeys: r.differingKeys, summary: r.summary };
-      d.onProgress?.();
-    },
-    async () => (d.mayProceed ? !(await d.mayProceed()) : false),
-  );
+  const cursor = new VerificationCursor(v);
+
+  const queue: { key: string; display: string; index: number }[] = [];
+  let offset = v.compared;
+  let exhausted = false;
+  let reading: Promise<void> | null = null;
+  const readPage = async () => {
+    const page = await acts.listCopiedTables.executeWithOptions({ startToCloseTimeout: '5m', summary: `list tables to verify from ${offset + 1}` }, [
+      { config, offset, limit: PAGE_TABLES },
+    ]);
+    v.total = page.total;
+    page.tables.forEach((t, i) => queue.push({ ...t, index: offset + i }));
+    offset += page.tables.length;
+    exhausted = page.tables.length < PAGE_TABLES;
+  };
+  const nextTable = async () => {
+    while (!queue.length && !exhausted) {
+      reading ??= readPage().finally(() => (reading = null));
+      await reading;
+    }
+    return queue.shift() ?? null;
+  };
+
+  let stopped: PhaseOutcome | null = null;
+  const mustStop = async () => {
+    if (d.mayProceed && !(await d.mayProceed())) stopped = ABORTED;
+    else if (d.stopReason?.()?.kind === 'continue-as-new') stopped = CONTINUE_AS_NEW;
+    return stopped !== null;
+  };
+  const comparisons = new CancellationScope();
+  const lane = () =>
+    comparisons.run(async () => {
+      for (;;) {
+        if (await mustStop()) return;
+        const t = await nextTable();
+        if (!t) return;
+        const r = await acts.verifyTableData.executeWithOptions(
+          { startToCloseTimeout: '24h', heartbeatTimeout: d.heartbeatTimeout, summary: `verify rows of ${t.display}` },
+          [{ config, table: t.key }],
+        );
+        cursor.done(t.index, t.key, {
+          display: r.display,
+          rowsSource: r.rowsSource,
+          rowsDestination: r.rowsDestination,
+          consistent: r.consistent,
+          differingKeys: r.differingKeys,
+          summary: r.summary,
+        });
+        d.onProgress?.();
+        // A lane that sees the stop cancels the comparisons still running: they can take long, and the next run repeats them.
+        if (await mustStop()) comparisons.cancel();
+      }
+    });
+  try {
+    await allLanes(Array.from({ length: Math.max(1, config.parallelism.tables) }, lane));
+  } catch (err) {
+    if (!(stopped !== null && isCancellation(err))) throw err;
+  }
+  if (stopped) return { outcome: stopped, verification: v };
   v.finishedAt = new Date().toISOString();
-  return v;
+  d.onProgress?.();
+  return { outcome: DONE, verification: v };
 }

@@ -1,113 +1,136 @@
-// The full-load phase of MigrationWorkflow: plan (idempotent, from the
-// destination's pgshift.chunks), then copy the missing chunks, largest tables
-// first, with at most parallelism.tables copies in flight. Any worker may take
-// any chunk. Progress lives in the workflow state; the chunk table on the
-// destination is the source of truth after a restart or continue-as-new.
+// The full-load phase of MigrationWorkflow. The plan (made once, idempotent)
+// lives on the destination in pgshift.chunks; the workflow reads it a page of
+// whole tables at a time, in copy order (the most index-build work first, then
+// the largest), and copies the pending chunks with at most parallelism.tables
+// copies in flight, on any worker. The next page is read when the queue runs
+// dry, so the state never holds more than a page.
 // When schema migration is on, a table's keys and indexes are built as soon as
 // its last chunk lands (parallelism.indexes at a time) while other tables still
 // copy; the keys / post-data phases then find them done and build the rest.
-import { Duration } from '@temporalio/common';
-import { condition, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../activities';
-import type { Config } from '../../lib/config';
-import type { MigrationState } from '../../lib/migration-state';
-import type { PlannedTable } from '../../activities/full-load/plan';
-import { runPool } from '../pool';
+// A long load continues as new between chunks: running copies finish (a chunk
+// is short), running index builds are cancelled (the next run builds them again,
+// from the statements not yet applied).
+import { CancellationScope, condition, isCancellation } from '@temporalio/workflow';
+import { FullLoadTracker, newFullLoadProgress, type FullLoadPage, type PageTable } from '../../lib/full-load-progress';
+import { ABORTED, allLanes, CONTINUE_AS_NEW, DONE, type PhaseContext, type PhaseOutcome } from './contract';
 
-export interface FullLoadDeps {
-  config: Config;
-  state: MigrationState;
-  acts: ReturnType<typeof proxyActivities<Activities>>;
-  heartbeatTimeout: Duration;
-  /** Waits while paused; false when aborting. */
-  mayProceed: () => Promise<boolean>;
-  show: () => void;
-  continueAsNewAfterChunks?: number;
-}
+/** A page of the plan holds whole tables until it has this many chunks. */
+const PAGE_CHUNKS = 200;
 
-/** Returns 'continue-as-new' when the history got long and in-flight copies were drained. */
-export async function runFullLoad(d: FullLoadDeps): Promise<'done' | 'continue-as-new'> {
-  const { config, state, acts } = d;
-  const planned = await acts.planFullLoad.executeWithOptions(
-    { startToCloseTimeout: '1h', heartbeatTimeout: d.heartbeatTimeout, summary: `plan full load: split tables into ≤ ${config.fullLoad.chunkMb} MB key ranges` },
-    [{ config, runToken: state.runToken }],
-  );
-  const f = (state.fullLoad ??= { startedAt: new Date().toISOString(), finishedAt: null, activeCopies: 0, retriedChunks: 0, tables: {} });
+export async function runFullLoad(ctx: PhaseContext): Promise<PhaseOutcome> {
+  const { config, state, acts } = ctx;
+  const f = (state.fullLoad ??= newFullLoadProgress(new Date().toISOString()));
   f.activeCopies = 0;
-  for (const t of planned) {
-    // The destination's chunk table is authoritative for what is done.
-    f.tables[t.key] = {
-      display: t.display,
-      chunks: t.chunks,
-      chunksDone: t.done.length,
-      estimatedRows: t.estimatedRows,
-      estimatedBytes: t.bytes,
-      rows: t.rowsDone,
-      bytes: t.bytesDone,
-    };
-  }
-  d.show();
-  const queue = planned.flatMap((t) =>
-    Array.from({ length: t.chunks }, (_, c) => c)
-      .filter((c) => !t.done.includes(c))
-      .map((c) => ({ t, c })),
-  );
-  let drainForNewRun = false;
-  let copiedThisRun = 0;
-  // Tables whose last chunk landed in this run, waiting for their index build.
-  const copied: PlannedTable[] = [];
-  // Tables whose keys are built: foreign keys between them are added early too.
-  const indexed: string[] = [];
+  const tracker = new FullLoadTracker(f);
+  const pageChunks = ctx.fullLoadPageChunks ?? PAGE_CHUNKS;
+
+  // Tables whose last chunk landed, waiting for their index build (destination names).
+  const copied: string[] = [];
+  // Chunks to copy, a page at a time; one page read in flight at most.
+  const queue: { t: PageTable; c: number }[] = [];
+  let after: number | null = null;
+  let firstPage = true;
+  let exhausted = false;
+  let reading: Promise<void> | null = null;
+  const readPage = async () => {
+    const page: FullLoadPage = await acts.planFullLoad.executeWithOptions(
+      {
+        startToCloseTimeout: '1h',
+        heartbeatTimeout: ctx.heartbeatTimeout,
+        summary: firstPage ? `plan full load: split tables into ≤ ${config.fullLoad.chunkMb} MB key ranges` : `next ${pageChunks} chunks of the full-load plan`,
+      },
+      [{ config, runToken: state.runToken, after, pageChunks, backlog: firstPage && config.mode.schema }],
+    );
+    if (firstPage) {
+      tracker.startRun(page);
+      // Tables copied by an earlier run whose keys are not built yet.
+      copied.push(...page.toIndex);
+      firstPage = false;
+    }
+    for (const t of page.tables) {
+      tracker.queued(t);
+      for (const c of t.pending) queue.push({ t, c });
+    }
+    after = page.last;
+    exhausted = page.last === null;
+    ctx.show();
+  };
+  const nextChunk = async () => {
+    while (!queue.length && !exhausted) {
+      reading ??= readPage().finally(() => (reading = null));
+      await reading;
+    }
+    return queue.shift() ?? null;
+  };
+
   let copying = true;
   let indexFailure: { err: unknown } | null = null;
-  const indexLanes = Array.from({ length: config.mode.schema ? config.parallelism.indexes : 0 }, async () => {
+  const indexes = new CancellationScope();
+  const indexLanes = Array.from({ length: config.mode.schema ? config.parallelism.indexes : 0 }, () =>
+    indexes
+      .run(async () => {
+        for (;;) {
+          await condition(() => copied.length > 0 || !copying);
+          if (state.abortRequested) return;
+          const table = copied.shift();
+          if (table === undefined) {
+            if (copying) continue; // another lane took it
+            return;
+          }
+          await acts.buildTableIndexes.executeWithOptions(
+            { startToCloseTimeout: '24h', heartbeatTimeout: ctx.heartbeatTimeout, summary: `build keys and indexes of ${table} (copied)` },
+            [{ config, runToken: state.runToken, table }],
+          );
+        }
+      })
+      .catch((err) => void (indexFailure ??= { err })),
+  );
+
+  let handOver = false;
+  let copiedThisRun = 0;
+  const mustStop = async () => {
+    if (!(await ctx.mayProceed())) return true;
+    handOver ||= ctx.stopReason()?.kind === 'continue-as-new' || copiedThisRun >= (ctx.continueAsNewAfterChunks ?? Infinity);
+    return handOver;
+  };
+  const copyLane = async () => {
     for (;;) {
-      await condition(() => copied.length > 0 || !copying);
-      if (state.abortRequested) return;
-      const t = copied.shift();
-      if (!t) {
-        if (copying) continue; // another lane took it
-        return;
-      }
-      await acts.buildTableIndexes.executeWithOptions(
-        { startToCloseTimeout: '24h', heartbeatTimeout: d.heartbeatTimeout, summary: `build keys and indexes of ${t.target} (copied)` },
-        [{ config, runToken: state.runToken, table: t.target, indexed: [...indexed] }],
-      );
-      indexed.push(t.target);
-    }
-  }).map((lane) => lane.catch((err) => void (indexFailure ??= { err })));
-  const left = await runPool(
-    queue,
-    config.parallelism.tables,
-    async ({ t, c }) => {
+      if (await mustStop()) return;
+      const next = await nextChunk();
+      if (!next) return;
+      const { t, c } = next;
       f.activeCopies++;
+      tracker.started(t.key);
       try {
         const r = await acts.copyChunk.executeWithOptions(
-          { startToCloseTimeout: '24h', heartbeatTimeout: d.heartbeatTimeout, summary: `copy ${t.display} chunk ${c + 1}/${t.chunks}` },
+          { startToCloseTimeout: '24h', heartbeatTimeout: ctx.heartbeatTimeout, summary: `copy ${t.display} chunk ${c + 1}/${t.chunks}` },
           [{ config, runToken: state.runToken, table: t.key, chunk: c, live: { throttle: state.throttle, activeCopies: f.activeCopies } }],
         );
-        const p = f.tables[t.key];
-        p.chunksDone++;
-        if (p.chunksDone === t.chunks) copied.push(t);
-        p.rows += r.rows;
-        p.bytes += r.bytes;
+        if (tracker.landed(t.key, r) && config.mode.schema) copied.push(t.target);
         if (r.skipped) f.retriedChunks++;
         copiedThisRun++;
       } finally {
         f.activeCopies--;
       }
-      d.show();
-    },
-    async () => {
-      if (!(await d.mayProceed())) return true;
-      // A long load continues as new between chunks; in-flight ones finish first.
-      drainForNewRun ||= workflowInfo().continueAsNewSuggested || copiedThisRun >= (d.continueAsNewAfterChunks ?? Infinity);
-      return drainForNewRun;
-    },
-  );
+      ctx.show();
+    }
+  };
+  try {
+    await allLanes(Array.from({ length: Math.max(1, config.parallelism.tables) }, copyLane));
+  } catch (err) {
+    // A failed copy fails the phase, once the index builds are stopped too.
+    copying = false;
+    indexes.cancel();
+    await Promise.all(indexLanes);
+    throw err;
+  }
   copying = false;
-  if (!drainForNewRun && !left.length && !state.abortRequested) f.finishedAt = new Date().toISOString();
+  const finished = exhausted && !queue.length && !handOver && !state.abortRequested;
+  if (finished) f.finishedAt = new Date().toISOString();
+  // Handing over: the index builds still running are cancelled (and awaited); the next run's plan lists their tables again.
+  if (handOver) indexes.cancel();
   await Promise.all(indexLanes);
-  if (indexFailure) throw (indexFailure as { err: unknown }).err;
-  return drainForNewRun ? 'continue-as-new' : 'done';
+  if (indexFailure && !(handOver && isCancellation((indexFailure as { err: unknown }).err))) throw (indexFailure as { err: unknown }).err;
+  ctx.show();
+  return state.abortRequested ? ABORTED : handOver ? CONTINUE_AS_NEW : DONE;
 }

@@ -1,0 +1,97 @@
+// What every phase of MigrationWorkflow is: a function of the phase context
+// that returns how it ended. The workflow acts on the outcome in one place:
+//  - done: the next phase runs (or, when the history is long, the next run
+//    starts with it);
+//  - continue-as-new: the phase stopped part-way because the history is long;
+//    the next run starts this phase again from the state and from the
+//    destination's control tables (what is done is recorded there);
+//  - aborted: the phase stopped because of an abort.
+// A phase returns only once nothing it started is still running: the
+// activities it stopped were cancelled and their cancellation acknowledged
+// (activities stop their statement when cancelled), so the next run, or the
+// abort's fencing, never overlaps with them.
+//
+// An open-ended phase (the change apply, which runs until cutover) is one long
+// activity run through runUntilStopped: it ends when the activity ends by
+// itself, when the phase's own condition says so (a cutover), or when the run
+// must stop; stopping cancels the activity and waits for it. Whatever such a
+// phase needs to resume (e.g. the applied position) lives on the destination,
+// never in the workflow state.
+import type { Duration } from '@temporalio/common';
+import { CancellationScope, condition, isCancellation, proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../../activities';
+import type { Config } from '../../lib/config';
+import type { MigrationState } from '../../lib/migration-state';
+
+export type PhaseOutcome = { kind: 'done' } | { kind: 'continue-as-new' } | { kind: 'aborted' };
+
+export const DONE: PhaseOutcome = { kind: 'done' };
+export const CONTINUE_AS_NEW: PhaseOutcome = { kind: 'continue-as-new' };
+export const ABORTED: PhaseOutcome = { kind: 'aborted' };
+
+export type ActivityProxies = ReturnType<typeof proxyActivities<Activities>>;
+
+export interface PhaseContext {
+  config: Config;
+  state: MigrationState;
+  acts: ActivityProxies;
+  heartbeatTimeout: Duration;
+  /** Source and destination labels, for activity summaries. */
+  src: string;
+  dst: string;
+  /** Refresh the status shown in the UI. */
+  show: () => void;
+  /** Waits while paused; false when an abort came in. */
+  mayProceed: () => Promise<boolean>;
+  /** Why the phase must stop now (abort, or a history long enough to continue as new); null to go on. */
+  stopReason: () => PhaseOutcome | null;
+  /** For tests of the hand-over: continue as new after this many chunk copies in one run. */
+  continueAsNewAfterChunks?: number;
+  /** For tests of the paging: chunks per page of the full-load plan. */
+  fullLoadPageChunks?: number;
+}
+
+export type Phase = (ctx: PhaseContext) => Promise<PhaseOutcome>;
+
+/**
+ * Run one long activity until it ends by itself (its result, outcome done),
+ * until `until` gives an outcome, or until the run must stop (ctx.stopReason);
+ * in the last two cases the activity is cancelled and this returns only after
+ * the activity has acknowledged the cancellation — which takes the activity
+ * option cancellationType WAIT_CANCELLATION_COMPLETED (MigrationWorkflow's
+ * proxies set it; left unset, the SDK does not wait).
+ */
+export async function runUntilStopped<T>(
+  ctx: Pick<PhaseContext, 'stopReason'>,
+  start: () => Promise<T>,
+  until: () => PhaseOutcome | null = () => null,
+): Promise<{ outcome: PhaseOutcome; result?: T }> {
+  const scope = new CancellationScope();
+  let ended = false;
+  const running = scope.run(start);
+  running.then(
+    () => (ended = true),
+    () => (ended = true),
+  );
+  const stop = () => until() ?? ctx.stopReason();
+  await condition(() => ended || stop() !== null);
+  if (ended) return { outcome: DONE, result: await running };
+  const outcome = stop()!;
+  scope.cancel();
+  try {
+    return { outcome: DONE, result: await running }; // it finished before the cancellation reached it
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    return { outcome };
+  }
+}
+
+/**
+ * Wait for every lane, then fail with the first failure: unlike Promise.all,
+ * nothing a phase started is still running when the phase throws.
+ */
+export async function allLanes(lanes: Promise<unknown>[]): Promise<void> {
+  const settled = await Promise.allSettled(lanes);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+}

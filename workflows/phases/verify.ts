@@ -1,0 +1,28 @@
+// The verify phase: schema verification (catalogs compared in destination
+// names), then full data verification, which may hand over to the next run
+// part-way (its progress is a cursor in the state).
+import { DONE, type PhaseContext, type PhaseOutcome } from './contract';
+import { runDataVerification } from './data-verification';
+
+export async function runVerify(ctx: PhaseContext): Promise<PhaseOutcome> {
+  const { config, state, acts, src, dst, heartbeatTimeout } = ctx;
+  // A run resuming the phase after a continue-as-new already has the schema compared.
+  if (config.mode.schema && config.verification.schema && !state.schema.verification) {
+    state.schema.verification = await acts.verifySchema.executeWithOptions({ startToCloseTimeout: '30m', heartbeatTimeout, summary: `verify schema ${src} ↔ ${dst}` }, [
+      { config },
+    ]);
+    ctx.show();
+  }
+  if (!(config.mode.full && config.verification.full)) return DONE;
+  const { outcome } = await runDataVerification({
+    config,
+    acts,
+    heartbeatTimeout,
+    resume: state.dataVerification,
+    onStart: (v) => (state.dataVerification = v),
+    onProgress: ctx.show,
+    mayProceed: ctx.mayProceed,
+    stopReason: ctx.stopReason,
+  });
+  return outcome;
+}
