@@ -4,8 +4,6 @@
 import { randomBytes } from 'node:crypto';
 import { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { Config } from '../lib/config';
-import { unavailableModes } from '../lib/availability';
-import { ConfigError } from '../lib/io/config-load';
 import { endpointLabel, evaluationWorkflowId } from '../lib/migration-ids';
 import type { EvaluationReport } from '../lib/report';
 import { SA_DESTINATION, SA_ENVIRONMENT, SA_PHASE, SA_SOURCE } from '../lib/search-attributes';
@@ -77,8 +75,6 @@ export async function list(client: Client, limit = 50): Promise<WorkflowExecutio
 
 /** Start a migration; its workflow id is pgshift-<name> (or opts.workflowId). */
 export async function startMigration(client: Client, config: Config, opts: CallOptions & { workflowId?: string } = {}): Promise<string> {
-  const unavailable = unavailableModes(config);
-  if (unavailable.length) throw new ConfigError(unavailable);
   const workflowId = opts.workflowId ?? migrationWorkflowId(config.name);
   const modes = Object.entries(config.mode).filter(([, on]) => on).map(([m]) => m).join(' + ');
   await client.workflow.start(MigrationWorkflow, {

@@ -124,12 +124,9 @@ export const Config = z
       .strictObject({
         schema: z.boolean().default(true).describe('Migrate the schema'),
         full: z.boolean().default(true).describe('Copy the existing rows'),
-        incremental: z
-          .boolean()
-          .default(false)
-          .describe('Capture and apply changes until cutover (not available yet: a migration with it is refused; evaluate checks its requirements)'),
+        incremental: z.boolean().default(true).describe('Capture and apply changes until cutover (the slot is made before the copy)'),
       })
-      .default({ schema: true, full: true, incremental: false })
+      .default({ schema: true, full: true, incremental: true })
       .refine((m) => m.schema || m.full || m.incremental, { error: 'expected at least one of schema, full, incremental to be true' })
       .describe('What the migration does'),
     objects: Objects.describe('Which objects to migrate and how to name them'),

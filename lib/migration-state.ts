@@ -4,6 +4,7 @@
 // Pure: imported by workflow code and by the CLI.
 import type { Config } from './config';
 import type { PrecheckItem } from './precheck-catalog';
+import { type CaptureProgress, renderCapture } from './capture-progress';
 import type { FullLoadProgress, FullLoadTotals } from './full-load-progress';
 import type { DataVerification } from './verification-progress';
 
@@ -19,10 +20,12 @@ export const PHASES = [
   'schema',
   'full-load',
   'keys',
+  'catch-up',
   'post-data',
   'sequences',
   'analyze',
   'verify',
+  'incremental',
   'done',
 ] as const;
 export type Phase = (typeof PHASES)[number] | 'aborted' | 'failed';
@@ -39,6 +42,9 @@ export function phaseEnabled(phase: Phase, mode: Config['mode'], verification: C
       return mode.full;
     case 'verify':
       return (mode.schema && verification.schema) || (mode.full && verification.full);
+    case 'catch-up':
+    case 'incremental':
+      return mode.incremental;
     default:
       return true;
   }
@@ -108,6 +114,10 @@ export interface MigrationState {
   fullLoad: FullLoadProgress | null;
   sequences: number | null;
   dataVerification: DataVerification | null;
+  /** Change capture (mode.incremental): absent before the source is prepared. */
+  capture?: CaptureProgress | null;
+  /** Why the full data verification did not run in the verify phase (null: it ran or is off). */
+  dataVerificationDeferred?: string | null;
   /** What abort dropped on the destination (config.abort.dropCreatedObjects) and what it had to keep. */
   abortCleanup?: { dropped: string[]; kept: string[] };
   throttle: Throttle;
@@ -230,6 +240,7 @@ export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' |
     }
   }
   if (s.fullLoad) lines.push('', ...renderFullLoad(s.fullLoad, now));
+  if (s.capture) lines.push('', ...renderCapture(s.capture, s.paused));
   const v = s.schema.verification;
   if (v) {
     const n = Object.values(v.compared).reduce((a, b) => a + b, 0);
@@ -237,6 +248,7 @@ export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' |
     for (const d of v.differences.slice(0, 20)) lines.push(`- ${d.kind} ${d.object}: ${d.difference}`);
   }
   if (s.dataVerification) lines.push('', ...renderDataVerification(s.dataVerification));
+  if (s.dataVerificationDeferred) lines.push('', `### Data verification: deferred — ${s.dataVerificationDeferred}`);
   if (s.errors.length) {
     lines.push('', '### Recent errors');
     for (const e of s.errors.slice(-5)) lines.push(`- ${e.at} [${e.phase}${e.activity ? `, ${e.activity}` : ''}] ${e.message}`);

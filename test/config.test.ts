@@ -2,10 +2,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Client } from '@temporalio/client';
 import { ConfigError, parseConfig } from '../lib/io/config-load';
-import { unavailableModes } from '../lib/availability';
-import { startMigration } from '../client';
 import { refreshReadme } from '../dev/config-reference';
 import { parseQualifiedName } from '../lib/ident';
 
@@ -29,8 +26,7 @@ describe('config schema', () => {
   it('fills the documented defaults', () => {
     const c = parseConfig(base);
     expect(c.retry).toEqual({ connectionMinutes: 720, otherMinutes: 10 });
-    // Change capture is off by default until it exists (a migration asking for it is refused).
-    expect(c.mode).toEqual({ schema: true, full: true, incremental: false });
+    expect(c.mode).toEqual({ schema: true, full: true, incremental: true });
     expect(c.existingTargetTables).toBe('precheck-error');
     expect(c.objects.nameCase).toBe('keep');
     expect(c.taskQueue).toBe('pgshift');
@@ -112,13 +108,5 @@ describe('config schema', () => {
   it('README config reference and precheck table match the schema', () => {
     const readme = readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
     expect(refreshReadme(readme), 'README is stale: run npm run config-reference').toBe(readme);
-  });
-
-  it('refuses to start a migration with a mode this version cannot run, naming the field', async () => {
-    const online = parseConfig({ ...base, mode: { schema: true, full: true, incremental: true } });
-    expect(unavailableModes(online).join('\n')).toMatch(/^mode\.incremental: change capture is not available/);
-    expect(unavailableModes(parseConfig(base))).toEqual([]);
-    // The client refuses before it talks to Temporal.
-    await expect(startMigration({} as Client, online)).rejects.toThrow(ConfigError);
   });
 });

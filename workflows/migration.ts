@@ -6,7 +6,6 @@
 // for weeks keeps a bounded history.
 import {
   ActivityCancellationType,
-  ApplicationFailure,
   CancellationScope,
   condition,
   continueAsNew,
@@ -33,11 +32,11 @@ import {
 } from './definitions';
 import { initialState, MigrationInput, MigrationState, Phase, PHASES, phaseEnabled, recordError, renderStatusMarkdown } from '../lib/migration-state';
 import { failureOf, rootCause } from '../lib/failure';
-import { unavailableModes } from '../lib/availability';
 import { endpointLabel } from '../lib/migration-ids';
 import { SA_PHASE } from '../lib/search-attributes';
 import { ABORTED, CONTINUE_AS_NEW, DONE, type PhaseContext, type PhaseOutcome } from './phases/contract';
 import { PHASE_RUNNERS, type RunnablePhase } from './phases';
+import { applyLane } from './phases/incremental';
 
 /** Activities beat every second (activities/heartbeat.ts): 15 s without one means the worker is gone. */
 const HEARTBEAT_TIMEOUT = '15s' as const;
@@ -112,7 +111,7 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
   };
   /** Temporal suggests a new run when the history is long (tests may ask sooner). */
   const handOverSuggested = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= (input.continueAsNewAtHistoryLength ?? Infinity);
-  const ctx: PhaseContext = {
+  const base: Omit<PhaseContext, 'apply'> = {
     config,
     state,
     acts,
@@ -125,6 +124,7 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     continueAsNewAfterChunks: input.continueAsNewAfterChunks,
     fullLoadPageChunks: input.fullLoadPageChunks,
   };
+  const ctx: PhaseContext = { ...base, apply: applyLane(base) };
 
   /** The enabled phases from the current one on, until one does not end with done. */
   const runPhases = async (): Promise<PhaseOutcome> => {
@@ -133,8 +133,12 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
       if (phase === 'done') break;
       if (!phaseEnabled(phase, config.mode, config.verification)) continue;
       if (!(await mayProceed())) return ABORTED;
+      // Past the keys the apply runs in the background, through every later phase (a resumed run restarts it).
+      if (config.mode.incremental && i >= PHASES.indexOf('catch-up')) ctx.apply.start();
       enter(phase);
       const outcome = await PHASE_RUNNERS[phase](ctx);
+      const applyFailure = ctx.apply.failure();
+      if (applyFailure) throw applyFailure;
       if (outcome.kind !== 'done') return outcome; // a continue-as-new resumes this phase
       if (handOverSuggested()) {
         state.phase = PHASES[i + 1];
@@ -147,13 +151,9 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
   show();
   let outcome: PhaseOutcome;
   try {
-    outcome = await work.run(async () => {
-      // A caller may start the workflow directly: refuse what this version cannot run, before any phase.
-      const unavailable = unavailableModes(config);
-      if (unavailable.length) throw ApplicationFailure.nonRetryable(unavailable.join('; '), 'InvalidInput');
-      return runPhases();
-    });
+    outcome = await work.run(runPhases);
   } catch (err) {
+    await CancellationScope.nonCancellable(() => ctx.apply.stop());
     if (!state.abortRequested) {
       // Status, current details and the workflow's failure all say what failed, not "Activity task failed".
       recordError(state, new Date().toISOString(), rootCause(err));
@@ -166,6 +166,8 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     outcome = ABORTED;
   }
   if (state.abortRequested) outcome = ABORTED;
+  // The apply round in flight is cancelled and awaited: the next run (or the fence) never overlaps with it.
+  await CancellationScope.nonCancellable(() => ctx.apply.stop());
 
   // The one place that acts on how the phases ended. Every activity they started has ended by now.
   switch (outcome.kind) {
@@ -180,6 +182,15 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
           [{ config }],
         ),
       );
+      if (state.capture) {
+        // Nothing will consume the slot again: drop it (and the publication, heartbeat and control schema)
+        // before it holds back the source's WAL.
+        await CancellationScope.nonCancellable(() =>
+          acts.releaseSource.executeWithOptions({ startToCloseTimeout: '30m', summary: `drop slot ${state.capture!.slot}, publication and control schema on ${src}` }, [
+            { config },
+          ]),
+        );
+      }
       state.finishedAt = new Date().toISOString();
       enter('aborted');
       return status();

@@ -48,6 +48,13 @@ export interface ApplyInput {
   stopAtLsn?: string;
   /** Rows per second at start (null: unlimited); refreshed while running. */
   rowsPerSecond?: number | null;
+  /**
+   * Return after about this many seconds, at a destination commit (whatever was
+   * received and not applied is streamed again by the next call, from the
+   * applied position). The workflow calls the apply in such rounds, so it learns
+   * the position and the lag and can pause, hand over or cut over in between.
+   */
+  maxSeconds?: number;
 }
 
 export interface ApplyResult {
@@ -63,6 +70,11 @@ export interface ApplyResult {
   /** Whether apply sessions run with session_replication_role = replica (no FK checks, no user triggers). */
   replicaRole: boolean;
   seconds: number;
+  /** Newest source commit received (applied or not). */
+  receivedLsn: string;
+  /** Lag when the call returned: seconds behind the source clock (heartbeat), bytes of WAL the slot holds. */
+  lagSeconds: number | null;
+  lagBytes: number | null;
 }
 
 /** Heartbeat details of the running apply. */
@@ -476,10 +488,15 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       }
     };
 
+    const deadline = input.maxSeconds ? started + input.maxSeconds * 1000 : null;
     for (;;) {
       if (stopAt !== null && position >= stopAt) break;
+      if (deadline !== null && Date.now() >= deadline) {
+        if (position > persisted) await persistIdle();
+        break;
+      }
       // A position confirmed but not yet recorded is recorded once the stream pauses for a second.
-      const item = position > persisted ? await s.next(signal, 1000) : await s.next(signal);
+      const item = position > persisted || deadline !== null ? await s.next(signal, 1000) : await s.next(signal);
       if (!item) {
         await persistIdle();
         continue;
@@ -505,8 +522,13 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         await advanceIdle(end);
       }
     }
+    // The lag as of now, for the caller (the workflow records it between rounds).
+    await beat();
     return {
       appliedLsn: formatLsn(position),
+      receivedLsn: formatLsn(received),
+      lagSeconds: lag.seconds,
+      lagBytes: lag.bytes,
       transactions,
       changes,
       fallbacks: stats.fallbacks,

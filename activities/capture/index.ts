@@ -3,6 +3,7 @@
 // keep-alive and reports a cancelled apply as cancelled).
 import { withRetryWindows } from '../retry';
 import { applyChanges, type ApplyInput } from './apply';
+import { sourceWalPosition } from './position';
 import { prepareSource, releaseSource } from './prepare-source';
 
 export function captureActivities() {
@@ -10,6 +11,7 @@ export function captureActivities() {
     prepareSource: withRetryWindows(prepareSource),
     releaseSource: withRetryWindows(releaseSource),
     applyChanges: withRetryWindows((input: ApplyInput) => applyChanges(input)),
+    sourceWalPosition: withRetryWindows(sourceWalPosition),
   };
 }
 

@@ -134,17 +134,20 @@ const destinationPrivileges = needs(['destination'], 'destination-privileges', a
 
 const replicaRole = needs(['destination'], 'replica-role', async ({ destination, config }) => {
   if (!config.mode.incremental) return notNeeded('replica-role');
+  // Before 15 only a superuser may set it; from 15 on it can be granted (has_parameter_privilege exists from 15 on).
+  const v15 = (await one<{ v: number }>(destination!, "SELECT current_setting('server_version_num')::int AS v")).v >= 150000;
   const r = await one<{ ok: boolean; name: string }>(
     destination!,
-    `SELECT current_user AS name, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-        OR (current_setting('server_version_num')::int >= 150000 AND has_parameter_privilege('session_replication_role', 'SET')) AS ok`,
+    `SELECT current_user AS name, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)${v15 ? " OR has_parameter_privilege('session_replication_role', 'SET')" : ''} AS ok`,
   );
   if (!r.ok) {
     return item(
       'replica-role',
       'warn',
       `role ${r.name} may not SET session_replication_role = replica: during sync, destination triggers and foreign-key checks would fire on applied changes`,
-      `GRANT SET ON PARAMETER session_replication_role TO ${displayName(r.name)}; (PostgreSQL 15+, as a superuser)`,
+      v15
+        ? `GRANT SET ON PARAMETER session_replication_role TO ${displayName(r.name)}; (as a superuser)`
+        : 'use a superuser as the destination role (before PostgreSQL 15 the setting cannot be granted), or acknowledge this warning',
     );
   }
   return item('replica-role', 'pass', `apply sessions can set session_replication_role = replica`);
@@ -167,11 +170,16 @@ const ddlCapture = needs(['source'], 'ddl-capture', async ({ source, config }) =
 const walRetention = needs(['source'], 'wal-retention', async ({ source, config }) => {
   if (!config.mode.incremental) return notNeeded('wal-retention');
   const needDays = config.mode.full ? 7 : 1;
-  const r = await one<{ keep: string; rate: number | null }>(
-    source!,
-    `SELECT current_setting('max_slot_wal_keep_size') AS keep,
-            (SELECT wal_bytes / greatest(extract(epoch FROM now() - stats_reset), 1) FROM pg_stat_wal)::float8 AS rate`,
-  );
+  const version = (await one<{ v: number }>(source!, "SELECT current_setting('server_version_num')::int AS v")).v;
+  // max_slot_wal_keep_size exists from 13 on (before, nothing bounds what a slot keeps); pg_stat_wal from 14 on.
+  const r =
+    version < 130000
+      ? { keep: '-1', rate: null }
+      : await one<{ keep: string; rate: number | null }>(
+          source!,
+          `SELECT current_setting('max_slot_wal_keep_size') AS keep,
+                  ${version >= 140000 ? '(SELECT wal_bytes / greatest(extract(epoch FROM now() - stats_reset), 1) FROM pg_stat_wal)::float8' : 'NULL::float8'} AS rate`,
+        );
   if (r.keep === '-1') {
     return item('wal-retention', 'pass', 'max_slot_wal_keep_size = -1: the slot keeps all WAL it needs (watch the source disk while the migration runs)');
   }

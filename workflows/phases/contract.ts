@@ -22,6 +22,7 @@ import { CancellationScope, condition, isCancellation, proxyActivities } from '@
 import type { Activities } from '../../activities';
 import type { Config } from '../../lib/config';
 import type { MigrationState } from '../../lib/migration-state';
+import type { ApplyLane } from './incremental';
 
 export type PhaseOutcome = { kind: 'done' } | { kind: 'continue-as-new' } | { kind: 'aborted' };
 
@@ -49,6 +50,8 @@ export interface PhaseContext {
   continueAsNewAfterChunks?: number;
   /** For tests of the paging: chunks per page of the full-load plan. */
   fullLoadPageChunks?: number;
+  /** The change apply, running in rounds in the background once started (mode.incremental). */
+  apply: ApplyLane;
 }
 
 export type Phase = (ctx: PhaseContext) => Promise<PhaseOutcome>;

@@ -7,6 +7,7 @@ import { runAnalyze, runSequences } from './post-load';
 import { runPrecheck, runPrepare } from './precheck';
 import { applySchemaStage, runSchema } from './schema';
 import { runVerify } from './verify';
+import { runCatchUp, runIncremental } from './incremental';
 
 export type RunnablePhase = Exclude<PhaseName, 'done' | 'aborted' | 'failed'>;
 
@@ -16,8 +17,10 @@ export const PHASE_RUNNERS: Record<RunnablePhase, Phase> = {
   schema: runSchema,
   'full-load': runFullLoad,
   keys: (ctx) => applySchemaStage(ctx, 'keys'),
+  'catch-up': runCatchUp,
   'post-data': (ctx) => applySchemaStage(ctx, 'post-data'),
   sequences: runSequences,
   analyze: runAnalyze,
   verify: runVerify,
+  incremental: runIncremental,
 };

@@ -1,7 +1,10 @@
 // The precheck phase: every item pass / warn / fail; a failure or a warning
-// nobody acknowledged stops the migration with a non-retryable error.
-import { ApplicationFailure } from '@temporalio/workflow';
+// nobody acknowledged stops the migration with a non-retryable error. The
+// prepare phase: control objects and the fencing token on the destination and,
+// with change capture, the slot on the source.
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import { blockingItems } from '../../lib/migration-state';
+import { prepareCapture } from './incremental';
 import { DONE, type PhaseContext, type PhaseOutcome } from './contract';
 
 export async function runPrecheck({ config, state, acts, src, dst }: PhaseContext): Promise<PhaseOutcome> {
@@ -21,9 +24,12 @@ export async function runPrecheck({ config, state, acts, src, dst }: PhaseContex
 }
 
 /** Control schema and this run's fencing token on the destination. */
-export async function runPrepare({ config, state, acts, dst }: PhaseContext): Promise<PhaseOutcome> {
+export async function runPrepare(ctx: PhaseContext): Promise<PhaseOutcome> {
+  const { config, state, acts, dst } = ctx;
   await acts.prepareDestination.executeWithOptions({ startToCloseTimeout: '5m', summary: `control schema and fencing token on ${dst}` }, [
     { config, runToken: state.runToken },
   ]);
+  // The slot before any chunk's snapshot, so the stream holds every change the copy may miss.
+  if (config.mode.incremental && patched('change-capture')) await prepareCapture(ctx);
   return DONE;
 }

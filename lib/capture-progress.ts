@@ -1,0 +1,121 @@
+// What the workflow knows about change capture, kept small and bounded (it
+// rides in every continue-as-new input): where the slot starts, the
+// consistency point, where the apply stands and how far it lags. The apply's
+// resume position itself lives on the destination (pgshift.capture), never here.
+// Pure: imported by workflow code and by the CLI.
+import { lagBucket } from './search-attributes';
+
+export interface CaptureProgress {
+  slot: string;
+  /** The slot's consistent point: every change committed after it is streamed. */
+  startLsn: string;
+  /**
+   * Source WAL position once the last chunk was copied. Until the apply has
+   * passed it, replay may revisit older row states; past it the destination
+   * holds each row's latest state, so secondary unique indexes, foreign keys
+   * and triggers can be created.
+   */
+  consistencyLsn: string | null;
+  /** When the apply passed the consistency point (null: not yet). */
+  consistentAt: string | null;
+  appliedLsn: string | null;
+  receivedLsn: string | null;
+  lagSeconds: number | null;
+  lagBytes: number | null;
+  /** Totals over all apply rounds. */
+  transactions: number;
+  changes: number;
+  /** Batches that hit a constraint once collapsed and were applied change by change. */
+  fallbacks: number;
+  /** Rates of the last round. */
+  changesPerSecond: number | null;
+  transactionsPerSecond: number | null;
+  /** Whether apply sessions run with session_replication_role = replica (no FK checks, no user triggers). */
+  replicaRole: boolean | null;
+  rounds: number;
+  updatedAt: string | null;
+}
+
+export function newCaptureProgress(slot: string, startLsn: string): CaptureProgress {
+  return {
+    slot,
+    startLsn,
+    consistencyLsn: null,
+    consistentAt: null,
+    appliedLsn: null,
+    receivedLsn: null,
+    lagSeconds: null,
+    lagBytes: null,
+    transactions: 0,
+    changes: 0,
+    fallbacks: 0,
+    changesPerSecond: null,
+    transactionsPerSecond: null,
+    replicaRole: null,
+    rounds: 0,
+    updatedAt: null,
+  };
+}
+
+/** A WAL position `X/Y` as a comparable number (both halves are 32-bit hex). */
+export function lsnValue(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+}
+
+export const lsnAtLeast = (a: string | null, b: string | null): boolean => a !== null && b !== null && lsnValue(a) >= lsnValue(b);
+
+export interface ApplyRound {
+  appliedLsn: string;
+  receivedLsn: string;
+  lagSeconds: number | null;
+  lagBytes: number | null;
+  transactions: number;
+  changes: number;
+  fallbacks: number;
+  replicaRole: boolean;
+  seconds: number;
+}
+
+/** Fold one apply round into the progress; true when this round passed the consistency point. */
+export function recordApplyRound(p: CaptureProgress, r: ApplyRound, now: string): boolean {
+  p.appliedLsn = r.appliedLsn;
+  p.receivedLsn = r.receivedLsn;
+  p.lagSeconds = r.lagSeconds;
+  p.lagBytes = r.lagBytes;
+  p.transactions += r.transactions;
+  p.changes += r.changes;
+  p.fallbacks += r.fallbacks;
+  p.replicaRole = r.replicaRole;
+  p.changesPerSecond = r.seconds > 0 ? Math.round(r.changes / r.seconds) : null;
+  p.transactionsPerSecond = r.seconds > 0 ? Math.round(r.transactions / r.seconds) : null;
+  p.rounds++;
+  p.updatedAt = now;
+  if (!p.consistentAt && lsnAtLeast(p.appliedLsn, p.consistencyLsn)) {
+    p.consistentAt = now;
+    return true;
+  }
+  return false;
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const bytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} kB` : `${n} B`);
+
+/** Markdown lines for status and the UI's current details. */
+export function renderCapture(p: CaptureProgress, paused: boolean): string[] {
+  const lag =
+    p.lagSeconds === null ? 'lag unknown yet' : `lag ${p.lagSeconds.toFixed(1)} s (${lagBucket(p.lagSeconds)})${p.lagBytes !== null ? `, ${bytes(p.lagBytes)} of WAL behind` : ''}`;
+  const consistency = p.consistentAt
+    ? `consistent since LSN ${p.consistencyLsn} at ${p.consistentAt}`
+    : p.consistencyLsn
+      ? `catching up to the consistency point LSN ${p.consistencyLsn}`
+      : 'waiting for the full load to finish';
+  return [
+    `### Change capture: ${consistency}${paused ? ' · paused (the slot keeps the WAL)' : ''}`,
+    `- ${lag} · applied ${p.appliedLsn ?? p.startLsn} (slot ${p.slot} from ${p.startLsn})`,
+    `- ${fmt(p.transactions)} transactions, ${fmt(p.changes)} changes applied` +
+      (p.changesPerSecond !== null ? ` · last round ${fmt(p.changesPerSecond)} changes/s, ${fmt(p.transactionsPerSecond ?? 0)} transactions/s` : '') +
+      (p.fallbacks ? ` · ${fmt(p.fallbacks)} batches applied change by change after a constraint conflict` : '') +
+      (p.replicaRole === false ? ' · ⚠ apply sessions cannot set session_replication_role = replica: FK checks and user triggers fire' : ''),
+  ];
+}

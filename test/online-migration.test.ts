@@ -1,0 +1,115 @@
+// An online migration end to end through the workflow (full + incremental):
+// the source keeps writing during the full load and during the incremental
+// phase — every change kind of the online workload — then stops; once the
+// apply has passed the source's last commit, pgshift's own data verification
+// and an independent comparison both find the destination identical. The
+// slot exists before the first chunk's snapshot; secondary unique indexes and
+// foreign keys come only after the consistency point; abort drops the slot.
+import { describe, expect, it } from 'vitest';
+import { abort, getStatus, pause, resume, startMigration, verify, waitForMigration } from '../client';
+import type { PgVersion } from '../dev/postgres';
+import { lsnAtLeast } from '../lib/capture-progress';
+import { expectOnlineTablesIdentical, ONLINE_DDL, ONLINE_SCHEMA, ONLINE_SEED, workloadRound } from './fixtures/online-workload';
+import { capturePair } from './harness/capture';
+import { appliedLsn, sourceInsertLsn } from './harness/capture-compare';
+import { clusters, temporalClient, uid, withWorker } from './harness/env';
+import { sleep, waitUntil } from './harness/wait';
+import { parseLsn } from '../lib/capture/lsn';
+
+async function onlineMigration(versions: { source: PgVersion; destination: PgVersion }) {
+  const cs = clusters();
+  const byVersion = { 11: cs.pg11, 14: cs.pg14, 15: cs.pg15, 18: cs.pg18 } as const;
+  const pair = await capturePair({ source: byVersion[versions.source as 11 | 15], destination: byVersion[versions.destination as 14 | 18] });
+  // The source role owns what it publishes (PostgreSQL requires it for a publication).
+  await pair.sourceAsRole(ONLINE_DDL + ONLINE_SEED);
+  const taskQueue = `tq-${uid()}`;
+  const config = pair.config({
+    taskQueue,
+    mode: { schema: true, full: true, incremental: true },
+    objects: { schemas: [ONLINE_SCHEMA] },
+    fullLoad: { chunkMb: 1 },
+    parallelism: { tables: 2, indexes: 2 },
+    acknowledgeWarnings: ['ddl-capture', 'wal-retention', 'replica-role', 'replica-identity'],
+  });
+  const client = await temporalClient();
+  await withWorker(taskQueue, async () => {
+    await startMigration(client, config);
+    // Writes during the whole run: full load, catch-up, post-data, incremental.
+    let round = 0;
+    let writing = true;
+    const workload = (async () => {
+      while (writing) {
+        await workloadRound(pair.source, ++round);
+        await sleep(200);
+      }
+    })();
+    try {
+      const seen = new Set<string>();
+      await waitUntil(
+        'the migration reaches the incremental phase',
+        async () => {
+          const s = await getStatus(client, config.name);
+          seen.add(s.state.phase);
+          // A failed migration ends the wait at once (its errors are in the assertion below).
+          return ['incremental', 'failed'].includes(s.state.phase) && s;
+        },
+        { timeoutMs: 150_000, everyMs: 500 },
+      ).then((s) => expect(s.state.errors, 'errors of the migration').toEqual([]));
+      expect([...seen]).toEqual(expect.arrayContaining(['full-load', 'incremental']));
+      // A few more rounds in the incremental phase, then a pause: nothing is consumed while paused.
+      const untilRound = round + 3;
+      await waitUntil('three more workload rounds', async () => round >= untilRound, { timeoutMs: 60_000 });
+      await pause(client, config.name);
+      await sleep(3000); // the running round stops
+      const slotAt = async () =>
+        (await pair.source.sql<{ l: string }>(`SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1`, [`pgshift_${config.name}`]))[0].l;
+      const atPause = await slotAt();
+      await sleep(4000);
+      expect(await slotAt()).toBe(atPause);
+      await resume(client, config.name);
+    } finally {
+      writing = false;
+      await workload;
+    }
+    // The source is quiet: wait until the destination has applied its last commit.
+    const end = parseLsn(await sourceInsertLsn(pair.source));
+    await waitUntil('the apply passes the source’s last commit', async () => (await appliedLsn(config)) >= end, { timeoutMs: 120_000, everyMs: 250 });
+
+    // An independent comparison (the test's own SQL) and pgshift's verification agree.
+    await expectOnlineTablesIdentical(pair);
+    const { result } = await verify(client, config.name, { data: true });
+    expect(Object.values(result.data!.tables).filter((t) => !t.consistent)).toEqual([]);
+    expect(result.consistent).toBe(true);
+
+    const s = await getStatus(client, config.name);
+    const cap = s.state.capture!;
+    expect(cap.consistentAt).not.toBeNull();
+    expect(lsnAtLeast(cap.appliedLsn, cap.consistencyLsn)).toBe(true);
+    expect(cap.changes).toBeGreaterThan(10_000);
+    expect(s.state.dataVerificationDeferred).toMatch(/pgshift verify/);
+
+    // The slot was created before the first chunk's snapshot was taken (its consistent point is older than every copy).
+    const [slot] = await pair.source.sql<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1`, [`pgshift_${config.name}`]);
+    expect(slot).toBeDefined();
+    // Secondary unique indexes and FKs exist now (built after the consistency point).
+    const cons = await pair.destination.sql<{ n: string }>(`SELECT count(*)::text AS n FROM pg_constraint WHERE connamespace = 'shop'::regnamespace AND contype IN ('f', 'u')`);
+    expect(Number(cons[0].n)).toBeGreaterThanOrEqual(5);
+
+    await abort(client, config.name);
+    const final = await waitForMigration(client, config.name);
+    expect(final.state.phase).toBe('aborted');
+    // Abort dropped the slot and the publication: nothing holds back the source's WAL.
+    expect(await pair.source.sql(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [`pgshift_${config.name}`])).toEqual([]);
+    expect(await pair.source.sql(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [`pgshift_${config.name}`])).toEqual([]);
+  });
+}
+
+describe('online migration (full + incremental) through the workflow', () => {
+  it('converges under writes, 15 → 18: verified by pgshift and by an independent comparison; abort drops the slot', async () => {
+    await onlineMigration({ source: 15, destination: 18 });
+  });
+
+  it('converges under writes, 11 → 14', async () => {
+    await onlineMigration({ source: 11, destination: 14 });
+  });
+});
