@@ -11,7 +11,7 @@ describe('full migration 11 → 14', () => {
     const pair = await makePair({ source: clusters().pg11, destination: clusters().pg14 });
     await createOnlineSource(pair);
     const taskQueue = `tq-${uid()}`;
-    const config = pair.config({ taskQueue, objects: { schemas: [ONLINE_SCHEMA] }, fullLoad: { chunkMb: 1 } });
+    const config = pair.config({ taskQueue, mode: { schema: true, full: true, incremental: false }, objects: { schemas: [ONLINE_SCHEMA] }, fullLoad: { chunkMb: 1 } });
     const client = await temporalClient();
     const final = await withWorker(taskQueue, async () => {
       await startMigration(client, config);
