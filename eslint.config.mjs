@@ -30,7 +30,11 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['**/lib/io/*', '**/activities', '**/activities/*'], allowTypeImports: true, message: 'workflows may not load I/O modules (type-only imports are fine)' },
+            {
+              group: ['**/lib/io/*', '**/activities', '**/activities/*'],
+              allowTypeImports: true,
+              message: 'workflows may not load I/O modules (type-only imports are fine)',
+            },
             { group: ['pg', 'pg-*', 'node:*', 'fs', 'path', 'child_process'], message: 'workflows may not do I/O' },
           ],
         },

@@ -44,14 +44,16 @@ export async function abortDestination(input: { config: Config }): Promise<Abort
     await fence(c, config.name, 'aborted');
     const out: AbortCleanup = { dropped: [], kept: [] };
     if (!config.abort.dropCreatedObjects) return out;
-    const plan = await c.query<{ kind: string; object: string }>(
-      `SELECT kind, object FROM pgshift.schema_statements
+    const plan = await c
+      .query<{ kind: string; object: string }>(
+        `SELECT kind, object FROM pgshift.schema_statements
         WHERE migration = $1 AND state = 'applied' AND kind = ANY($2) ORDER BY seq DESC`,
-      [config.name, Object.keys(DROP_KEYWORD)],
-    ).catch((e) => {
-      if ((e as { code?: string }).code === '42P01') return { rows: [] }; // no schema was ever planned
-      throw e;
-    });
+        [config.name, Object.keys(DROP_KEYWORD)],
+      )
+      .catch((e) => {
+        if ((e as { code?: string }).code === '42P01') return { rows: [] }; // no schema was ever planned
+        throw e;
+      });
     for (const { kind, object } of plan.rows) {
       const { name, args } = splitSignature(object);
       const [schema, rel] = parseQualifiedName(name, 2);

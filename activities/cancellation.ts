@@ -13,7 +13,10 @@ export function reportingCancellation<A extends unknown[], R>(fn: (...args: A) =
       return await fn(...args);
     } catch (err) {
       const signal = activityCancellation();
-      if (signal?.aborted) throw signal.reason instanceof CancelledFailure ? signal.reason : new CancelledFailure("activity cancelled", [], err instanceof Error ? err : undefined);
+      if (signal?.aborted)
+        throw signal.reason instanceof CancelledFailure
+          ? signal.reason
+          : new CancelledFailure('activity cancelled', [], err instanceof Error ? err : undefined);
       throw err;
     }
   };

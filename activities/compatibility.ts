@@ -28,14 +28,29 @@ function relations(inv: Inventory, s: Selection, config: Config) {
   for (const r of s.relations) {
     add(inv, kindOf[r.kind]);
     if (r.kind === 'f') {
-      inv.problems.push({ kind: 'foreign table', object: r.display, problem: 'foreign tables are not migrated (their data lives on another server)', fix: 'create the foreign server and table on the destination by hand, or exclude it' });
+      inv.problems.push({
+        kind: 'foreign table',
+        object: r.display,
+        problem: 'foreign tables are not migrated (their data lives on another server)',
+        fix: 'create the foreign server and table on the destination by hand, or exclude it',
+      });
     }
     if (r.kind !== 'r' || !config.mode.incremental) continue;
     if (!r.key) {
-      inv.problems.push({ kind: 'table', object: r.display, problem: 'no PRIMARY KEY or non-null UNIQUE key: its changes cannot be applied exactly once', fix: `add a primary key or exclude it (objects.exclude: [${r.display}])` });
+      inv.problems.push({
+        kind: 'table',
+        object: r.display,
+        problem: 'no PRIMARY KEY or non-null UNIQUE key: its changes cannot be applied exactly once',
+        fix: `add a primary key or exclude it (objects.exclude: [${r.display}])`,
+      });
     }
     if (r.unlogged) {
-      inv.problems.push({ kind: 'table', object: r.display, problem: 'unlogged: its changes are not written to the WAL and cannot be captured', fix: `ALTER TABLE ${r.display} SET LOGGED, or exclude it` });
+      inv.problems.push({
+        kind: 'table',
+        object: r.display,
+        problem: 'unlogged: its changes are not written to the WAL and cannot be captured',
+        fix: `ALTER TABLE ${r.display} SET LOGGED, or exclude it`,
+      });
     }
   }
 }
@@ -61,13 +76,21 @@ async function inventory(src: Client, dst: Client, config: Config): Promise<Comp
 
   // Extensions, and the columns whose types they provide.
   const avail = new Set((await rows<{ name: string }>(dst, 'SELECT name FROM pg_available_extensions')).map((r) => r.name));
-  const exts = await rows<{ name: string; version: string }>(src, `SELECT extname AS name, extversion AS version FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`);
+  const exts = await rows<{ name: string; version: string }>(
+    src,
+    `SELECT extname AS name, extversion AS version FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`,
+  );
   const missingExt = new Set<string>();
   for (const e of exts) {
     add(inv, 'extension');
     if (!avail.has(e.name)) {
       missingExt.add(e.name);
-      inv.problems.push({ kind: 'extension', object: e.name, problem: `extension ${e.name} ${e.version} is not available on the destination`, fix: `install ${e.name} on the destination server, or drop it from the source if unused` });
+      inv.problems.push({
+        kind: 'extension',
+        object: e.name,
+        problem: `extension ${e.name} ${e.version} is not available on the destination`,
+        fix: `install ${e.name} on the destination server, or drop it from the source if unused`,
+      });
     }
   }
   const oids = selection.relations.map((r) => r.oid);
@@ -82,7 +105,12 @@ async function inventory(src: Client, dst: Client, config: Config): Promise<Comp
     [oids],
   );
   for (const c of extColumns.filter((x) => missingExt.has(x.ext))) {
-    inv.problems.push({ kind: 'column', object: `${c.rel}.${displayName(c.col)}`, problem: `type ${c.type} comes from extension ${c.ext}, missing on the destination`, fix: `install ${c.ext} on the destination` });
+    inv.problems.push({
+      kind: 'column',
+      object: `${c.rel}.${displayName(c.col)}`,
+      problem: `type ${c.type} comes from extension ${c.ext}, missing on the destination`,
+      fix: `install ${c.ext} on the destination`,
+    });
   }
 
   // Functions and procedures: their language must exist on the destination.
@@ -99,9 +127,19 @@ async function inventory(src: Client, dst: Client, config: Config): Promise<Comp
     const kind: ObjectKind = p.kind === 'p' ? 'procedure' : 'function';
     add(inv, kind);
     if (p.kind === 'a' || p.kind === 'w') {
-      inv.problems.push({ kind, object: p.name, problem: 'aggregate and window functions are not migrated', fix: 'create it on the destination by hand (CREATE AGGREGATE)' });
+      inv.problems.push({
+        kind,
+        object: p.name,
+        problem: 'aggregate and window functions are not migrated',
+        fix: 'create it on the destination by hand (CREATE AGGREGATE)',
+      });
     } else if (!dstLangs.has(p.lang) && !avail.has(p.lang)) {
-      inv.problems.push({ kind, object: p.name, problem: `language ${p.lang} is not available on the destination`, fix: `install the ${p.lang} language on the destination, or rewrite the function` });
+      inv.problems.push({
+        kind,
+        object: p.name,
+        problem: `language ${p.lang} is not available on the destination`,
+        fix: `install the ${p.lang} language on the destination, or rewrite the function`,
+      });
     }
   }
 
@@ -119,15 +157,29 @@ async function inventory(src: Client, dst: Client, config: Config): Promise<Comp
     [schemas, oids],
   );
   for (const c of counts) add(inv, c.kind, c.n);
-  const rules = await rows<{ name: string; rel: string }>(src, `SELECT rulename AS name, ev_class::regclass::text AS rel FROM pg_rewrite WHERE rulename <> '_RETURN' AND ev_class = ANY($1)`, [oids]);
+  const rules = await rows<{ name: string; rel: string }>(
+    src,
+    `SELECT rulename AS name, ev_class::regclass::text AS rel FROM pg_rewrite WHERE rulename <> '_RETURN' AND ev_class = ANY($1)`,
+    [oids],
+  );
   for (const r of rules) {
     add(inv, 'rule');
-    inv.problems.push({ kind: 'rule', object: `${displayName(r.name)} on ${r.rel}`, problem: 'rules are not migrated', fix: 'rewrite it as a trigger or view, or re-create it on the destination after cutover' });
+    inv.problems.push({
+      kind: 'rule',
+      object: `${displayName(r.name)} on ${r.rel}`,
+      problem: 'rules are not migrated',
+      fix: 'rewrite it as a trigger or view, or re-create it on the destination after cutover',
+    });
   }
   const [lo] = await rows<{ n: number }>(src, 'SELECT count(*)::int AS n FROM pg_largeobject_metadata');
   if (lo.n) {
     add(inv, 'large object', lo.n);
-    inv.problems.push({ kind: 'large object', object: `${lo.n} large object(s)`, problem: 'large objects are not migrated', fix: 'move them with lo_export / lo_import (or pg_dump --large-objects), or store them in bytea columns' });
+    inv.problems.push({
+      kind: 'large object',
+      object: `${lo.n} large object(s)`,
+      problem: 'large objects are not migrated',
+      fix: 'move them with lo_export / lo_import (or pg_dump --large-objects), or store them in bytea columns',
+    });
   }
 
   const incompatible = new Map<ObjectKind, number>();

@@ -56,10 +56,7 @@ export async function claimRun(c: Client, migration: string, runToken: string): 
 
 /** Check the token inside the caller's open transaction; holds a share lock until commit. */
 export async function assertNotFenced(c: Client, migration: string, runToken: string): Promise<void> {
-  const r = await c.query<{ run_token: string; state: string }>(
-    'SELECT run_token, state FROM pgshift.runs WHERE migration = $1 FOR SHARE',
-    [migration],
-  );
+  const r = await c.query<{ run_token: string; state: string }>('SELECT run_token, state FROM pgshift.runs WHERE migration = $1 FOR SHARE', [migration]);
   const row = r.rows[0];
   if (!row) throw new FencedError(migration, 'no run is registered');
   if (row.state !== 'active') throw new FencedError(migration, `state is ${row.state}`);

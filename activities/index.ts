@@ -36,7 +36,9 @@ export function createActivities() {
     verifyTableData: withRetryWindows(verifyTableData),
     ...captureActivities(),
   };
-  return Object.fromEntries(Object.entries(activities).map(([k, fn]) => [k, withKeepalive(reportingCancellation(fn as (...a: unknown[]) => Promise<unknown>))])) as typeof activities;
+  return Object.fromEntries(
+    Object.entries(activities).map(([k, fn]) => [k, withKeepalive(reportingCancellation(fn as (...a: unknown[]) => Promise<unknown>))]),
+  ) as typeof activities;
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -9,4 +9,3 @@ export async function prepareDestination(input: { config: Config; runToken: stri
     await claimRun(c, input.config.name, input.runToken);
   });
 }
-

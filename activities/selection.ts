@@ -132,13 +132,28 @@ export async function readSelection(client: Client, config: Pick<Config, 'object
 
   const tables = chosen.filter((r) => r.kind === 'r' || r.kind === 'p').map((r) => r.oid);
   const candidates = new Map<number, (KeyCandidate & { relid: number })[]>();
-  const indexes = await client.query<{ relid: number; oid: number; name: string; primary: boolean; replident: boolean; usable: boolean; columns: string[]; types: string[] }>(
-    UNIQUE_INDEXES,
-    [tables],
-  );
+  const indexes = await client.query<{
+    relid: number;
+    oid: number;
+    name: string;
+    primary: boolean;
+    replident: boolean;
+    usable: boolean;
+    columns: string[];
+    types: string[];
+  }>(UNIQUE_INDEXES, [tables]);
   for (const i of indexes.rows) {
     const list = candidates.get(i.relid) ?? [];
-    list.push({ relid: i.relid, oid: i.oid, name: i.name, primary: i.primary, replicaIdentity: i.replident, usable: i.usable, columns: i.columns, types: i.types });
+    list.push({
+      relid: i.relid,
+      oid: i.oid,
+      name: i.name,
+      primary: i.primary,
+      replicaIdentity: i.replident,
+      usable: i.usable,
+      columns: i.columns,
+      types: i.types,
+    });
     candidates.set(i.relid, list);
   }
 

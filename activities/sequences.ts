@@ -33,7 +33,9 @@ export async function syncSequences(input: { config: Config; runToken: string })
       for (const s of values) {
         const t = map.object(s.schema, s.name);
         const name = qualified(t.schema, t.table);
-        await dst.query('SELECT setval($1::regclass, $2::bigint, $3)', [name, s.last, s.called]).catch((err) => Promise.reject(about(`sequence ${name} on the destination`, err)));
+        await dst
+          .query('SELECT setval($1::regclass, $2::bigint, $3)', [name, s.last, s.called])
+          .catch((err) => Promise.reject(about(`sequence ${name} on the destination`, err)));
       }
     }),
   );

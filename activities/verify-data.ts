@@ -10,7 +10,7 @@ import { ident, qualified } from '../lib/ident';
 import { withSession, withSessions } from '../lib/io/session';
 import { heartbeat } from './heartbeat';
 import { about } from './retry';
-import { KeyRange, rangePredicate } from './full-load/plan';
+import { type KeyRange, rangePredicate } from './full-load/plan';
 import type { CopyTable } from './full-load/tables';
 
 export interface TableVerification {
@@ -74,50 +74,76 @@ export async function verifyTableData(input: { config: Config; table: string }):
   return withSessions(config, 'verify', async (src, dst) => {
     let display = table;
     try {
-    const plan = await dst.query<{ spec: CopyTable; lower_key: string[] | null; upper_key: string[] | null }>(
-      `SELECT t.spec, c.lower_key, c.upper_key FROM pgshift.copy_tables t JOIN pgshift.chunks c USING (migration, table_key)
+      const plan = await dst.query<{ spec: CopyTable; lower_key: string[] | null; upper_key: string[] | null }>(
+        `SELECT t.spec, c.lower_key, c.upper_key FROM pgshift.copy_tables t JOIN pgshift.chunks c USING (migration, table_key)
         WHERE t.migration = $1 AND t.table_key = $2 ORDER BY c.chunk`,
-      [config.name, table],
-    );
-    if (!plan.rows.length) throw new Error(`table ${table} has no full-load plan on the destination (pgshift.copy_tables)`);
-    const t = plan.rows[0].spec;
-    display = t.display;
-    const key = t.chunkKey;
-    const types = key?.types ?? [];
-    const mapKey = (c: string) => t.targetColumns[t.columns.findIndex((x) => x.name === c)];
-    const S: Side = { client: src, table: qualified(t.schema, t.table), columns: t.columns.map((c) => c.name), keyColumns: key?.columns ?? null, filter: t.filter };
-    const D: Side = { client: dst, table: qualified(t.target.schema, t.target.table), columns: t.targetColumns, keyColumns: key ? key.columns.map(mapKey) : null, filter: null };
-    // Without a key, the only range both sides understand is the whole table.
-    const ranges: (KeyRange | null)[] = key ? plan.rows.map((r) => ({ lower: r.lower_key, upper: r.upper_key })) : [null];
+        [config.name, table],
+      );
+      if (!plan.rows.length) throw new Error(`table ${table} has no full-load plan on the destination (pgshift.copy_tables)`);
+      const t = plan.rows[0].spec;
+      display = t.display;
+      const key = t.chunkKey;
+      const types = key?.types ?? [];
+      const mapKey = (c: string) => t.targetColumns[t.columns.findIndex((x) => x.name === c)];
+      const S: Side = {
+        client: src,
+        table: qualified(t.schema, t.table),
+        columns: t.columns.map((c) => c.name),
+        keyColumns: key?.columns ?? null,
+        filter: t.filter,
+      };
+      const D: Side = {
+        client: dst,
+        table: qualified(t.target.schema, t.target.table),
+        columns: t.targetColumns,
+        keyColumns: key ? key.columns.map(mapKey) : null,
+        filter: null,
+      };
+      // Without a key, the only range both sides understand is the whole table.
+      const ranges: (KeyRange | null)[] = key ? plan.rows.map((r) => ({ lower: r.lower_key, upper: r.upper_key })) : [null];
 
-    const out: TableVerification = { display: t.display, rowsSource: 0, rowsDestination: 0, ranges: ranges.length, differingRanges: 0, differingKeys: [], consistent: true, summary: '' };
-    for (const [i, range] of ranges.entries()) {
-      const [a, b] = await Promise.all([digest(S, range, types), digest(D, range, types)]);
-      out.rowsSource += Number(a.n);
-      out.rowsDestination += Number(b.n);
-      heartbeat({ range: i, of: ranges.length, rows: out.rowsSource });
-      if (a.n === b.n && a.x === b.x && a.h === b.h) continue;
-      out.differingRanges++;
-      if (key && out.differingKeys.length < DRILL_LIMIT && Math.max(Number(a.n), Number(b.n)) <= DRILL_MAX_ROWS) {
-        const [ka, kb] = await Promise.all([keyHashes(S, range, types), keyHashes(D, range, types)]);
-        for (const [k, h] of ka) {
-          if (out.differingKeys.length >= DRILL_LIMIT) break;
-          if (!kb.has(k)) out.differingKeys.push({ key: JSON.parse(k), problem: 'missing on destination' });
-          else if (kb.get(k) !== h) out.differingKeys.push({ key: JSON.parse(k), problem: 'different' });
-        }
-        for (const k of kb.keys()) {
-          if (out.differingKeys.length >= DRILL_LIMIT) break;
-          if (!ka.has(k)) out.differingKeys.push({ key: JSON.parse(k), problem: 'extra on destination' });
+      const out: TableVerification = {
+        display: t.display,
+        rowsSource: 0,
+        rowsDestination: 0,
+        ranges: ranges.length,
+        differingRanges: 0,
+        differingKeys: [],
+        consistent: true,
+        summary: '',
+      };
+      for (const [i, range] of ranges.entries()) {
+        const [a, b] = await Promise.all([digest(S, range, types), digest(D, range, types)]);
+        out.rowsSource += Number(a.n);
+        out.rowsDestination += Number(b.n);
+        heartbeat({ range: i, of: ranges.length, rows: out.rowsSource });
+        if (a.n === b.n && a.x === b.x && a.h === b.h) continue;
+        out.differingRanges++;
+        if (key && out.differingKeys.length < DRILL_LIMIT && Math.max(Number(a.n), Number(b.n)) <= DRILL_MAX_ROWS) {
+          const [ka, kb] = await Promise.all([keyHashes(S, range, types), keyHashes(D, range, types)]);
+          for (const [k, h] of ka) {
+            if (out.differingKeys.length >= DRILL_LIMIT) break;
+            if (!kb.has(k)) out.differingKeys.push({ key: JSON.parse(k), problem: 'missing on destination' });
+            else if (kb.get(k) !== h) out.differingKeys.push({ key: JSON.parse(k), problem: 'different' });
+          }
+          for (const k of kb.keys()) {
+            if (out.differingKeys.length >= DRILL_LIMIT) break;
+            if (!ka.has(k)) out.differingKeys.push({ key: JSON.parse(k), problem: 'extra on destination' });
+          }
         }
       }
-    }
-    out.consistent = out.differingRanges === 0;
-    const n = out.rowsSource.toLocaleString('en-US');
-    out.summary = out.consistent
-      ? `${n} rows in ${t.display} compared, consistent`
-      : `${n} rows in ${t.display} compared (${out.rowsDestination.toLocaleString('en-US')} on the destination), ${out.differingRanges} of ${out.ranges} ranges differ` +
-        (out.differingKeys.length ? `; e.g. key ${out.differingKeys.map((d) => `(${d.key.join(', ')}) ${d.problem}`).slice(0, 3).join('; ')}` : '');
-    return out;
+      out.consistent = out.differingRanges === 0;
+      const n = out.rowsSource.toLocaleString('en-US');
+      out.summary = out.consistent
+        ? `${n} rows in ${t.display} compared, consistent`
+        : `${n} rows in ${t.display} compared (${out.rowsDestination.toLocaleString('en-US')} on the destination), ${out.differingRanges} of ${out.ranges} ranges differ` +
+          (out.differingKeys.length
+            ? `; e.g. key ${out.differingKeys
+                .map((d) => `(${d.key.join(', ')}) ${d.problem}`)
+                .slice(0, 3)
+                .join('; ')}`
+            : '');
+      return out;
     } catch (err) {
       throw about(`verification of ${display}`, err);
     }
@@ -128,14 +154,20 @@ export async function verifyTableData(input: { config: Config; table: string }):
  * One page of the migration's copied tables (its full-load plan), largest
  * first: a fixed order, so the workflow's count of tables compared is a cursor.
  */
-export async function listCopiedTables(input: { config: Config; offset: number; limit: number }): Promise<{ total: number; tables: { key: string; display: string }[] }> {
+export async function listCopiedTables(input: {
+  config: Config;
+  offset: number;
+  limit: number;
+}): Promise<{ total: number; tables: { key: string; display: string }[] }> {
   return withSession(input.config, 'destination', 'verify', async (c) => {
     const r = await c.query<{ key: string; display: string; total: number }>(
       `SELECT table_key AS key, spec->>'display' AS display, count(*) OVER ()::int AS total FROM pgshift.copy_tables
         WHERE migration = $1 ORDER BY (spec->>'bytes')::bigint DESC, table_key OFFSET $2 LIMIT $3`,
       [input.config.name, input.offset, input.limit],
     );
-    const total = r.rows[0]?.total ?? Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM pgshift.copy_tables WHERE migration = $1', [input.config.name])).rows[0].n);
+    const total =
+      r.rows[0]?.total ??
+      Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM pgshift.copy_tables WHERE migration = $1', [input.config.name])).rows[0].n);
     return { total, tables: r.rows.map(({ key, display }) => ({ key, display })) };
   });
 }

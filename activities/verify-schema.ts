@@ -78,7 +78,11 @@ export function compareDescriptions(source: Map<string, Entry>, destination: Map
       const b = d.props[prop];
       if (a === b) continue;
       const long = a !== undefined && b !== undefined && Math.max(a.length, b.length) > QUOTE;
-      differences.push({ kind: s.kind, object: s.object, difference: long ? `${prop} ${firstDivergence(a, b)}` : `${prop}: source ${quote(a)}, destination ${quote(b)}` });
+      differences.push({
+        kind: s.kind,
+        object: s.object,
+        difference: long ? `${prop} ${firstDivergence(a, b)}` : `${prop}: source ${quote(a)}, destination ${quote(b)}`,
+      });
     }
   }
   for (const [k, d] of destination) {

@@ -78,13 +78,16 @@ export async function benchChangeCapture(o: CaptureBenchOptions): Promise<Captur
   const { src, dst, database: db } = o;
   const env = { ...process.env, PGPASSWORD: o.password, PATH: `${src.binDir}:${process.env.PATH}` };
   const conn = (c: LocalCluster, database: string) => `host=127.0.0.1 port=${c.port} user=postgres dbname=${database}`;
-  const pgbench = (args: string[]) => run(path.join(src.binDir, 'pgbench'), [...args, '-h', '127.0.0.1', '-p', String(src.port), '-U', 'postgres', db], { env, maxBuffer: 64 << 20 });
+  const pgbench = (args: string[]) =>
+    run(path.join(src.binDir, 'pgbench'), [...args, '-h', '127.0.0.1', '-p', String(src.port), '-U', 'postgres', db], { env, maxBuffer: 64 << 20 });
 
   // The marker table and a publication of every table; the destinations get the same tables, keys included.
   await src.sql(`CREATE TABLE IF NOT EXISTS ${MARKER} (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`, db);
   await src.sql(`ALTER TABLE pgbench_history ADD COLUMN IF NOT EXISTS hid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY`, db);
   await src.sql(`DROP PUBLICATION IF EXISTS ${PUBLICATION}; CREATE PUBLICATION ${PUBLICATION} FOR ALL TABLES`, db);
-  const schema = (await run(path.join(src.binDir, 'pg_dump'), ['--schema-only', '--no-publications', '--no-subscriptions', '-d', conn(src, db)], { env, maxBuffer: 64 << 20 })).stdout
+  const schema = (
+    await run(path.join(src.binDir, 'pg_dump'), ['--schema-only', '--no-publications', '--no-subscriptions', '-d', conn(src, db)], { env, maxBuffer: 64 << 20 })
+  ).stdout
     // psql meta-commands (\restrict …) are not SQL
     .replace(/^\\.*$/gm, '');
   const consumers = ['native', ...(o.pgshift ? ['pgshift'] : [])];
@@ -94,7 +97,14 @@ export async function benchChangeCapture(o: CaptureBenchOptions): Promise<Captur
     await dst.sql(schema, `bench_${c}`);
     // The destination starts from the source's rows (as after a full load): copy them table by table.
     for (const t of ['pgbench_branches', 'pgbench_tellers', 'pgbench_accounts', 'pgbench_history']) {
-      await run('sh', ['-c', `psql -qAt -d "${conn(src, db)}" -c "COPY ${t} TO STDOUT (FORMAT binary)" | psql -qAt -d "${conn(dst, `bench_${c}`)}" -c "COPY ${t} FROM STDIN (FORMAT binary)"`], { env, maxBuffer: 1 << 20 });
+      await run(
+        'sh',
+        [
+          '-c',
+          `psql -qAt -d "${conn(src, db)}" -c "COPY ${t} TO STDOUT (FORMAT binary)" | psql -qAt -d "${conn(dst, `bench_${c}`)}" -c "COPY ${t} FROM STDIN (FORMAT binary)"`,
+        ],
+        { env, maxBuffer: 1 << 20 },
+      );
     }
   }
 
@@ -108,14 +118,37 @@ export async function benchChangeCapture(o: CaptureBenchOptions): Promise<Captur
   const [{ lsn: startLsn }] = await src.sql<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn', db);
   await pgbench(['-n', '-c', '2', '-j', '2', '-t', String(Math.ceil(o.transactions / 2))]);
   await src.sql(`INSERT INTO ${MARKER} (id) VALUES (1)`, db);
-  const [{ lsn: endLsn, mb }] = await src.sql<{ lsn: string; mb: string }>(`SELECT pg_current_wal_lsn()::text AS lsn, (pg_current_wal_lsn() - '${startLsn}'::pg_lsn) / 1e6 AS mb`, db);
+  const [{ lsn: endLsn, mb }] = await src.sql<{ lsn: string; mb: string }>(
+    `SELECT pg_current_wal_lsn()::text AS lsn, (pg_current_wal_lsn() - '${startLsn}'::pg_lsn) / 1e6 AS mb`,
+    db,
+  );
   // tpcb-like: three UPDATEs and one INSERT per transaction, plus the marker.
   const changes = 4 * 2 * Math.ceil(o.transactions / 2) + 1;
   const rates: CaptureRate[] = [];
   const rate = (consumer: string, seconds: number, note?: string) => rates.push({ consumer, changes, seconds, changesPerSecond: changes / seconds, note });
 
   const decode = await timed(async () => {
-    await run(path.join(src.binDir, 'pg_recvlogical'), ['-d', conn(src, db), '-S', 'bench_decode', '--start', `--endpos=${endLsn}`, '-P', 'pgoutput', '-o', 'proto_version=1', '-o', `publication_names=${PUBLICATION}`, '-f', '/dev/null', '--no-loop'], { env });
+    await run(
+      path.join(src.binDir, 'pg_recvlogical'),
+      [
+        '-d',
+        conn(src, db),
+        '-S',
+        'bench_decode',
+        '--start',
+        `--endpos=${endLsn}`,
+        '-P',
+        'pgoutput',
+        '-o',
+        'proto_version=1',
+        '-o',
+        `publication_names=${PUBLICATION}`,
+        '-f',
+        '/dev/null',
+        '--no-loop',
+      ],
+      { env },
+    );
   });
   rate('decode limit (pg_recvlogical → /dev/null)', decode);
 
@@ -145,7 +178,11 @@ export async function benchChangeCapture(o: CaptureBenchOptions): Promise<Captur
       const id = ++probe;
       await src.sql(`INSERT INTO ${MARKER} (id) VALUES (${id})`, db);
       const committed = Date.now();
-      await waitFor(`probe ${id} on the native subscriber`, async () => (await dst.sql(`SELECT 1 FROM ${MARKER} WHERE id = ${id}`, 'bench_native')).length > 0, 120_000);
+      await waitFor(
+        `probe ${id} on the native subscriber`,
+        async () => (await dst.sql(`SELECT 1 FROM ${MARKER} WHERE id = ${id}`, 'bench_native')).length > 0,
+        120_000,
+      );
       lags.push((Date.now() - committed) / 1000);
       await sleep(100);
     }
@@ -154,14 +191,22 @@ export async function benchChangeCapture(o: CaptureBenchOptions): Promise<Captur
   const drain = await timed(async () => {
     const id = ++probe;
     await src.sql(`INSERT INTO ${MARKER} (id) VALUES (${id})`, db);
-    await waitFor('the drain marker on the native subscriber', async () => (await dst.sql(`SELECT 1 FROM ${MARKER} WHERE id = ${id}`, 'bench_native')).length > 0, 120_000);
+    await waitFor(
+      'the drain marker on the native subscriber',
+      async () => (await dst.sql(`SELECT 1 FROM ${MARKER} WHERE id = ${id}`, 'bench_native')).length > 0,
+      120_000,
+    );
   });
   lags.sort((a, b) => a - b);
   const pct = (p: number) => lags[Math.min(lags.length - 1, Math.floor((p / 100) * lags.length))] ?? NaN;
   live.push({ consumer: 'native logical replication', p50: pct(50), p99: pct(99), drainSeconds: drain });
 
-  await dst.sql('ALTER SUBSCRIPTION bench_native DISABLE; ALTER SUBSCRIPTION bench_native SET (slot_name = NONE); DROP SUBSCRIPTION bench_native', 'bench_native');
-  for (const slot of ['bench_decode', 'bench_native']) await src.sql(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '${slot}'`, db);
+  await dst.sql(
+    'ALTER SUBSCRIPTION bench_native DISABLE; ALTER SUBSCRIPTION bench_native SET (slot_name = NONE); DROP SUBSCRIPTION bench_native',
+    'bench_native',
+  );
+  for (const slot of ['bench_decode', 'bench_native'])
+    await src.sql(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '${slot}'`, db);
   return { backlogChanges: changes, backlogMb: Number(mb), rates, live };
 }
 

@@ -138,7 +138,8 @@ async function pgshift(server: DevServer, src: LocalCluster, dst: LocalCluster, 
       const f = final.state.fullLoad!;
       copySeconds = (Date.parse(f.finishedAt!) - Date.parse(f.startedAt)) / 1000;
       phases = await phaseSpans(client, final.workflowId);
-      if ((final.state.dataVerification?.inconsistent ?? 0) > 0 || (final.state.schema.verification?.differences.length ?? 0) > 0) throw new Error('pgshift verification found differences');
+      if ((final.state.dataVerification?.inconsistent ?? 0) > 0 || (final.state.schema.verification?.differences.length ?? 0) > 0)
+        throw new Error('pgshift verification found differences');
     });
     console.log(`  activities: ${phases}`);
     const what = [
@@ -185,7 +186,9 @@ async function phaseSpans(client: Client, workflowId: string): Promise<string> {
       const c = e.activityTaskCompletedEventAttributes;
       if (!c) continue;
       const sched = (history.events ?? []).find((x) => String(x.eventId) === String(c.scheduledEventId))!;
-      console.log(`    ${((ms(sched.eventTime) - t0) / 1000).toFixed(2)} → ${((ms(e.eventTime) - t0) / 1000).toFixed(2)} ${typeOf.get(String(c.scheduledEventId))}`);
+      console.log(
+        `    ${((ms(sched.eventTime) - t0) / 1000).toFixed(2)} → ${((ms(e.eventTime) - t0) / 1000).toFixed(2)} ${typeOf.get(String(c.scheduledEventId))}`,
+      );
     }
   }
   return [...spans].map(([n, [a, b]]) => `${n} ${((b - a) / 1000).toFixed(1)} s`).join(', ');
@@ -226,10 +229,19 @@ async function rawPipe(src: LocalCluster, dst: LocalCluster, tables: string[], l
   const psql = path.join(BIN, 'psql');
   const pipe = (t: string) =>
     new Promise<void>((resolve, reject) => {
-      const p = spawn('bash', ['-o', 'pipefail', '-c', `${psql} -X -d "$SRC" -c "COPY ${t} TO STDOUT (FORMAT binary)" | ${psql} -X -q -d "$DST" -c "COPY ${t} FROM STDIN (FORMAT binary)"`], {
-        env: { ...pgEnv, SRC: uri(src), DST: uri(dst), PGOPTIONS: lz4 ? '-c default_toast_compression=lz4' : '' },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
+      const p = spawn(
+        'bash',
+        [
+          '-o',
+          'pipefail',
+          '-c',
+          `${psql} -X -d "$SRC" -c "COPY ${t} TO STDOUT (FORMAT binary)" | ${psql} -X -q -d "$DST" -c "COPY ${t} FROM STDIN (FORMAT binary)"`,
+        ],
+        {
+          env: { ...pgEnv, SRC: uri(src), DST: uri(dst), PGOPTIONS: lz4 ? '-c default_toast_compression=lz4' : '' },
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
       p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`COPY pipe of ${t} exited ${code}`))));
     });
   const queue = [...tables];
@@ -285,8 +297,22 @@ async function main() {
     // Warm the source's cache so the first timed run is not the only one reading from disk.
     for (const s of stats) await src.sql(`COPY ${s.t} TO '/dev/null' (FORMAT binary)`, DB);
     if (want('raw')) {
-      await step('raw binary COPY pipe (pglz)', () => rawPipe(src, dst, stats.map((s) => s.t), false));
-      await step('raw binary COPY pipe (lz4)', () => rawPipe(src, dst, stats.map((s) => s.t), true));
+      await step('raw binary COPY pipe (pglz)', () =>
+        rawPipe(
+          src,
+          dst,
+          stats.map((s) => s.t),
+          false,
+        ),
+      );
+      await step('raw binary COPY pipe (lz4)', () =>
+        rawPipe(
+          src,
+          dst,
+          stats.map((s) => s.t),
+          true,
+        ),
+      );
     }
     if (want('pgshift-data')) {
       await step('pgshift, data only (lz4)', () => pgshift(server, src, dst, { verify: false, toastCompression: 'lz4', schema: false }, 4));
@@ -296,7 +322,8 @@ async function main() {
       await step('pgshift, verification off', () => pgshift(server, src, dst, { verify: false, toastCompression: 'lz4', schema: true }, 1));
       await step('pgshift, verification off, pglz', () => pgshift(server, src, dst, { verify: false, toastCompression: 'server-default', schema: true }, 3));
     }
-    if (want('pgshift-verify')) await step('pgshift, verification on', () => pgshift(server, src, dst, { verify: true, toastCompression: 'lz4', schema: true }, 2));
+    if (want('pgshift-verify'))
+      await step('pgshift, verification on', () => pgshift(server, src, dst, { verify: true, toastCompression: 'lz4', schema: true }, 2));
     if (want('pg_dump')) await step('pg_dump + pg_restore', () => dumpRestore(src, dst));
     if (want('pgcopydb')) await step('pgcopydb clone', () => pgcopydb(src, dst));
     // Last: it adds a key to pgbench_history and leaves WAL behind.
@@ -306,7 +333,16 @@ async function main() {
       const transactions = arg('transactions', 50_000);
       const pgshift = pgshiftCaptureConsumer(src, dst, PASSWORD, DB);
       capture = renderCaptureResults(
-        await benchChangeCapture({ src, dst, password: PASSWORD, database: DB, transactions, liveRate: arg('live-rate', 300), liveSeconds: arg('live-seconds', 20), pgshift }),
+        await benchChangeCapture({
+          src,
+          dst,
+          password: PASSWORD,
+          database: DB,
+          transactions,
+          liveRate: arg('live-rate', 300),
+          liveSeconds: arg('live-seconds', 20),
+          pgshift,
+        }),
       );
       console.log(capture);
     }
@@ -352,7 +388,9 @@ function renderResults(results: Result[], rows: number, mb: number, scale: numbe
   const by = (prefix: string) => results.find((r) => r.tool.startsWith(prefix));
   const pglzRun = results.find((r) => r.tool.startsWith('pgshift, verification off, toastCompression'));
   const versus = (other: Result | undefined) =>
-    other ? `${(other.seconds / pgshiftOff.seconds).toFixed(2)}× (${pglzRun ? `${(other.seconds / pglzRun.seconds).toFixed(2)}× with toastCompression: server-default` : ''})` : 'not run';
+    other
+      ? `${(other.seconds / pgshiftOff.seconds).toFixed(2)}× (${pglzRun ? `${(other.seconds / pglzRun.seconds).toFixed(2)}× with toastCompression: server-default` : ''})`
+      : 'not run';
   lines.splice(
     7,
     0,

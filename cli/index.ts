@@ -7,7 +7,7 @@ import { ConfigError, loadConfigFile } from '../lib/io/config-load';
 import { renderReportMarkdown } from '../lib/report';
 import { renderStatusMarkdown } from '../lib/migration-state';
 import { abort, evaluate, getStatus, hasWorkers, list, pause, resume, startMigration, throttle, verify } from '../client/index';
-import { connectClient, ensureSearchAttributes, TemporalFlags } from '../lib/io/temporal';
+import { connectClient, ensureSearchAttributes, type TemporalFlags } from '../lib/io/temporal';
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
 
@@ -209,18 +209,22 @@ export function buildProgram(): Command {
     await runWorker({ ...temporalFlags(o), taskQueue: o.taskQueue, maxConcurrentActivityTaskExecutions: o.maxActivities });
   });
 
-  withTemporalOptions(program.command('list').description('list pgshift migrations and evaluations').option('--json', 'print JSON')).action(
-    async (o) => {
-      await withClient(o, async (client) => {
-        const rows = await list(client);
-        if (o.json) {
-          console.log(JSON.stringify(rows.map((r) => ({ workflowId: r.workflowId, type: r.type, status: r.status.name, startTime: r.startTime })), null, 2));
-        } else {
-          for (const r of rows) console.log(`${r.workflowId}\t${r.type}\t${r.status.name}\t${r.startTime.toISOString()}`);
-        }
-      });
-    },
-  );
+  withTemporalOptions(program.command('list').description('list pgshift migrations and evaluations').option('--json', 'print JSON')).action(async (o) => {
+    await withClient(o, async (client) => {
+      const rows = await list(client);
+      if (o.json) {
+        console.log(
+          JSON.stringify(
+            rows.map((r) => ({ workflowId: r.workflowId, type: r.type, status: r.status.name, startTime: r.startTime })),
+            null,
+            2,
+          ),
+        );
+      } else {
+        for (const r of rows) console.log(`${r.workflowId}\t${r.type}\t${r.status.name}\t${r.startTime.toISOString()}`);
+      }
+    });
+  });
   return program;
 }
 
@@ -249,7 +253,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => {
+  void main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
 }

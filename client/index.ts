@@ -2,7 +2,7 @@
 // CLI and by application code. Workflow and input types are re-exported for
 // callers who prefer client.workflow.start(...) directly.
 import { randomBytes } from 'node:crypto';
-import { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import { type Client, type WorkflowExecutionInfo } from '@temporalio/client';
 import type { Config } from '../lib/config';
 import { endpointLabel, evaluationWorkflowId } from '../lib/migration-ids';
 import type { EvaluationReport } from '../lib/report';
@@ -11,7 +11,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { ChunkBeat, Throttle } from '../lib/migration-state';
 import { migrationWorkflowId, toWorkflowId } from '../lib/migration-ids';
 import { EvaluationWorkflow, MigrationWorkflow } from '../workflows';
-import { abortSignal, configQuery, MigrationStatus, pauseSignal, resumeSignal, statusQuery, throttleSignal } from '../workflows/migration';
+import { abortSignal, configQuery, type MigrationStatus, pauseSignal, resumeSignal, statusQuery, throttleSignal } from '../workflows/migration';
 import { VerificationWorkflow } from '../workflows/verification';
 import type { VerificationResult } from '../workflows/verification';
 
@@ -76,7 +76,10 @@ export async function list(client: Client, limit = 50): Promise<WorkflowExecutio
 /** Start a migration; its workflow id is pgshift-<name> (or opts.workflowId). */
 export async function startMigration(client: Client, config: Config, opts: CallOptions & { workflowId?: string } = {}): Promise<string> {
   const workflowId = opts.workflowId ?? migrationWorkflowId(config.name);
-  const modes = Object.entries(config.mode).filter(([, on]) => on).map(([m]) => m).join(' + ');
+  const modes = Object.entries(config.mode)
+    .filter(([, on]) => on)
+    .map(([m]) => m)
+    .join(' + ');
   await client.workflow.start(MigrationWorkflow, {
     taskQueue: opts.taskQueue ?? config.taskQueue,
     workflowId,
@@ -140,7 +143,6 @@ export async function throttle(client: Client, idOrName: string, t: Partial<Thro
 export async function waitForMigration(client: Client, idOrName: string): Promise<MigrationStatus> {
   return client.workflow.getHandle<typeof MigrationWorkflow>(toWorkflowId(idOrName)).result();
 }
-
 
 /**
  * Verify a migration on demand (`pgshift verify ID`): schema and/or every row,

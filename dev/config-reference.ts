@@ -3,6 +3,8 @@
 import { z } from 'zod';
 import { Config } from '../lib/config';
 import { PRECHECK_ITEMS } from '../lib/precheck-catalog';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 interface JsonSchema {
   type?: string | string[];
@@ -24,7 +26,7 @@ function typeOf(s: JsonSchema): string {
   if (s.anyOf) return s.anyOf.map(typeOf).join(' \\| ');
   if (s.enum && s.enum.length > 8) return 'precheck item id (see Precheck items)';
   if (s.enum) return s.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
-  const t = Array.isArray(s.type) ? s.type.join(' \\| ') : s.type ?? 'any';
+  const t = Array.isArray(s.type) ? s.type.join(' \\| ') : (s.type ?? 'any');
   if (t === 'array') return `list of ${s.items ? typeOf(s.items) : 'any'}`;
   if (t === 'object' && !s.properties) return 'map';
   const range =
@@ -81,7 +83,6 @@ export function refreshReadme(text: string): string {
 }
 
 if (require.main === module) {
-  const fs = require('node:fs') as typeof import('node:fs');
-  const file = require('node:path').join(__dirname, '..', 'README.md');
-  fs.writeFileSync(file, refreshReadme(fs.readFileSync(file, 'utf8')));
+  const file = path.join(__dirname, '..', 'README.md');
+  writeFileSync(file, refreshReadme(readFileSync(file, 'utf8')));
 }

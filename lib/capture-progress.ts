@@ -104,7 +104,9 @@ const bytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` 
 /** Markdown lines for status and the UI's current details. */
 export function renderCapture(p: CaptureProgress, paused: boolean): string[] {
   const lag =
-    p.lagSeconds === null ? 'lag unknown yet' : `lag ${p.lagSeconds.toFixed(1)} s (${lagBucket(p.lagSeconds)})${p.lagBytes !== null ? `, ${bytes(p.lagBytes)} of WAL behind` : ''}`;
+    p.lagSeconds === null
+      ? 'lag unknown yet'
+      : `lag ${p.lagSeconds.toFixed(1)} s (${lagBucket(p.lagSeconds)})${p.lagBytes !== null ? `, ${bytes(p.lagBytes)} of WAL behind` : ''}`;
   const consistency = p.consistentAt
     ? `consistent since LSN ${p.consistencyLsn} at ${p.consistentAt}`
     : p.consistencyLsn

@@ -32,10 +32,7 @@ export const Endpoint = z
       .optional()
       .describe('Name of the environment variable, on the worker, holding the password'),
     passwordFile: z.string().min(1).optional().describe('Path, on the worker, of a file holding the password'),
-    sslMode: z
-      .enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full'])
-      .default('prefer')
-      .describe('TLS to the server, as libpq sslmode'),
+    sslMode: z.enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']).default('prefer').describe('TLS to the server, as libpq sslmode'),
     sslRootCertFile: z.string().min(1).optional().describe('CA bundle for verify-ca / verify-full'),
   })
   .superRefine((e, ctx) => {
@@ -75,40 +72,34 @@ const Objects = z
       .min(1, { error: 'expected at least one schema name' })
       .default(['public'])
       .describe('Schemas to migrate, names exactly as in the catalog'),
-    include: z
-      .array(qualifiedKey(2))
-      .default([])
-      .describe('Tables to migrate (schema.table); empty means every table of the schemas'),
+    include: z.array(qualifiedKey(2)).default([]).describe('Tables to migrate (schema.table); empty means every table of the schemas'),
     exclude: z.array(qualifiedKey(2)).default([]).describe('Tables to leave out (schema.table)'),
     rename: z
       .strictObject({
         schemas: z.record(z.string(), z.string().min(1)).default({}).describe('Source schema → destination schema'),
-        tables: qualifiedRecord(2, qualifiedKey(2))
-          .default({})
-          .describe('schema.table → schema.table on the destination'),
-        columns: qualifiedRecord(3, z.string().min(1))
-          .default({})
-          .describe('schema.table.column (source names) → new column name'),
+        tables: qualifiedRecord(2, qualifiedKey(2)).default({}).describe('schema.table → schema.table on the destination'),
+        columns: qualifiedRecord(3, z.string().min(1)).default({}).describe('schema.table.column (source names) → new column name'),
       })
       .default({ schemas: {}, tables: {}, columns: {} })
       .describe('Name mapping applied to schema, data and changes'),
-    filters: qualifiedRecord(2, z.string().min(1))
-      .default({})
-      .describe('schema.table → SQL condition; only matching rows are migrated'),
-    nameCase: z
-      .enum(['keep', 'lower', 'upper'])
-      .default('keep')
-      .describe('Case of schema, table and column names on the destination'),
+    filters: qualifiedRecord(2, z.string().min(1)).default({}).describe('schema.table → SQL condition; only matching rows are migrated'),
+    nameCase: z.enum(['keep', 'lower', 'upper']).default('keep').describe('Case of schema, table and column names on the destination'),
     triggers: z
       .boolean()
       .default(false)
       .describe('Create the source triggers on the destination after the data (they never fire during sync); off: reported only'),
-    ownership: z
-      .boolean()
-      .default(false)
-      .describe('Copy owners and GRANTs of migrated objects (the roles must exist on the destination)'),
+    ownership: z.boolean().default(false).describe('Copy owners and GRANTs of migrated objects (the roles must exist on the destination)'),
   })
-  .default({ schemas: ['public'], include: [], exclude: [], rename: { schemas: {}, tables: {}, columns: {} }, filters: {}, nameCase: 'keep', triggers: false, ownership: false });
+  .default({
+    schemas: ['public'],
+    include: [],
+    exclude: [],
+    rename: { schemas: {}, tables: {}, columns: {} },
+    filters: {},
+    nameCase: 'keep',
+    triggers: false,
+    ownership: false,
+  });
 
 export const Config = z
   .strictObject({

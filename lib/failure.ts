@@ -35,5 +35,10 @@ export function rootCause(err: unknown): RootCause {
 export function failureOf(err: unknown): ApplicationFailure {
   const root = rootCause(err);
   if (err instanceof ApplicationFailure && err.message === root.message) return err;
-  return ApplicationFailure.create({ message: root.message, type: root.type ?? 'MigrationFailed', nonRetryable: root.nonRetryable, cause: err instanceof Error ? err : undefined });
+  return ApplicationFailure.create({
+    message: root.message,
+    type: root.type ?? 'MigrationFailed',
+    nonRetryable: root.nonRetryable,
+    cause: err instanceof Error ? err : undefined,
+  });
 }

@@ -26,13 +26,15 @@ export interface TableName {
 // PostgreSQL's reserved key words (and those reserved as function/type names):
 // unquoted they would not name a table, so display names quote them too.
 const RESERVED = new Set(
-  ('all analyse analyze and any array as asc asymmetric authorization binary both case cast check collate collation column ' +
+  (
+    'all analyse analyze and any array as asc asymmetric authorization binary both case cast check collate collation column ' +
     'concurrently constraint create cross current_catalog current_date current_role current_schema current_time ' +
     'current_timestamp current_user default deferrable desc distinct do else end except false fetch for foreign freeze ' +
     'from full grant group having ilike in initially inner intersect into is isnull join lateral leading left like limit ' +
     'localtime localtimestamp natural not notnull null offset on only or order outer overlaps placing primary references ' +
     'returning right select session_user similar some symmetric system_user table tablesample then to trailing true union ' +
-    'unique user using variadic verbose when where window with').split(' '),
+    'unique user using variadic verbose when where window with'
+  ).split(' '),
 );
 
 /** Render a name the way a user writes it in SQL and in the config (quotes only where needed). */

@@ -5,7 +5,7 @@
 // Rules: an explicit rename is taken literally; every other name follows the
 // name-case policy. A table rename may move the table to another schema.
 import type { Config } from './config';
-import { parseQualifiedName, TableName } from './ident';
+import { parseQualifiedName, type TableName } from './ident';
 
 export interface NameMapper {
   schema(schema: string): string;

@@ -7,7 +7,7 @@ export const PRECHECK_ITEMS = {
   'source-connectivity': 'Source is reachable and the credentials work',
   'destination-connectivity': 'Destination is reachable and the credentials work',
   'server-versions': 'Destination major version is not older than the source',
-  'encoding': 'Source and destination use the same server encoding',
+  encoding: 'Source and destination use the same server encoding',
   'source-wal-level': 'Source has wal_level=logical',
   'replication-slots': 'Source has a free replication slot',
   'wal-senders': 'Source has a free WAL sender',
@@ -27,7 +27,7 @@ export const PRECHECK_ITEMS = {
   'large-objects': 'Large objects',
   'foreign-tables': 'Foreign tables',
   'materialized-views': 'Materialized views',
-  'extensions': 'Extensions used by the source are available on the destination',
+  extensions: 'Extensions used by the source are available on the destination',
   'existing-target-tables': 'Tables already present on the destination',
   'rename-table-limit': 'At most 1,000 tables when renaming objects',
   'identifier-collisions': 'No two objects map to the same destination name',
@@ -54,12 +54,6 @@ export interface PrecheckItem {
   inputProblem?: boolean;
 }
 
-export function item(
-  id: PrecheckId,
-  verdict: Verdict,
-  cause: string,
-  fix = '',
-  extra: Partial<PrecheckItem> = {},
-): PrecheckItem {
+export function item(id: PrecheckId, verdict: Verdict, cause: string, fix = '', extra: Partial<PrecheckItem> = {}): PrecheckItem {
   return { id, title: PRECHECK_ITEMS[id], verdict, cause, fix, ...extra };
 }

@@ -76,8 +76,14 @@ export function chooseRowKey(candidates: KeyCandidate[]): RowKey | null {
   const pick = (c: KeyCandidate | undefined, chosenAs: RowKey['chosenAs']): RowKey | null =>
     c ? { index: c.name, oid: c.oid, columns: c.columns, types: c.types, primary: c.primary, chosenAs } : null;
   return (
-    pick(usable.find((c) => c.primary), 'primary key') ??
-    pick(usable.find((c) => c.replicaIdentity), 'replica identity') ??
+    pick(
+      usable.find((c) => c.primary),
+      'primary key',
+    ) ??
+    pick(
+      usable.find((c) => c.replicaIdentity),
+      'replica identity',
+    ) ??
     pick([...usable].sort((a, b) => a.columns.length - b.columns.length || byCodePoint(a.name, b.name))[0], 'unique index')
   );
 }

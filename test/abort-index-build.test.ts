@@ -59,7 +59,7 @@ describe('abort during an index build', () => {
 
     // The build's backend is gone (it was ended, not waited for: the build needs 40 s), and so is the index.
     const alive = () => pair.destination.cluster.sql('SELECT 1 FROM pg_stat_activity WHERE pid = $1', 'postgres', [build.pid]);
-    for (const deadline = Date.now() + 2000; (await alive()).length && Date.now() < deadline; ) await sleep(100);
+    for (const deadline = Date.now() + 2000; (await alive()).length && Date.now() < deadline;) await sleep(100);
     expect(await alive()).toEqual([]);
     expect(await pair.destination.sql("SELECT to_regclass('public.slow_idx') AS i")).toEqual([{ i: null }]);
 

@@ -94,7 +94,11 @@ describe('abort during a long statement', () => {
     const blocker = await pair.destination.cluster.connect(pair.name);
     await blocker.query('BEGIN; LOCK TABLE public.t IN SHARE UPDATE EXCLUSIVE MODE');
     const taskQueue = `tq-${uid()}`;
-    const config = pair.config({ taskQueue, mode: { schema: false, full: true, incremental: false }, verification: { full: false, incremental: false, schema: false } });
+    const config = pair.config({
+      taskQueue,
+      mode: { schema: false, full: true, incremental: false },
+      verification: { full: false, incremental: false, schema: false },
+    });
     const client = await temporalClient();
     try {
       const { final, took } = await withWorker(taskQueue, async () => {

@@ -52,9 +52,7 @@ describe('pgshift evaluate', () => {
       expect(history).not.toContain(Buffer.from(pw).toString('base64'));
     }
     const desc = await client.workflow.getHandle(report.workflowId).describe();
-    expect(desc.typedSearchAttributes.getAll().map((p) => p.key.name)).toEqual(
-      expect.arrayContaining(['PgshiftPhase', 'PgshiftSource', 'PgshiftDestination']),
-    );
+    expect(desc.typedSearchAttributes.getAll().map((p) => p.key.name)).toEqual(expect.arrayContaining(['PgshiftPhase', 'PgshiftSource', 'PgshiftDestination']));
     await recordHistories(client, report.workflowId, 'evaluation-compatible');
     await client.connection.close();
   });

@@ -65,7 +65,9 @@ describe('config schema', () => {
       'retry.connectionMinutes: got number 5, expected a whole number of minutes between 10 and 1440',
     );
     expect(problems({ ...base, retry: { connectionMinutes: 2000 } })[0]).toMatch(/^retry.connectionMinutes: got number 2000, expected .*between 10 and 1440/);
-    expect(problems({ ...base, retry: { otherMinutes: 0 } })).toEqual(['retry.otherMinutes: got number 0, expected a whole number of minutes between 1 and 1440']);
+    expect(problems({ ...base, retry: { otherMinutes: 0 } })).toEqual([
+      'retry.otherMinutes: got number 0, expected a whole number of minutes between 1 and 1440',
+    ]);
     expect(problems({ ...base, retry: { connectionMinutes: 30, otherMinutes: 30 } })).toEqual([
       'retry.otherMinutes: 30 is not smaller than connectionMinutes (30), expected a smaller window',
     ]);
@@ -81,7 +83,9 @@ describe('config schema', () => {
     const p = problems({ ...base, source: { ...base.source, password: 'hunter2' } });
     expect(p).toEqual([expect.stringMatching(/^source.password: passwords are never accepted .* expected passwordEnv .* or passwordFile/)]);
     expect(p.join()).not.toContain('hunter2');
-    expect(problems({ ...base, source: { ...base.source, passwordFile: '/x' } })).toEqual(['source.passwordFile: set only one of passwordEnv and passwordFile']);
+    expect(problems({ ...base, source: { ...base.source, passwordFile: '/x' } })).toEqual([
+      'source.passwordFile: set only one of passwordEnv and passwordFile',
+    ]);
   });
 
   it('reports every problem, one line each', () => {

@@ -12,10 +12,19 @@ describe('continue-as-new', () => {
   it('carries the migration state across runs in the middle of the full load', async () => {
     const pair = await edgePair();
     const taskQueue = `tq-${uid()}`;
-    const config = pair.config({ taskQueue, mode: { schema: false, full: true, incremental: false }, fullLoad: { chunkMb: 1 }, parallelism: { tables: 2, indexes: 1 } });
+    const config = pair.config({
+      taskQueue,
+      mode: { schema: false, full: true, incremental: false },
+      fullLoad: { chunkMb: 1 },
+      parallelism: { tables: 2, indexes: 1 },
+    });
     const client = await temporalClient();
     const final = await withWorker(taskQueue, async () => {
-      await client.workflow.start(MigrationWorkflow, { taskQueue, workflowId: `pgshift-${config.name}`, args: [{ config, continueAsNewAfterChunks: 3, fullLoadPageChunks: 1 }] });
+      await client.workflow.start(MigrationWorkflow, {
+        taskQueue,
+        workflowId: `pgshift-${config.name}`,
+        args: [{ config, continueAsNewAfterChunks: 3, fullLoadPageChunks: 1 }],
+      });
       return waitForMigration(client, config.name);
     });
     expect(final.state.phase).toBe('done');
@@ -38,7 +47,12 @@ describe('continue-as-new', () => {
     const pair = await makePair();
     await pair.source.sql(EDGE_DDL + EDGE_DATA);
     const taskQueue = `tq-${uid()}`;
-    const config = pair.config({ taskQueue, mode: { schema: true, full: true, incremental: false }, fullLoad: { chunkMb: 1 }, parallelism: { tables: 2, indexes: 2 } });
+    const config = pair.config({
+      taskQueue,
+      mode: { schema: true, full: true, incremental: false },
+      fullLoad: { chunkMb: 1 },
+      parallelism: { tables: 2, indexes: 2 },
+    });
     const client = await temporalClient();
     const final = await withWorker(taskQueue, async () => {
       // A run's history holds a few activities at 40 events: every phase of this migration spans several runs.

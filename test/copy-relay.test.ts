@@ -83,7 +83,7 @@ describe('COPY relay', () => {
         await pipeline(out, sink);
         expect(sink.rowCount).toBe(20000);
         expect(out.messages).toBe(format === 'binary' ? 20001 : 20000); // binary: the trailer
-        const digest = 'SELECT md5(string_agg(r::text, \',\' ORDER BY id)) AS d FROM (%s) r';
+        const digest = "SELECT md5(string_agg(r::text, ',' ORDER BY id)) AS d FROM (%s) r";
         const [a, b] = [(await src.query(digest.replace('%s', rows))).rows[0].d, (await dst.query(digest.replace('%s', `SELECT * FROM ${table}`))).rows[0].d];
         expect(b).toBe(a);
         expect((await src.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
@@ -113,9 +113,14 @@ describe('COPY relay', () => {
 describe('RateLimiter', () => {
   it('paces takes to the configured rows/s and bytes/s on a virtual clock', async () => {
     let now = 0;
-    const limiter = new RateLimiter({ rowsPerSecond: 1000, bytesPerSecond: null }, 100, () => now, async (ms) => {
-      now += ms;
-    });
+    const limiter = new RateLimiter(
+      { rowsPerSecond: 1000, bytesPerSecond: null },
+      100,
+      () => now,
+      async (ms) => {
+        now += ms;
+      },
+    );
     for (let i = 0; i < 100; i++) await limiter.take(100, 10);
     expect(now).toBeGreaterThanOrEqual(9_800);
     expect(now).toBeLessThanOrEqual(10_000);

@@ -18,7 +18,10 @@ const duration = z.string().regex(/^(\d+(\.\d+)?(us|ms|s|m|h))+$/, 'a duration l
 const stringList = z.array(z.string());
 const service = z
   .object({
-    image: z.string().regex(/^[a-z0-9./_-]+(:[A-Za-z0-9._-]+)?$/, 'an image reference name[:tag]').optional(),
+    image: z
+      .string()
+      .regex(/^[a-z0-9./_-]+(:[A-Za-z0-9._-]+)?$/, 'an image reference name[:tag]')
+      .optional(),
     build: z.union([z.string(), z.object({ context: z.string(), dockerfile: z.string().optional() }).strict()]).optional(),
     command: z.union([z.string(), stringList]).optional(),
     entrypoint: z.union([z.string(), stringList]).optional(),
@@ -26,16 +29,27 @@ const service = z
     ports: z.array(z.string().regex(/^(\d{1,5}:)?\d{1,5}(\/(tcp|udp))?$/, '"host:container" ports')).optional(),
     volumes: stringList.optional(),
     depends_on: z
-      .union([stringList, z.record(z.string(), z.object({ condition: z.enum(['service_started', 'service_healthy', 'service_completed_successfully']) }).strict())])
+      .union([
+        stringList,
+        z.record(z.string(), z.object({ condition: z.enum(['service_started', 'service_healthy', 'service_completed_successfully']) }).strict()),
+      ])
       .optional(),
     healthcheck: z
-      .object({ test: z.union([z.string(), stringList]), interval: duration.optional(), timeout: duration.optional(), retries: z.number().int().positive().optional(), start_period: duration.optional() })
+      .object({
+        test: z.union([z.string(), stringList]),
+        interval: duration.optional(),
+        timeout: duration.optional(),
+        retries: z.number().int().positive().optional(),
+        start_period: duration.optional(),
+      })
       .strict()
       .optional(),
     restart: z.enum(['no', 'always', 'on-failure', 'unless-stopped']).optional(),
   })
   .strict();
-const composeFile = z.object({ name: z.string().optional(), services: z.record(z.string(), service), volumes: z.record(z.string(), z.unknown().nullable()).optional() }).strict();
+const composeFile = z
+  .object({ name: z.string().optional(), services: z.record(z.string(), service), volumes: z.record(z.string(), z.unknown().nullable()).optional() })
+  .strict();
 
 /** Every problem of a parsed compose document, one line each (empty: valid). */
 function composeProblems(doc: unknown): string[] {
@@ -52,10 +66,17 @@ function composeProblems(doc: unknown): string[] {
     const deps = Array.isArray(svc.depends_on) ? Object.fromEntries(svc.depends_on.map((d) => [d, { condition: 'service_started' }])) : (svc.depends_on ?? {});
     for (const [dep, { condition }] of Object.entries(deps)) {
       if (!services[dep]) problems.push(`services.${name}.depends_on: unknown service ${dep}`);
-      else if (condition === 'service_healthy' && !services[dep].healthcheck) problems.push(`services.${name}.depends_on.${dep}: service_healthy but ${dep} has no healthcheck`);
+      else if (condition === 'service_healthy' && !services[dep].healthcheck)
+        problems.push(`services.${name}.depends_on.${dep}: service_healthy but ${dep} has no healthcheck`);
     }
     for (const p of svc.ports ?? []) {
-      if (p.split(/[:/]/).slice(0, 2).some((n) => /^\d+$/.test(n) && (Number(n) < 1 || Number(n) > 65535))) problems.push(`services.${name}.ports: ${p} is outside 1–65535`);
+      if (
+        p
+          .split(/[:/]/)
+          .slice(0, 2)
+          .some((n) => /^\d+$/.test(n) && (Number(n) < 1 || Number(n) > 65535))
+      )
+        problems.push(`services.${name}.ports: ${p} is outside 1–65535`);
       const host = p.includes(':') ? p.split(':')[0] : null;
       if (host && hostPorts.has(host)) problems.push(`services.${name}.ports: host port ${host} already used by ${hostPorts.get(host)}`);
       if (host) hostPorts.set(host, name);
@@ -65,7 +86,8 @@ function composeProblems(doc: unknown): string[] {
       if (!/^[./~]/.test(source) && !(source in volumes)) problems.push(`services.${name}.volumes: named volume ${source} is not declared under volumes`);
     }
     const text = JSON.stringify(svc);
-    for (const m of text.matchAll(/\$\{([^}]*)\}/g)) if (!/^[A-Z_][A-Z0-9_]*(:?-[^}]*)?$/.test(m[1])) problems.push(`services.${name}: bad variable \${${m[1]}}`);
+    for (const m of text.matchAll(/\$\{([^}]*)\}/g))
+      if (!/^[A-Z_][A-Z0-9_]*(:?-[^}]*)?$/.test(m[1])) problems.push(`services.${name}: bad variable \${${m[1]}}`);
   }
   return problems;
 }
@@ -91,7 +113,8 @@ describe('docker-compose.yml', () => {
     delete broken.services['temporal-db'].image;
     broken.services['destination-db'].volumes = ['missing-volume:/data'];
     const problems = composeProblems(broken).join('\n');
-    for (const expected of ['no-such-db', 'ports', 'interval', 'temporal-db: needs exactly one of image and build', 'missing-volume']) expect(problems).toContain(expected);
+    for (const expected of ['no-such-db', 'ports', 'interval', 'temporal-db: needs exactly one of image and build', 'missing-volume'])
+      expect(problems).toContain(expected);
   });
 
   it('has Temporal with PostgreSQL persistence, its UI, both databases and a pgshift worker', () => {

@@ -8,7 +8,7 @@ import { evaluate } from '../client';
 import type { ConfigInput } from '../lib/config';
 import type { PrecheckId } from '../lib/precheck-catalog';
 import { applySchemaSource, SCHEMA_SOURCE_SCHEMAS } from './fixtures/schema-source';
-import { makePair, Pair, temporalClient, uid, withWorker } from './harness/env';
+import { makePair, type Pair, temporalClient, uid, withWorker } from './harness/env';
 import { recordHistories } from './harness/histories';
 
 const HARDER = `
@@ -56,7 +56,15 @@ describe('evaluation of a deliberately hard source', () => {
     expect(v.extensions).toMatchObject({ verdict: 'fail' });
     expect(v.extensions.cause).toContain('old_snapshot');
     expect(v['existing-target-tables']).toMatchObject({ verdict: 'fail', objects: ['app.tags'] });
-    for (const id of ['server-versions', 'encoding', 'source-wal-level', 'replication-slots', 'source-privileges', 'selected-objects', 'identifier-collisions'] as PrecheckId[]) {
+    for (const id of [
+      'server-versions',
+      'encoding',
+      'source-wal-level',
+      'replication-slots',
+      'source-privileges',
+      'selected-objects',
+      'identifier-collisions',
+    ] as PrecheckId[]) {
       expect(v[id].verdict, `${id}: ${v[id].cause}`).toBe('pass');
     }
     const details = r.compatibility.details.map((d) => `${d.kind} ${d.object}`);

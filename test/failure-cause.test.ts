@@ -46,7 +46,9 @@ describe('root causes of failures', () => {
     expect(json.code).toBe(1);
     const status = JSON.parse(json.stdout);
     expect(status.state.phase).toBe('failed');
-    expect(status.state.errors).toEqual([expect.objectContaining({ phase: 'schema', activity: 'applySchemaStage', type: 'InvalidInput', message: expect.stringMatching(cause) })]);
+    expect(status.state.errors).toEqual([
+      expect.objectContaining({ phase: 'schema', activity: 'applySchemaStage', type: 'InvalidInput', message: expect.stringMatching(cause) }),
+    ]);
 
     expect(text.code).toBe(1);
     expect(text.stdout).toMatch(/\*\*Failed in schema:\*\* enum public\.mood already exists on the destination/);

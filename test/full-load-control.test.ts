@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { abort, getStatus, pause, resume, startMigration, waitForMigration } from '../client';
 import { EDGE_DATA, EDGE_DDL } from './fixtures/edge-values';
 import { firstDifference, tableRows } from './harness/compare';
-import { makePair, Pair, temporalClient, uid, withWorker } from './harness/env';
+import { makePair, type Pair, temporalClient, uid, withWorker } from './harness/env';
 import { sleep, waitUntil } from './harness/wait';
 import { recordHistories } from './harness/histories';
 
@@ -67,7 +67,13 @@ describe('full-load controls', () => {
     await withWorker(taskQueue, async () => {
       await startMigration(client, config);
       const copying = async () =>
-        (await pair.destination.cluster.sql<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_progress_copy p JOIN pg_database d ON d.oid = p.datid WHERE d.datname = $1`, 'postgres', [pair.name]))[0].n !== '0';
+        (
+          await pair.destination.cluster.sql<{ n: string }>(
+            `SELECT count(*) AS n FROM pg_stat_progress_copy p JOIN pg_database d ON d.oid = p.datid WHERE d.datname = $1`,
+            'postgres',
+            [pair.name],
+          )
+        )[0].n !== '0';
       await waitUntil('a COPY runs on the destination', copying);
       await sleep(1000);
       const t0 = Date.now();
@@ -81,7 +87,11 @@ describe('full-load controls', () => {
     });
     expect(await pair.destination.sql('SELECT count(*)::int AS n FROM public.items')).toEqual([{ n: 0 }]);
     expect(await pair.destination.sql('SELECT state FROM pgshift.runs')).toEqual([{ state: 'aborted' }]);
-    const sessions = await pair.destination.cluster.sql(`SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'pgshift%'`, 'postgres', [pair.name]);
+    const sessions = await pair.destination.cluster.sql(
+      `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'pgshift%'`,
+      'postgres',
+      [pair.name],
+    );
     expect(sessions).toEqual([]);
     // The source is untouched: no pgshift object there.
     expect(await pair.source.sql(`SELECT nspname FROM pg_namespace WHERE nspname = 'pgshift'`)).toEqual([]);

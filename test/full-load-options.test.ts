@@ -65,7 +65,9 @@ describe('full-load options', () => {
 
   it('compresses large values with lz4 during the load, unless told to keep the server default', async () => {
     const pair = await makePair({ destination: clusters().pg15b });
-    await pair.source.sql("CREATE TABLE public.notes (id int PRIMARY KEY, body text NOT NULL); INSERT INTO public.notes VALUES (1, repeat('a long note ', 10000))");
+    await pair.source.sql(
+      "CREATE TABLE public.notes (id int PRIMARY KEY, body text NOT NULL); INSERT INTO public.notes VALUES (1, repeat('a long note ', 10000))",
+    );
     const taskQueue = `tq-${uid()}`;
     const config = pair.config({ taskQueue, mode: { schema: true, full: true, incremental: false } });
     const client = await temporalClient();

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { startMigration, waitForMigration } from '../client';
 import { edgePair, expectEdgeTablesIdentical } from './fixtures/edge-values';
-import { Pair, temporalClient, uid } from './harness/env';
+import { type Pair, temporalClient, uid } from './harness/env';
 import { spawnWorker } from './harness/worker-process';
 import { waitUntil } from './harness/wait';
 
@@ -16,10 +16,7 @@ interface ChunkRow {
 
 async function doneChunks(pair: Pair): Promise<ChunkRow[]> {
   return pair.destination
-    .sql<ChunkRow>(
-      `SELECT table_key, chunk, copied_by, copied_at::text FROM pgshift.chunks WHERE migration = $1 AND state = 'done' ORDER BY 1, 2`,
-      [pair.name],
-    )
+    .sql<ChunkRow>(`SELECT table_key, chunk, copied_by, copied_at::text FROM pgshift.chunks WHERE migration = $1 AND state = 'done' ORDER BY 1, 2`, [pair.name])
     .catch(() => []);
 }
 
@@ -43,12 +40,12 @@ describe('full load with worker processes', () => {
     const w1 = await spawnWorker(taskQueue);
     await startMigration(client, config);
     // Wait until some, not all, chunks are done, then kill the worker outright.
-    let before: ChunkRow[] = await waitUntil('two chunks are copied', async () => {
+    await waitUntil('two chunks are copied', async () => {
       const done = await doneChunks(pair);
       return done.length >= 2 && done;
     });
     await w1.kill('SIGKILL');
-    before = await doneChunks(pair);
+    const before: ChunkRow[] = await doneChunks(pair);
     const total = await pair.destination.sql<{ n: string }>('SELECT count(*) AS n FROM pgshift.chunks WHERE migration = $1', [pair.name]);
     expect(before.length, w1.output()).toBeGreaterThan(0);
     expect(before.length).toBeLessThan(Number(total[0].n));

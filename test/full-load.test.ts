@@ -58,7 +58,10 @@ describe('full load', () => {
     expect(bulk.summary).toMatch(/^30,000 rows in public.bulk compared \(30,000 on the destination\), 1 of \d+ ranges differ; e.g. key \(777\) different$/);
     const tk = await verifyTableData({ config, table: await keyOf('public.text_key') });
     expect(tk.differingKeys).toEqual(
-      expect.arrayContaining([{ key: ['code-012345' + '-'.repeat(30)], problem: 'missing on destination' }, { key: ['zzz-extra'], problem: 'extra on destination' }]),
+      expect.arrayContaining([
+        { key: ['code-012345' + '-'.repeat(30)], problem: 'missing on destination' },
+        { key: ['zzz-extra'], problem: 'extra on destination' },
+      ]),
     );
     const edge = await verifyTableData({ config, table: await keyOf('public.edge_builtin') });
     expect(edge.differingKeys).toEqual([{ key: ['2'], problem: 'different' }]); // -0 vs 0 is a difference

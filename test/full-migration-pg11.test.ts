@@ -11,7 +11,12 @@ describe('full migration 11 → 14', () => {
     const pair = await makePair({ source: clusters().pg11, destination: clusters().pg14 });
     await createOnlineSource(pair);
     const taskQueue = `tq-${uid()}`;
-    const config = pair.config({ taskQueue, mode: { schema: true, full: true, incremental: false }, objects: { schemas: [ONLINE_SCHEMA] }, fullLoad: { chunkMb: 1 } });
+    const config = pair.config({
+      taskQueue,
+      mode: { schema: true, full: true, incremental: false },
+      objects: { schemas: [ONLINE_SCHEMA] },
+      fullLoad: { chunkMb: 1 },
+    });
     const client = await temporalClient();
     const final = await withWorker(taskQueue, async () => {
       await startMigration(client, config);
@@ -25,6 +30,6 @@ describe('full migration 11 → 14', () => {
     expect(tables.every((t) => t.consistent)).toBe(true);
     await expectOnlineTablesIdentical(pair);
     // The sequence continues where the source's does.
-    expect(await pair.destination.sql("SELECT last_value::text AS v FROM shop.event_ids")).toEqual([{ v: '1000' }]);
+    expect(await pair.destination.sql('SELECT last_value::text AS v FROM shop.event_ids')).toEqual([{ v: '1000' }]);
   });
 });

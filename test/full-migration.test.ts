@@ -89,7 +89,10 @@ describe('full migration of the hard schema with data', () => {
     }
     // Sequences on the destination are at least the source's.
     const seqs = `SELECT format('%I.%I', schemaname, sequencename) AS name, coalesce(last_value, 0) AS v FROM pg_sequences WHERE schemaname = ANY($1) ORDER BY 1`;
-    const [s, d] = await Promise.all([pair.source.sql<{ name: string; v: string }>(seqs, [SCHEMA_SOURCE_SCHEMAS]), pair.destination.sql<{ name: string; v: string }>(seqs, [SCHEMA_SOURCE_SCHEMAS])]);
+    const [s, d] = await Promise.all([
+      pair.source.sql<{ name: string; v: string }>(seqs, [SCHEMA_SOURCE_SCHEMAS]),
+      pair.destination.sql<{ name: string; v: string }>(seqs, [SCHEMA_SOURCE_SCHEMAS]),
+    ]);
     expect(d.map((x) => x.name)).toEqual(s.map((x) => x.name));
     for (const [i, x] of s.entries()) expect(BigInt(d[i].v), x.name).toBeGreaterThanOrEqual(BigInt(x.v));
     const v = Object.values(final.state.dataVerification!.tables);

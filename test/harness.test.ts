@@ -19,7 +19,9 @@ describe('test harness', () => {
       startCluster({ version: 18, label: 'harness' }),
     ]);
     const [{ v: v15 }] = await pg15.sql<{ v: string }>("SELECT current_setting('server_version_num') AS v");
-    const [{ v: v18, wal }] = await pg18.sql<{ v: string; wal: string }>("SELECT current_setting('server_version_num') AS v, current_setting('wal_level') AS wal");
+    const [{ v: v18, wal }] = await pg18.sql<{ v: string; wal: string }>(
+      "SELECT current_setting('server_version_num') AS v, current_setting('wal_level') AS wal",
+    );
     expect(Number(v15)).toBeGreaterThanOrEqual(150000);
     expect(Number(v18)).toBeGreaterThanOrEqual(180000);
     expect(wal).toBe('logical');
@@ -29,7 +31,9 @@ describe('test harness', () => {
 
   it("runs PostgreSQL 11 and 14 for the suite, where the suite's roles log in with passwords and read what they should", async () => {
     const pair = await makePair({ source: clusters().pg11, destination: clusters().pg14 });
-    const [{ v: v11, wal }] = await pair.source.cluster.sql<{ v: string; wal: string }>("SELECT current_setting('server_version_num') AS v, current_setting('wal_level') AS wal");
+    const [{ v: v11, wal }] = await pair.source.cluster.sql<{ v: string; wal: string }>(
+      "SELECT current_setting('server_version_num') AS v, current_setting('wal_level') AS wal",
+    );
     const [{ v: v14 }] = await pair.destination.cluster.sql<{ v: string }>("SELECT current_setting('server_version_num') AS v");
     expect(Number(v11)).toBeGreaterThanOrEqual(110000);
     expect(Number(v11)).toBeLessThan(120000);
@@ -86,10 +90,20 @@ describe('startOnFreePorts', () => {
     expect(await startOnFreePorts(flaky)).toBe('up');
     expect(calls).toBe(3);
     calls = 0;
-    await expect(startOnFreePorts(async () => { calls++; throw new Error('could not bind IPv4 address: Address already in use'); })).rejects.toThrow(/already in use/);
+    await expect(
+      startOnFreePorts(async () => {
+        calls++;
+        throw new Error('could not bind IPv4 address: Address already in use');
+      }),
+    ).rejects.toThrow(/already in use/);
     expect(calls).toBe(3);
     calls = 0;
-    await expect(startOnFreePorts(async () => { calls++; throw new Error('initdb failed'); })).rejects.toThrow('initdb failed');
+    await expect(
+      startOnFreePorts(async () => {
+        calls++;
+        throw new Error('initdb failed');
+      }),
+    ).rejects.toThrow('initdb failed');
     expect(calls).toBe(1);
   });
 });

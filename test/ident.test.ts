@@ -3,7 +3,7 @@ import { escapeIdentifier, escapeLiteral } from 'pg';
 import { describe, expect, it } from 'vitest';
 import { ident, literal } from '../lib/ident';
 
-const SAMPLES = ['plain', 'Mixed Case', 'a"b', "it's", 'back\\slash', "x'\\y\"z", '', 'Ünïcødé', 'semi;colon--', '\\\\'];
+const SAMPLES = ['plain', 'Mixed Case', 'a"b', "it's", 'back\\slash', 'x\'\\y"z', '', 'Ünïcødé', 'semi;colon--', '\\\\'];
 
 describe('identifier and literal quoting', () => {
   it.each(SAMPLES)('quotes %j as node-postgres does', (s) => {

@@ -62,7 +62,11 @@ async function onlineMigration(versions: { source: PgVersion; destination: PgVer
       await pause(client, config.name);
       await sleep(3000); // the running round stops
       const slotAt = async () =>
-        (await pair.source.sql<{ l: string }>(`SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1`, [`pgshift_${config.name}`]))[0].l;
+        (
+          await pair.source.sql<{ l: string }>(`SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1`, [
+            `pgshift_${config.name}`,
+          ])
+        )[0].l;
       const atPause = await slotAt();
       await sleep(4000);
       expect(await slotAt()).toBe(atPause);
@@ -89,10 +93,14 @@ async function onlineMigration(versions: { source: PgVersion; destination: PgVer
     expect(s.state.dataVerificationDeferred).toMatch(/pgshift verify/);
 
     // The slot was created before the first chunk's snapshot was taken (its consistent point is older than every copy).
-    const [slot] = await pair.source.sql<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1`, [`pgshift_${config.name}`]);
+    const [slot] = await pair.source.sql<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1`, [
+      `pgshift_${config.name}`,
+    ]);
     expect(slot).toBeDefined();
     // Secondary unique indexes and FKs exist now (built after the consistency point).
-    const cons = await pair.destination.sql<{ n: string }>(`SELECT count(*)::text AS n FROM pg_constraint WHERE connamespace = 'shop'::regnamespace AND contype IN ('f', 'u')`);
+    const cons = await pair.destination.sql<{ n: string }>(
+      `SELECT count(*)::text AS n FROM pg_constraint WHERE connamespace = 'shop'::regnamespace AND contype IN ('f', 'u')`,
+    );
     expect(Number(cons[0].n)).toBeGreaterThanOrEqual(5);
 
     await abort(client, config.name);

@@ -2,9 +2,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { precheck } from '../activities/precheck';
 import type { ConfigInput } from '../lib/config';
-import { LocalCluster, startCluster } from '../dev/postgres';
+import { type LocalCluster, startCluster } from '../dev/postgres';
 import type { PrecheckId, PrecheckItem } from '../lib/precheck-catalog';
-import { makePair, Pair } from './harness/env';
+import { makePair, type Pair } from './harness/env';
 
 const TABLE = 'CREATE TABLE public.t (id int PRIMARY KEY, v text)';
 
@@ -47,7 +47,9 @@ describe('precheck items', () => {
     // (also blind to other sessions now: the long-transaction item must say so)
     const r = await check(p, { objects: { schemas: ['public', 'priv'] } });
     expect(r['source-privileges'].verdict).toBe('fail');
-    expect(r['source-privileges'].cause).toMatch(/no SELECT on 2 selected relation\(s\): priv.secret, public.t.*no SELECT on 1 sequence\(s\).*priv.secret_id_seq/);
+    expect(r['source-privileges'].cause).toMatch(
+      /no SELECT on 2 selected relation\(s\): priv.secret, public.t.*no SELECT on 1 sequence\(s\).*priv.secret_id_seq/,
+    );
     await p.source.sql(`REVOKE pg_read_all_stats FROM ${p.source.user}`);
     expect((await check(p))['long-running-transactions']).toMatchObject({ verdict: 'warn', fix: `GRANT pg_read_all_stats TO ${p.source.user};` });
   });
@@ -122,7 +124,9 @@ describe('precheck items', () => {
 
   it('keyless tables fail for incremental, pass for full-only; collisions after mapping fail', async () => {
     const p = await makePair();
-    await p.source.sql(`CREATE TABLE public.no_key (v text); CREATE TABLE public."Orders" (id int PRIMARY KEY); CREATE TABLE public.orders (id int PRIMARY KEY)`);
+    await p.source.sql(
+      `CREATE TABLE public.no_key (v text); CREATE TABLE public."Orders" (id int PRIMARY KEY); CREATE TABLE public.orders (id int PRIMARY KEY)`,
+    );
     const r = await check(p, { objects: { nameCase: 'lower' } });
     expect(r['primary-keys']).toMatchObject({ verdict: 'fail', objects: ['public.no_key'] });
     expect(r['identifier-collisions'].verdict).toBe('fail');

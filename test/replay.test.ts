@@ -48,7 +48,10 @@ describe('replay of recorded histories', () => {
 
   it('fails on a workflow changed without a patch', async () => {
     const migration = fixtures.find((f) => f.startsWith('migration-full-only.'))!;
-    const replay = Worker.runReplayHistory({ workflowsPath: path.join(__dirname, 'fixtures', 'workflows', 'changed-migration.ts'), replayName: 'changed' }, load(migration));
+    const replay = Worker.runReplayHistory(
+      { workflowsPath: path.join(__dirname, 'fixtures', 'workflows', 'changed-migration.ts'), replayName: 'changed' },
+      load(migration),
+    );
     await expect(replay).rejects.toMatchObject({ name: 'DeterminismViolationError' });
   });
 });

@@ -67,7 +67,9 @@ describe('one row key for precheck, schema, full load and verification', () => {
     // Precheck: tables keyed by a UNIQUE index are reported with it; the others by their PRIMARY KEY.
     const r = await items(config);
     expect(r['primary-keys'].verdict).toBe('pass');
-    expect(r['primary-keys'].cause).toMatch(/^every selected table has a row key: 2 by PRIMARY KEY; 2 by a non-null UNIQUE index: app\.b \(b_code_key\), app\.d \(d_x_key\)$/);
+    expect(r['primary-keys'].cause).toMatch(
+      /^every selected table has a row key: 2 by PRIMARY KEY; 2 by a non-null UNIQUE index: app\.b \(b_code_key\), app\.d \(d_x_key\)$/,
+    );
     const byPrecheck = Object.fromEntries(TABLES.map((t) => [t, r['primary-keys'].keys![t] ?? 'PRIMARY KEY']));
     // Replica identities that do not log the row key are named (c logs alt, not its primary key).
     expect(r['replica-identity']).toMatchObject({ verdict: 'warn', objects: ['app.b', 'app.c', 'app.d'] });

@@ -37,7 +37,10 @@ describe('schema-only migration survives a worker kill', () => {
     const w1 = await spawnWorker(taskQueue);
     await startMigration(client, config);
     const applied = async () =>
-      Number((await pair.destination.sql<{ n: string }>(`SELECT count(*) AS n FROM pgshift.schema_statements WHERE state = 'applied'`).catch(() => [{ n: '0' }]))[0].n);
+      Number(
+        (await pair.destination.sql<{ n: string }>(`SELECT count(*) AS n FROM pgshift.schema_statements WHERE state = 'applied'`).catch(() => [{ n: '0' }]))[0]
+          .n,
+      );
     await waitUntil('50 schema statements are applied', async () => (await applied()) >= 50, { everyMs: 50 });
     await w1.kill('SIGKILL');
     const atKill = await applied();

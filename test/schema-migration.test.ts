@@ -57,7 +57,9 @@ const QUERIES: Record<string, string> = {
  * id). Normalize both sides to the unqualified form.
  */
 function normalizeView(def: string): string {
-  const from = /\bFROM\s+(?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)\.("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)\s*(?:;|$|\n\s*(?:WHERE|GROUP|ORDER|HAVING|LIMIT)\b)/.exec(def);
+  const from = /\bFROM\s+(?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)\.("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)\s*(?:;|$|\n\s*(?:WHERE|GROUP|ORDER|HAVING|LIMIT)\b)/.exec(
+    def,
+  );
   if (!from || /\bJOIN\b|\bFROM\b[\s\S]*\bFROM\b/.test(def)) return def;
   const alias = from[1].replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return def.replace(new RegExp(`(?<![.\\w"])${alias}\\.`, 'g'), '');
@@ -93,11 +95,13 @@ async function snapshot(side: Side, schemas: string[]): Promise<Snapshot> {
  */
 function withReplicaIdentityIndex(s: Snapshot, table: string, index: string): Snapshot {
   const patch = (rows: string[], match: (v: unknown[]) => boolean, column: number, value: unknown) =>
-    rows.map((r) => {
-      const v = JSON.parse(r) as unknown[];
-      if (match(v)) v[column] = value;
-      return JSON.stringify(v);
-    }).sort();
+    rows
+      .map((r) => {
+        const v = JSON.parse(r) as unknown[];
+        if (match(v)) v[column] = value;
+        return JSON.stringify(v);
+      })
+      .sort();
   return { ...s, relations: patch(s.relations, (v) => v[0] === table, 3, 'i'), indexes: patch(s.indexes, (v) => v[0] === index, 6, true) };
 }
 
@@ -120,7 +124,23 @@ describe('schema migration from the source catalogs', () => {
       expect(plan.byStage).toEqual({ 'before-data': stages['before-data']!.total, keys: stages.keys!.total, 'post-data': stages['post-data']!.total });
       for (const p of Object.values(stages)) expect(p).toMatchObject({ skipped: 0, existing: 0, applied: p!.total });
       // Each fixture feature shows up as its own kind of statement.
-      expect(plan.byKind).toMatchObject({ schema: 3, extension: 1, enum: 1, domain: 2, composite: 1, range: 1, partition: 3, view: 2, 'materialized-view': 1, trigger: 1, default: 1, 'replica-key': 1, 'foreign-key': 2, exclusion: 1, collation: 1 });
+      expect(plan.byKind).toMatchObject({
+        schema: 3,
+        extension: 1,
+        enum: 1,
+        domain: 2,
+        composite: 1,
+        range: 1,
+        partition: 3,
+        view: 2,
+        'materialized-view': 1,
+        trigger: 1,
+        default: 1,
+        'replica-key': 1,
+        'foreign-key': 2,
+        exclusion: 1,
+        collation: 1,
+      });
 
       const [raw, dst] = await Promise.all([snapshot(pair.source, SCHEMA_SOURCE_SCHEMAS), snapshot(pair.destination, SCHEMA_SOURCE_SCHEMAS)]);
       // app.tags has only a non-null UNIQUE key.
@@ -171,4 +191,3 @@ describe('schema migration from the source catalogs', () => {
     expect(normalize(dst)).toEqual(normalize(src));
   });
 });
-

@@ -48,12 +48,16 @@ describe('schema migration with renames', () => {
     const dst = pair.destination;
     expect(await userSchemas(dst)).toEqual(['app', 'billing']);
     expect(await names(dst, `SELECT relname AS n FROM pg_class WHERE relnamespace = 'billing'::regnamespace AND relkind = 'r'`)).toEqual(['invoice lines']);
-    expect(await names(dst, `SELECT attname AS n FROM pg_attribute WHERE attrelid = 'billing."invoice lines"'::regclass AND attname IN ('order', 'region', 'Order', 'Region')`)).toEqual([
-      'order',
-      'region',
-    ]);
+    expect(
+      await names(
+        dst,
+        `SELECT attname AS n FROM pg_attribute WHERE attrelid = 'billing."invoice lines"'::regclass AND attname IN ('order', 'region', 'Order', 'Region')`,
+      ),
+    ).toEqual(['order', 'region']);
     expect(await names(dst, `SELECT typname AS n FROM pg_type WHERE typnamespace = 'billing'::regnamespace AND typtype = 'd'`)).toEqual(['money amount']);
-    expect(await names(dst, `SELECT relname AS n FROM pg_class WHERE relnamespace = 'app'::regnamespace AND relname IN ('order', 'purchase')`)).toEqual(['purchase']);
+    expect(await names(dst, `SELECT relname AS n FROM pg_class WHERE relnamespace = 'app'::regnamespace AND relname IN ('order', 'purchase')`)).toEqual([
+      'purchase',
+    ]);
     expect(await names(dst, `SELECT attname AS n FROM pg_attribute WHERE attrelid = 'app."user"'::regclass AND attnum > 0`)).toEqual(
       ['aliases', 'code', 'created_at', 'email', 'full_name', 'home', 'id', 'moods'].sort(),
     );
@@ -108,7 +112,10 @@ describe('schema migration with renames', () => {
         'type other.color is outside the selected schemas but table app.tags needs it: it must exist on the destination',
       ].sort(),
     );
-    const tables = await names(pair.destination, `SELECT relname AS n FROM pg_class WHERE relnamespace = 'app'::regnamespace AND relkind IN ('r', 'p', 'v', 'm')`);
+    const tables = await names(
+      pair.destination,
+      `SELECT relname AS n FROM pg_class WHERE relnamespace = 'app'::regnamespace AND relkind IN ('r', 'p', 'v', 'm')`,
+    );
     expect(tables).toEqual(['bookings', 'counters', 'order', 'order_totals', 'tags']);
   });
 

@@ -94,7 +94,8 @@ describe('re-running schema migration', () => {
 
     // Once more, everything is already done.
     const third = await migrateSchema(config, runToken);
-    for (const [stage, p] of Object.entries(third.stages)) expect(p, stage).toEqual({ total: plan.byStage[stage as keyof typeof plan.byStage], applied: 0, skipped: p!.total, existing: 0 });
+    for (const [stage, p] of Object.entries(third.stages))
+      expect(p, stage).toEqual({ total: plan.byStage[stage as keyof typeof plan.byStage], applied: 0, skipped: p!.total, existing: 0 });
   });
 
   /** The destination already has app.tags (owned by the destination role, as a user would have created it). */
@@ -135,6 +136,8 @@ describe('re-running schema migration', () => {
     const err = await applySchemaStage({ config, runToken, stage: 'before-data' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect((err as ApplicationFailure).nonRetryable).toBe(true);
-    expect((err as ApplicationFailure).message).toMatch(/^table app\.tags already exists on the destination .*drop it there and retry, or set existingTargetTables: ignore/);
+    expect((err as ApplicationFailure).message).toMatch(
+      /^table app\.tags already exists on the destination .*drop it there and retry, or set existingTargetTables: ignore/,
+    );
   });
 });

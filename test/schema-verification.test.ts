@@ -26,9 +26,24 @@ describe('schema verification', () => {
       expect(list(clean)).toEqual([]);
       // Every kind of object of the fixture was compared.
       expect(clean.compared).toMatchObject({
-        schema: 3, table: 11, column: expect.any(Number), constraint: expect.any(Number), index: expect.any(Number),
-        view: 2, 'materialized view': 1, function: 4, procedure: 1, enum: 1, domain: 2, 'range type': 1, 'composite type': 1,
-        sequence: 3, 'identity sequence': 1, collation: 1, trigger: 1, extension: 1,
+        schema: 3,
+        table: 11,
+        column: expect.any(Number),
+        constraint: expect.any(Number),
+        index: expect.any(Number),
+        view: 2,
+        'materialized view': 1,
+        function: 4,
+        procedure: 1,
+        enum: 1,
+        domain: 2,
+        'range type': 1,
+        'composite type': 1,
+        sequence: 3,
+        'identity sequence': 1,
+        collation: 1,
+        trigger: 1,
+        extension: 1,
       });
       expect(clean.compared.column).toBeGreaterThan(40);
 
@@ -63,7 +78,11 @@ describe('schema verification', () => {
         /^table app\.stray: exists only on the destination/,
         /^table public\.settings: missing on the destination/,
       ];
-      for (const re of expected) expect(tampered.some((t) => re.test(t)), `${re} in\n${tampered.join('\n')}`).toBe(true);
+      for (const re of expected)
+        expect(
+          tampered.some((t) => re.test(t)),
+          `${re} in\n${tampered.join('\n')}`,
+        ).toBe(true);
       expect(tampered.length, tampered.join('\n')).toBe(expected.length);
     });
   }

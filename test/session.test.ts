@@ -23,7 +23,7 @@ const sessionsNamed = async (side: Side, name: string): Promise<number> =>
 
 /** True once no session has this name (a closed session's backend takes a moment to exit). */
 async function gone(side: Side, name: string): Promise<boolean> {
-  for (const deadline = Date.now() + 2000; (await sessionsNamed(side, name)) && Date.now() < deadline; ) await sleep(100);
+  for (const deadline = Date.now() + 2000; (await sessionsNamed(side, name)) && Date.now() < deadline;) await sleep(100);
   return (await sessionsNamed(side, name)) === 0;
 }
 

@@ -15,7 +15,18 @@ const PAGE_CHUNKS = 200;
 function table(i: number): PageTable {
   const name = `table_${String(i).padStart(5, '0')}`;
   const rows = 100_000 + i * 37;
-  return { key: JSON.stringify(['app', name]), display: `app.${name}`, target: `app.${name}`, chunks: 1, chunksDone: 0, estimatedRows: rows, estimatedBytes: rows * 120, rows: 0, bytes: 0, pending: [0] };
+  return {
+    key: JSON.stringify(['app', name]),
+    display: `app.${name}`,
+    target: `app.${name}`,
+    chunks: 1,
+    chunksDone: 0,
+    estimatedRows: rows,
+    estimatedBytes: rows * 120,
+    rows: 0,
+    bytes: 0,
+    pending: [0],
+  };
 }
 
 /** The largest continue-as-new input over a whole migration of `n` tables (one chunk each, one table inconsistent). */
@@ -28,7 +39,13 @@ function largestInput(n: number): { during: number; after: number } {
   });
   const state = initialState(config, '3f0e4c1a-8a59-4d59-9a3c-2b8c1f5e7d21', '2026-01-01T00:00:00.000Z');
   state.phase = 'full-load';
-  state.schema = { statements: 9000, byKind: { table: n, 'primary-key': n, index: n, sequence: n }, stages: { 'before-data': { total: 2 * n, applied: 2 * n, skipped: 0, existing: 0 } }, warnings: [], verification: null };
+  state.schema = {
+    statements: 9000,
+    byKind: { table: n, 'primary-key': n, index: n, sequence: n },
+    stages: { 'before-data': { total: 2 * n, applied: 2 * n, skipped: 0, existing: 0 } },
+    warnings: [],
+    verification: null,
+  };
   const size = () => JSON.stringify({ config, state } satisfies MigrationInput).length;
   let during = 0;
 
@@ -78,7 +95,9 @@ describe('continue-as-new input size', () => {
   it('stays small and does not grow with the number of tables', () => {
     const two = largestInput(2_000);
     const twenty = largestInput(20_000);
-    console.log(`continue-as-new input, 2,000 tables: at most ${two.during} bytes while running, ${two.after} bytes at the end; 20,000 tables: ${twenty.during} / ${twenty.after}`);
+    console.log(
+      `continue-as-new input, 2,000 tables: at most ${two.during} bytes while running, ${two.after} bytes at the end; 20,000 tables: ${twenty.during} / ${twenty.after}`,
+    );
     expect(two.during).toBeLessThan(32_000);
     expect(twenty.during).toBeLessThan(two.during * 1.1);
     expect(twenty.after).toBeLessThan(two.after * 1.1);
@@ -87,7 +106,14 @@ describe('continue-as-new input size', () => {
   it('keeps every inconsistent table in the view, even after many consistent ones', () => {
     const v = newDataVerification('2026-01-01T00:00:00.000Z');
     const cursor = new VerificationCursor(v);
-    const result = (i: number, consistent: boolean) => ({ display: `t${i}`, rowsSource: 1, rowsDestination: 1, consistent, differingKeys: [], summary: `t${i}` });
+    const result = (i: number, consistent: boolean) => ({
+      display: `t${i}`,
+      rowsSource: 1,
+      rowsDestination: 1,
+      consistent,
+      differingKeys: [],
+      summary: `t${i}`,
+    });
     // Out of order, as parallel lanes finish: counted only once everything before is in.
     cursor.done(1, 't1', result(1, true));
     expect(v.compared).toBe(0);
@@ -97,7 +123,11 @@ describe('continue-as-new input size', () => {
     expect(v.compared).toBe(200);
     expect(v.inconsistent).toBe(4);
     expect(Object.keys(v.tables).length).toBe(50);
-    expect(Object.values(v.tables).filter((t) => !t.consistent).map((t) => t.display)).toEqual(['t7', 't57', 't107', 't157']);
+    expect(
+      Object.values(v.tables)
+        .filter((t) => !t.consistent)
+        .map((t) => t.display),
+    ).toEqual(['t7', 't57', 't107', 't157']);
     expect(v.tables.t0).toBeDefined(); // the largest (first compared) stay
   });
 });

@@ -19,7 +19,9 @@ describe('Temporal UI', () => {
     const { uiUrl, namespace } = inject('temporal');
     const pair = await makePair();
     // Enough rows that the throttled full load is still running while the browser looks.
-    await pair.source.sql('CREATE TABLE public.items (id bigint PRIMARY KEY, v text); INSERT INTO public.items SELECT g, md5(g::text) FROM generate_series(1, 200000) g');
+    await pair.source.sql(
+      'CREATE TABLE public.items (id bigint PRIMARY KEY, v text); INSERT INTO public.items SELECT g, md5(g::text) FROM generate_series(1, 200000) g',
+    );
     const environmentTag = `ui-${uid()}`;
     const taskQueue = `tq-${uid()}`;
     const config = pair.config({
@@ -41,28 +43,47 @@ describe('Temporal UI', () => {
         mkdirSync(ARTIFACTS, { recursive: true });
         const shot = (name: string) => page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: true });
         try {
-        const query = encodeURIComponent(`PgshiftEnvironment="${environmentTag}"`);
-        await page.goto(`${uiUrl}/namespaces/${namespace}/workflows?query=${query}`);
-        // The list holds exactly our migration; open it.
-        const link = page.getByRole('link', { name: workflowId }).first();
-        await link.waitFor({ timeout: 30_000 });
-        await link.click();
-        await page.waitForURL(new RegExp(`/workflows/${workflowId}/`), { timeout: 30_000 });
-        // Static summary (set at start) and current details (markdown from the workflow): the User Metadata tab.
-        await page.getByText('User Metadata', { exact: true }).first().click();
-        const summary = `pgshift ${config.name}: ${pair.raw().source.host}:${pair.raw().source.port}/`;
-        const text = await waitUntil('summary and current details on the page', async () => {
-          // The UI renders markdown in sandboxed iframes: read every frame.
-          const t = (await Promise.all(page.frames().map((f) => f.locator('body').innerText().catch(() => '')))).join('\n');
-          return t.includes(summary) && t.includes(`pgshift ${config.name}: full-load`) ? t : null;
-        }, { timeoutMs: 30_000, everyMs: 250 });
-        expect(text).toContain('Summary');
-        expect(text).toContain('Current Details');
-        expect(text).toMatch(/▶️\s*full-load/);
-        await shot('temporal-ui-migration.png');
+          const query = encodeURIComponent(`PgshiftEnvironment="${environmentTag}"`);
+          await page.goto(`${uiUrl}/namespaces/${namespace}/workflows?query=${query}`);
+          // The list holds exactly our migration; open it.
+          const link = page.getByRole('link', { name: workflowId }).first();
+          await link.waitFor({ timeout: 30_000 });
+          await link.click();
+          await page.waitForURL(new RegExp(`/workflows/${workflowId}/`), { timeout: 30_000 });
+          // Static summary (set at start) and current details (markdown from the workflow): the User Metadata tab.
+          await page.getByText('User Metadata', { exact: true }).first().click();
+          const summary = `pgshift ${config.name}: ${pair.raw().source.host}:${pair.raw().source.port}/`;
+          const text = await waitUntil(
+            'summary and current details on the page',
+            async () => {
+              // The UI renders markdown in sandboxed iframes: read every frame.
+              const t = (
+                await Promise.all(
+                  page.frames().map((f) =>
+                    f
+                      .locator('body')
+                      .innerText()
+                      .catch(() => ''),
+                  ),
+                )
+              ).join('\n');
+              return t.includes(summary) && t.includes(`pgshift ${config.name}: full-load`) ? t : null;
+            },
+            { timeoutMs: 30_000, everyMs: 250 },
+          );
+          expect(text).toContain('Summary');
+          expect(text).toContain('Current Details');
+          expect(text).toMatch(/▶️\s*full-load/);
+          await shot('temporal-ui-migration.png');
         } catch (e) {
           await shot('temporal-ui-failure.png').catch(() => undefined);
-          writeFileSync(path.join(ARTIFACTS, 'temporal-ui-failure.txt'), await page.locator('body').innerText().catch(() => ''));
+          writeFileSync(
+            path.join(ARTIFACTS, 'temporal-ui-failure.txt'),
+            await page
+              .locator('body')
+              .innerText()
+              .catch(() => ''),
+          );
           throw e;
         }
 

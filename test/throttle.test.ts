@@ -3,7 +3,7 @@
 // and a throttle signal mid-copy takes effect within 5 s.
 import { describe, expect, it } from 'vitest';
 import { getStatus, startMigration, throttle, waitForMigration } from '../client';
-import { makePair, Side, temporalClient, uid, withWorker } from './harness/env';
+import { makePair, type Side, temporalClient, uid, withWorker } from './harness/env';
 import { waitUntil } from './harness/wait';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -3,7 +3,7 @@
 // poll the same queue; each picks up activities (chunks, checks) independently.
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { resolveTemporal, TemporalFlags } from '../lib/io/temporal';
+import { resolveTemporal, type TemporalFlags } from '../lib/io/temporal';
 
 export const DEFAULT_TASK_QUEUE = 'pgshift';
 
@@ -29,9 +29,7 @@ export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: 
     connection,
     namespace,
     taskQueue,
-    ...(opts.workflowBundlePath
-      ? { workflowBundle: { codePath: opts.workflowBundlePath } }
-      : { workflowsPath: require.resolve('../workflows') }),
+    ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: require.resolve('../workflows') }),
     ...WORKER_DEFAULTS,
     activities: createActivities(),
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 16,

@@ -5,7 +5,7 @@ import { defineQuery, proxyActivities, setCurrentDetails, setHandler, upsertSear
 import type { Activities } from '../activities';
 import type { Config } from '../lib/config';
 import { endpointLabel } from '../lib/migration-ids';
-import { EvaluationReport, renderReportMarkdown, verdictOf } from '../lib/report';
+import { type EvaluationReport, renderReportMarkdown, verdictOf } from '../lib/report';
 import { SA_PHASE } from '../lib/search-attributes';
 
 export interface EvaluationInput {
@@ -36,7 +36,12 @@ export async function EvaluationWorkflow(input: EvaluationInput): Promise<Evalua
       [{ config }],
     ),
     acts.compatibilityReport.executeWithOptions(
-      { startToCloseTimeout: '10 minutes', heartbeatTimeout: '2 minutes', retry: { maximumAttempts: 3 }, summary: `compatibility report of ${src} against ${dst}` },
+      {
+        startToCloseTimeout: '10 minutes',
+        heartbeatTimeout: '2 minutes',
+        retry: { maximumAttempts: 3 },
+        summary: `compatibility report of ${src} against ${dst}`,
+      },
       [{ config }],
     ),
   ]);

@@ -20,17 +20,17 @@ import {
 import type { Activities } from '../activities';
 export * from './definitions';
 import type { Config } from '../lib/config';
+import { abortSignal, configQuery, fullLoadThrottleQuery, type MigrationStatus, pauseSignal, resumeSignal, statusQuery, throttleSignal } from './definitions';
 import {
-  abortSignal,
-  configQuery,
-  fullLoadThrottleQuery,
-  MigrationStatus,
-  pauseSignal,
-  resumeSignal,
-  statusQuery,
-  throttleSignal,
-} from './definitions';
-import { initialState, MigrationInput, MigrationState, Phase, PHASES, phaseEnabled, recordError, renderStatusMarkdown } from '../lib/migration-state';
+  initialState,
+  type MigrationInput,
+  type MigrationState,
+  type Phase,
+  PHASES,
+  phaseEnabled,
+  recordError,
+  renderStatusMarkdown,
+} from '../lib/migration-state';
 import { failureOf, rootCause } from '../lib/failure';
 import { endpointLabel } from '../lib/migration-ids';
 import { SA_PHASE } from '../lib/search-attributes';
@@ -186,9 +186,10 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
         // Nothing will consume the slot again: drop it (and the publication, heartbeat and control schema)
         // before it holds back the source's WAL.
         await CancellationScope.nonCancellable(() =>
-          acts.releaseSource.executeWithOptions({ startToCloseTimeout: '30m', summary: `drop slot ${state.capture!.slot}, publication and control schema on ${src}` }, [
-            { config },
-          ]),
+          acts.releaseSource.executeWithOptions(
+            { startToCloseTimeout: '30m', summary: `drop slot ${state.capture!.slot}, publication and control schema on ${src}` },
+            [{ config }],
+          ),
         );
       }
       state.finishedAt = new Date().toISOString();

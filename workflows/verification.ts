@@ -3,7 +3,7 @@
 import { ActivityCancellationType, defineQuery, proxyActivities, setCurrentDetails, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Config } from '../lib/config';
-import { renderStatusMarkdown, initialState, DataVerification, SchemaVerification } from '../lib/migration-state';
+import { renderStatusMarkdown, initialState, type DataVerification, type SchemaVerification } from '../lib/migration-state';
 import { runDataVerification } from './phases/data-verification';
 
 export interface VerificationInput {
@@ -38,14 +38,20 @@ export async function VerificationWorkflow(input: VerificationInput): Promise<Ve
     view.schema.verification = result.schema;
     view.dataVerification = result.data;
     view.phase = 'verify';
-    setCurrentDetails(renderStatusMarkdown(config.name, { mode: config.mode, verification: { ...config.verification, schema: input.schema, full: input.data } }, view));
+    setCurrentDetails(
+      renderStatusMarkdown(config.name, { mode: config.mode, verification: { ...config.verification, schema: input.schema, full: input.data } }, view),
+    );
   };
   if (input.schema) {
-    result.schema = await acts.verifySchema.executeWithOptions({ startToCloseTimeout: '1h', heartbeatTimeout: HEARTBEAT_TIMEOUT, summary: 'verify schema' }, [{ config }]);
+    result.schema = await acts.verifySchema.executeWithOptions({ startToCloseTimeout: '1h', heartbeatTimeout: HEARTBEAT_TIMEOUT, summary: 'verify schema' }, [
+      { config },
+    ]);
     show();
   }
   if (input.data) {
-    result.data = (await runDataVerification({ config, acts, heartbeatTimeout: HEARTBEAT_TIMEOUT, onStart: (v) => (result.data = v), onProgress: show })).verification;
+    result.data = (
+      await runDataVerification({ config, acts, heartbeatTimeout: HEARTBEAT_TIMEOUT, onStart: (v) => (result.data = v), onProgress: show })
+    ).verification;
   }
   result.consistent = !(result.schema?.differences.length ?? 0) && !(result.data?.inconsistent ?? 0);
   show();

@@ -19,7 +19,7 @@ import { assertNotFenced } from '../control';
 import { heartbeat } from '../heartbeat';
 import { about } from '../retry';
 import { fullLoadThrottleQuery, type FullLoadShare } from '../../workflows/definitions';
-import { CopyTable, sourceName, targetName } from './tables';
+import { type CopyTable, sourceName, targetName } from './tables';
 
 export interface ChunkInput {
   config: Config;
@@ -74,6 +74,7 @@ function workflowThrottle(): ThrottleSource {
 function meter(counts: CopyOutCounts, limiter: RateLimiter, progress: { rows: number; bytes: number }, refresh: () => Promise<void>, beat: () => void) {
   let lastBeat = 0;
   return new Transform({
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- the body catches every error and hands it to done()
     async transform(buf: Buffer, _enc, done) {
       try {
         // One CopyData message a row (binary adds its trailer: one row too many until the end, on purpose harmless).
@@ -124,87 +125,91 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
     // What a failure is about: the table (its key until its spec is read) and the chunk.
     let display = table;
     try {
-    if (config.fullLoad.toastCompression === 'lz4') await useLz4(dst);
-    await dst.query('BEGIN');
-    await assertNotFenced(dst, config.name, runToken);
-    const r = await dst.query<{ predicate: string; state: string; rows: string | null; bytes: string | null; spec: CopyTable }>(
-      `SELECT c.predicate, c.state, c.rows, c.bytes, t.spec
+      if (config.fullLoad.toastCompression === 'lz4') await useLz4(dst);
+      await dst.query('BEGIN');
+      await assertNotFenced(dst, config.name, runToken);
+      const r = await dst.query<{ predicate: string; state: string; rows: string | null; bytes: string | null; spec: CopyTable }>(
+        `SELECT c.predicate, c.state, c.rows, c.bytes, t.spec
          FROM pgshift.chunks c JOIN pgshift.copy_tables t USING (migration, table_key)
         WHERE c.migration = $1 AND c.table_key = $2 AND c.chunk = $3
         FOR UPDATE OF c`,
-      [config.name, table, chunk],
-    );
-    const row = r.rows[0];
-    if (!row) throw new Error(`chunk ${chunk} of ${table} is not in the plan (pgshift.chunks); was the destination control schema dropped?`);
-    if (row.state === 'done') {
-      await dst.query('COMMIT');
-      return { rows: Number(row.rows), bytes: Number(row.bytes), ms: Date.now() - started, skipped: true };
-    }
-    const t = row.spec;
-    display = t.display;
-
-    await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-
-    const format = t.binary ? '(FORMAT binary)' : '';
-    const where = [row.predicate, t.filter ? `(${t.filter})` : null].filter(Boolean).join(' AND ');
-    const cols = t.columns.map((c) => ident(c.name)).join(', ');
-    const into = `${targetName(t)} (${t.targetColumns.map(ident).join(', ')})`;
-
-    const limiter = new RateLimiter(
-      input.live ? ratesFor(input.live.throttle, Math.max(1, input.live.activeCopies)) : ratesFor(config.throttle, config.parallelism.tables),
-    );
-    let lastRefresh = input.live ? Date.now() : 0;
-    const refresh = async () => {
-      if (Date.now() - lastRefresh < 2000) return;
-      lastRefresh = Date.now();
-      const live = await throttleSource.current();
-      if (live) limiter.setRates(ratesFor(live.throttle, Math.max(1, live.activeCopies)));
-    };
-    await refresh();
-    const progress = { rows: 0, bytes: 0 };
-
-    const cancelled = (() => {
-      try {
-        return Context.current().cancelled;
-      } catch {
-        return new Promise<never>(() => undefined);
+        [config.name, table, chunk],
+      );
+      const row = r.rows[0];
+      if (!row) throw new Error(`chunk ${chunk} of ${table} is not in the plan (pgshift.chunks); was the destination control schema dropped?`);
+      if (row.state === 'done') {
+        await dst.query('COMMIT');
+        return { rows: Number(row.rows), bytes: Number(row.bytes), ms: Date.now() - started, skipped: true };
       }
-    })();
-    // existingTargetTables: ignore keeps rows already on the destination: load
-    // into a scratch table, then insert what does not collide with a key.
-    const keepExisting = config.existingTargetTables === 'ignore' && (await hasUniqueIndex(dst, t));
-    if (keepExisting) {
-      await dst.query(`CREATE TEMP TABLE pgshift_chunk ON COMMIT DROP AS SELECT ${t.targetColumns.map(ident).join(', ')} FROM ${targetName(t)} WITH NO DATA`);
-    }
-    // A whole table (one chunk, no filter) is read by COPY itself, without the query layer.
-    // Either way only the table's own rows: inheritance children are copied as tables of their own.
-    const whole = row.predicate === 'true' && !t.filter;
-    const from = whole ? `${sourceName(t)} (${cols})` : `(SELECT ${cols} FROM ONLY ${sourceName(t)} WHERE ${where})`;
-    const out = src.query(copyOutFramed(`COPY ${from} TO STDOUT ${format}`));
-    const sink = dst.query(copyInFramed(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${format}`));
-    await Promise.race([
-      // The beat names the chunk, so `pgshift status` and the UI's pending activities show its live progress.
-      pipeline(out, meter(out, limiter, progress, refresh, () => heartbeat({ table, chunk, rows: progress.rows, bytes: progress.bytes } satisfies ChunkBeat)), sink),
-      cancelled.catch((e) => {
-        out.destroy(e);
-        sink.destroy(e);
-        throw e;
-      }),
-    ]);
-    // The destination's own count of what it loaded (the relay counted messages).
-    progress.rows = sink.rowCount;
-    if (keepExisting) {
-      const cols = t.targetColumns.map(ident).join(', ');
-      await dst.query(`INSERT INTO ${into} SELECT ${cols} FROM pg_temp.pgshift_chunk ON CONFLICT DO NOTHING`);
-    }
-    await dst.query(
-      `UPDATE pgshift.chunks SET state = 'done', rows = $4, bytes = $5, copied_at = now(), copied_by = $6, attempts = attempts + 1
+      const t = row.spec;
+      display = t.display;
+
+      await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+
+      const format = t.binary ? '(FORMAT binary)' : '';
+      const where = [row.predicate, t.filter ? `(${t.filter})` : null].filter(Boolean).join(' AND ');
+      const cols = t.columns.map((c) => ident(c.name)).join(', ');
+      const into = `${targetName(t)} (${t.targetColumns.map(ident).join(', ')})`;
+
+      const limiter = new RateLimiter(
+        input.live ? ratesFor(input.live.throttle, Math.max(1, input.live.activeCopies)) : ratesFor(config.throttle, config.parallelism.tables),
+      );
+      let lastRefresh = input.live ? Date.now() : 0;
+      const refresh = async () => {
+        if (Date.now() - lastRefresh < 2000) return;
+        lastRefresh = Date.now();
+        const live = await throttleSource.current();
+        if (live) limiter.setRates(ratesFor(live.throttle, Math.max(1, live.activeCopies)));
+      };
+      await refresh();
+      const progress = { rows: 0, bytes: 0 };
+
+      const cancelled = (() => {
+        try {
+          return Context.current().cancelled;
+        } catch {
+          return new Promise<never>(() => undefined);
+        }
+      })();
+      // existingTargetTables: ignore keeps rows already on the destination: load
+      // into a scratch table, then insert what does not collide with a key.
+      const keepExisting = config.existingTargetTables === 'ignore' && (await hasUniqueIndex(dst, t));
+      if (keepExisting) {
+        await dst.query(`CREATE TEMP TABLE pgshift_chunk ON COMMIT DROP AS SELECT ${t.targetColumns.map(ident).join(', ')} FROM ${targetName(t)} WITH NO DATA`);
+      }
+      // A whole table (one chunk, no filter) is read by COPY itself, without the query layer.
+      // Either way only the table's own rows: inheritance children are copied as tables of their own.
+      const whole = row.predicate === 'true' && !t.filter;
+      const from = whole ? `${sourceName(t)} (${cols})` : `(SELECT ${cols} FROM ONLY ${sourceName(t)} WHERE ${where})`;
+      const out = src.query(copyOutFramed(`COPY ${from} TO STDOUT ${format}`));
+      const sink = dst.query(copyInFramed(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${format}`));
+      await Promise.race([
+        // The beat names the chunk, so `pgshift status` and the UI's pending activities show its live progress.
+        pipeline(
+          out,
+          meter(out, limiter, progress, refresh, () => heartbeat({ table, chunk, rows: progress.rows, bytes: progress.bytes } satisfies ChunkBeat)),
+          sink,
+        ),
+        cancelled.catch((e) => {
+          out.destroy(e);
+          sink.destroy(e);
+          throw e;
+        }),
+      ]);
+      // The destination's own count of what it loaded (the relay counted messages).
+      progress.rows = sink.rowCount;
+      if (keepExisting) {
+        const cols = t.targetColumns.map(ident).join(', ');
+        await dst.query(`INSERT INTO ${into} SELECT ${cols} FROM pg_temp.pgshift_chunk ON CONFLICT DO NOTHING`);
+      }
+      await dst.query(
+        `UPDATE pgshift.chunks SET state = 'done', rows = $4, bytes = $5, copied_at = now(), copied_by = $6, attempts = attempts + 1
         WHERE migration = $1 AND table_key = $2 AND chunk = $3`,
-      [config.name, table, chunk, progress.rows, progress.bytes, `${hostname()}:${process.pid}`],
-    );
-    await dst.query('COMMIT');
-    await src.query('COMMIT');
-    return { rows: progress.rows, bytes: progress.bytes, ms: Date.now() - started, skipped: false };
+        [config.name, table, chunk, progress.rows, progress.bytes, `${hostname()}:${process.pid}`],
+      );
+      await dst.query('COMMIT');
+      await src.query('COMMIT');
+      return { rows: progress.rows, bytes: progress.bytes, ms: Date.now() - started, skipped: false };
     } catch (err) {
       throw about(`copy of ${display} chunk ${chunk + 1}`, err);
     }

@@ -11,7 +11,7 @@ import { withSessions } from '../../lib/io/session';
 import { STATUS_TABLES, type FullLoadPage, type FullLoadTotals } from '../../lib/full-load-progress';
 import { ensureControlSchema, fenced } from '../control';
 import { heartbeat } from '../heartbeat';
-import { CopyTable, readCopyTables, sourceName } from './tables';
+import { type CopyTable, readCopyTables, sourceName } from './tables';
 
 export async function ensureChunkTable(dst: Client): Promise<void> {
   await ensureControlSchema(dst);
@@ -175,7 +175,11 @@ async function planTables(src: Client, dst: Client, config: Config, runToken: st
       heartbeat(`planning ${t.display} (${i + 1}/${tables.length})`);
       const preds = await planTableChunks(src, t, config.fullLoad.chunkMb * 1024 * 1024);
       await fenced(dst, config.name, runToken, async () => {
-        await dst.query(`INSERT INTO pgshift.copy_tables (migration, table_key, spec) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [config.name, t.key, JSON.stringify(t)]);
+        await dst.query(`INSERT INTO pgshift.copy_tables (migration, table_key, spec) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
+          config.name,
+          t.key,
+          JSON.stringify(t),
+        ]);
         await dst.query(
           `INSERT INTO pgshift.chunks (migration, table_key, chunk, predicate, lower_key, upper_key)
            SELECT $1, $2, ord - 1, c->>'predicate',
@@ -246,7 +250,14 @@ async function readPage(dst: Client, input: FullLoadPageRequest): Promise<FullLo
   );
   const toIndex = input.backlog ? await copiedWithoutKeys(dst, config.name) : [];
   const progress = ({ key, display, estimatedRows, estimatedBytes, chunks, chunksDone, rows, bytes }: OrderedTable) => ({
-    key, display, estimatedRows, estimatedBytes, chunks, chunksDone, rows, bytes,
+    key,
+    display,
+    estimatedRows,
+    estimatedBytes,
+    chunks,
+    chunksDone,
+    rows,
+    bytes,
   });
   return {
     totals: totals.rows[0],
@@ -269,7 +280,10 @@ async function copiedWithoutKeys(dst: Client, migration: string): Promise<string
   );
   const names = r.rows.map((x) => displayName(x.target.schema, x.target.table));
   if (!built.rows[0].t) return names.slice(0, BACKLOG_LIMIT);
-  const done = await dst.query<{ on_table: string }>('SELECT on_table FROM pgshift.schema_table_builds WHERE migration = $1 AND on_table = ANY($2)', [migration, names]);
+  const done = await dst.query<{ on_table: string }>('SELECT on_table FROM pgshift.schema_table_builds WHERE migration = $1 AND on_table = ANY($2)', [
+    migration,
+    names,
+  ]);
   const doneSet = new Set(done.rows.map((x) => x.on_table));
   return names.filter((n) => !doneSet.has(n)).slice(0, BACKLOG_LIMIT);
 }

@@ -6,7 +6,7 @@ import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { ConnectionSetupError, type Side } from '../../lib/io/pg';
 import { session } from '../../lib/io/session';
-import { item, PrecheckItem } from '../../lib/precheck-catalog';
+import { item, type PrecheckItem } from '../../lib/precheck-catalog';
 import { heartbeat } from '../heartbeat';
 import type { Check, PrecheckContext } from './context';
 import { readSelection, type Selection } from '../selection';

@@ -18,7 +18,10 @@ const selectedObjects = needs(['source'], 'selected-objects', async ({ source, c
   const missing: string[] = [];
   for (const t of new Set(named)) {
     const { schema, table } = parseTableName(t);
-    const r = await source!.query('SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2', [schema, table]);
+    const r = await source!.query('SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2', [
+      schema,
+      table,
+    ]);
     if (!r.rowCount) missing.push(`table ${t}`);
     else if (!o.schemas.includes(schema)) missing.push(`table ${t} (its schema is not in objects.schemas)`);
   }
@@ -28,12 +31,20 @@ const selectedObjects = needs(['source'], 'selected-objects', async ({ source, c
     if (!rel || !rel.columns.includes(column)) missing.push(`column ${c}`);
   }
   for (const sc of s.missingSchemas) missing.unshift(`schema ${JSON.stringify(sc)}`);
-  for (const sc of Object.keys(o.rename.schemas)) if (!o.schemas.includes(sc)) missing.push(`schema ${JSON.stringify(sc)} in objects.rename.schemas (not in objects.schemas)`);
+  for (const sc of Object.keys(o.rename.schemas))
+    if (!o.schemas.includes(sc)) missing.push(`schema ${JSON.stringify(sc)} in objects.rename.schemas (not in objects.schemas)`);
   if (missing.length) {
-    return item('selected-objects', 'fail', `not found on the source: ${list(missing)}`, 'correct the names in objects (qualified names use SQL syntax: "Mixed Case"."Table"), or remove them', { objects: missing });
+    return item(
+      'selected-objects',
+      'fail',
+      `not found on the source: ${list(missing)}`,
+      'correct the names in objects (qualified names use SQL syntax: "Mixed Case"."Table"), or remove them',
+      { objects: missing },
+    );
   }
   const tables = dataTables(s).length;
-  if (!tables) return item('selected-objects', 'fail', `the selection holds no table (schemas: ${o.schemas.join(', ')})`, 'check objects.schemas and objects.include');
+  if (!tables)
+    return item('selected-objects', 'fail', `the selection holds no table (schemas: ${o.schemas.join(', ')})`, 'check objects.schemas and objects.include');
   return item('selected-objects', 'pass', `${tables} tables selected in ${o.schemas.length} schema(s); every name in objects exists`);
 });
 
@@ -50,7 +61,13 @@ const rowFilters = needs(['source'], 'row-filters', async ({ source, config }) =
       bad.push(`${t}: ${(e as Error).message}`);
     }
   }
-  if (bad.length) return item('row-filters', 'fail', `invalid row filter(s): ${bad.join('; ')}`, 'write each filter as a SQL condition on its table, e.g. "created_at > now() - interval \'90 days\'"');
+  if (bad.length)
+    return item(
+      'row-filters',
+      'fail',
+      `invalid row filter(s): ${bad.join('; ')}`,
+      'write each filter as a SQL condition on its table, e.g. "created_at > now() - interval \'90 days\'"',
+    );
   const n = Object.keys(config.objects.filters).length;
   return item('row-filters', 'pass', n ? `${n} row filter(s) are valid conditions` : 'no row filter');
 });
@@ -67,7 +84,13 @@ const primaryKeys = needs(['source'], 'primary-keys', async ({ config, selection
   }
   const names = keyless.map((t) => t.display);
   if (!config.mode.incremental) {
-    return item('primary-keys', 'pass', `${names.length} table(s) without key (${list(names)}): copied by page ranges, correct as long as nobody writes during a full-only migration`, '', { keys });
+    return item(
+      'primary-keys',
+      'pass',
+      `${names.length} table(s) without key (${list(names)}): copied by page ranges, correct as long as nobody writes during a full-only migration`,
+      '',
+      { keys },
+    );
   }
   return item(
     'primary-keys',
@@ -123,7 +146,9 @@ const triggersAndRules = needs(['source'], 'triggers-and-rules', async ({ source
 });
 
 const unloggedTables = needs(['source'], 'unlogged-tables', async ({ config, selection }) => {
-  const t = dataTables(await selection()).filter((r) => r.unlogged).map((r) => r.display);
+  const t = dataTables(await selection())
+    .filter((r) => r.unlogged)
+    .map((r) => r.display);
   if (!t.length) return item('unlogged-tables', 'pass', 'no unlogged table');
   if (!config.mode.incremental) return item('unlogged-tables', 'pass', `${t.length} unlogged table(s) (${list(t)}): copied by the full load`);
   return item(
@@ -136,21 +161,35 @@ const unloggedTables = needs(['source'], 'unlogged-tables', async ({ config, sel
 });
 
 const largeObjects = needs(['source'], 'large-objects', async ({ source }) => {
-  const r = await source!.query<{ n: number; bytes: string }>(`SELECT count(*)::int AS n, pg_size_pretty(pg_total_relation_size('pg_largeobject')) AS bytes FROM pg_largeobject_metadata`);
+  const r = await source!.query<{ n: number; bytes: string }>(
+    `SELECT count(*)::int AS n, pg_size_pretty(pg_total_relation_size('pg_largeobject')) AS bytes FROM pg_largeobject_metadata`,
+  );
   if (!r.rows[0].n) return item('large-objects', 'pass', 'no large object');
-  return item('large-objects', 'warn', `${r.rows[0].n} large object(s) (${r.rows[0].bytes}) exist: large objects are not migrated`, 'move them with pg_dump --large-objects / lo_export and lo_import, or acknowledge');
+  return item(
+    'large-objects',
+    'warn',
+    `${r.rows[0].n} large object(s) (${r.rows[0].bytes}) exist: large objects are not migrated`,
+    'move them with pg_dump --large-objects / lo_export and lo_import, or acknowledge',
+  );
 });
 
 const foreignTables = needs(['source'], 'foreign-tables', async ({ selection }) => {
   const t = (await selection()).relations.filter((r) => r.kind === 'f').map((r) => r.display);
   if (!t.length) return item('foreign-tables', 'pass', 'no foreign table');
-  return item('foreign-tables', 'warn', `${t.length} foreign table(s): ${list(t)} — not migrated (their data lives elsewhere)`, 'create the foreign servers and tables on the destination by hand, or acknowledge', { objects: t });
+  return item(
+    'foreign-tables',
+    'warn',
+    `${t.length} foreign table(s): ${list(t)} — not migrated (their data lives elsewhere)`,
+    'create the foreign servers and tables on the destination by hand, or acknowledge',
+    { objects: t },
+  );
 });
 
 const materializedViews = needs(['source'], 'materialized-views', async ({ config, selection }) => {
   const m = (await selection()).relations.filter((r) => r.kind === 'm').map((r) => r.display);
   if (!m.length) return item('materialized-views', 'pass', 'no materialized view');
-  if (!config.mode.incremental) return item('materialized-views', 'pass', `${m.length} materialized view(s) (${list(m)}): created and populated after the data`);
+  if (!config.mode.incremental)
+    return item('materialized-views', 'pass', `${m.length} materialized view(s) (${list(m)}): created and populated after the data`);
   return item(
     'materialized-views',
     'warn',
@@ -161,7 +200,9 @@ const materializedViews = needs(['source'], 'materialized-views', async ({ confi
 });
 
 const extensions = needs(['source', 'destination'], 'extensions', async ({ source, destination }) => {
-  const used = await source!.query<{ name: string; version: string }>(`SELECT extname AS name, extversion AS version FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`);
+  const used = await source!.query<{ name: string; version: string }>(
+    `SELECT extname AS name, extversion AS version FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1`,
+  );
   const avail = await destination!.query<{ name: string }>('SELECT name FROM pg_available_extensions');
   const have = new Set(avail.rows.map((r) => r.name));
   const missing = used.rows.filter((e) => !have.has(e.name)).map((e) => `${e.name} ${e.version}`);
@@ -174,7 +215,13 @@ const extensions = needs(['source', 'destination'], 'extensions', async ({ sourc
       { objects: missing },
     );
   }
-  return item('extensions', 'pass', used.rows.length ? `all ${used.rows.length} extension(s) are available on the destination: ${used.rows.map((e) => e.name).join(', ')}` : 'no extension besides plpgsql');
+  return item(
+    'extensions',
+    'pass',
+    used.rows.length
+      ? `all ${used.rows.length} extension(s) are available on the destination: ${used.rows.map((e) => e.name).join(', ')}`
+      : 'no extension besides plpgsql',
+  );
 });
 
 const existingTargetTables = needs(['source', 'destination'], 'existing-target-tables', async ({ destination, config, selection }) => {
@@ -192,7 +239,13 @@ const existingTargetTables = needs(['source', 'destination'], 'existing-target-t
     const present = new Set(existing.rows.map((x) => x.i));
     const missing = targets.filter((_, i) => !present.has(i) && targets[i].r.kind === 'r').map(({ t }) => displayName(t.schema, t.table));
     if (missing.length) {
-      return item('existing-target-tables', 'fail', `schema migration is off (mode.schema: false) but ${missing.length} table(s) do not exist on the destination: ${list(missing)}`, 'create them on the destination, or set mode.schema: true', { objects: missing });
+      return item(
+        'existing-target-tables',
+        'fail',
+        `schema migration is off (mode.schema: false) but ${missing.length} table(s) do not exist on the destination: ${list(missing)}`,
+        'create them on the destination, or set mode.schema: true',
+        { objects: missing },
+      );
     }
     return item('existing-target-tables', 'pass', `schema migration is off: all ${found.length} target tables exist on the destination`);
   }
@@ -219,7 +272,12 @@ const renameTableLimit = needs(['source'], 'rename-table-limit', async ({ config
   const map = nameMapper(config.objects);
   const n = dataTables(await selection()).length;
   if (map.renames && n > 1000) {
-    return item('rename-table-limit', 'fail', `${n} tables selected while renaming objects; one migration renames at most 1,000 tables`, 'split the migration (several configs with objects.include), or migrate without renames');
+    return item(
+      'rename-table-limit',
+      'fail',
+      `${n} tables selected while renaming objects; one migration renames at most 1,000 tables`,
+      'split the migration (several configs with objects.include), or migrate without renames',
+    );
   }
   return item('rename-table-limit', 'pass', map.renames ? `${n} tables with renames (limit 1,000)` : 'no rename configured');
 });
@@ -229,12 +287,20 @@ const identifierCollisions = needs(['source'], 'identifier-collisions', async ({
   const rels = (await selection()).relations;
   const problems: string[] = [];
   const target = (r: (typeof rels)[number]) => (r.kind === 'v' || r.kind === 'm' ? map.object(r.schema, r.name) : map.table(r.schema, r.name));
-  for (const c of collisions(rels, (r) => JSON.stringify(Object.values(target(r))), (r) => r.display)) {
+  for (const c of collisions(
+    rels,
+    (r) => JSON.stringify(Object.values(target(r))),
+    (r) => r.display,
+  )) {
     problems.push(`${c.sources.join(' and ')} would all become ${displayName(...(JSON.parse(c.target) as [string, string]))}`);
   }
   for (const r of rels) {
     const t = target(r);
-    for (const c of collisions(r.columns, (col) => map.column(r.schema, r.name, col), (col) => col)) {
+    for (const c of collisions(
+      r.columns,
+      (col) => map.column(r.schema, r.name, col),
+      (col) => col,
+    )) {
       problems.push(`columns ${c.sources.map((x) => displayName(x)).join(' and ')} of ${r.display} would all become ${displayName(c.target)}`);
     }
     for (const n of [t.schema, t.table, ...r.columns.map((col) => map.column(r.schema, r.name, col))]) {
@@ -242,7 +308,12 @@ const identifierCollisions = needs(['source'], 'identifier-collisions', async ({
     }
   }
   if (problems.length) {
-    return item('identifier-collisions', 'fail', `name mapping problems: ${list([...new Set(problems)], 8)}`, 'change objects.rename or objects.nameCase so every destination name is unique and at most 63 bytes');
+    return item(
+      'identifier-collisions',
+      'fail',
+      `name mapping problems: ${list([...new Set(problems)], 8)}`,
+      'change objects.rename or objects.nameCase so every destination name is unique and at most 63 bytes',
+    );
   }
   return item('identifier-collisions', 'pass', map.renames ? 'every mapped name is unique and at most 63 bytes' : 'names are kept as they are');
 });

@@ -3,7 +3,7 @@
 import type { Client } from 'pg';
 import { displayName } from '../../lib/ident';
 import { captureSlotName } from '../../lib/capture/names';
-import { item, PrecheckId, PrecheckItem } from '../../lib/precheck-catalog';
+import { item, type PrecheckId, type PrecheckItem } from '../../lib/precheck-catalog';
 import type { Check, PrecheckContext } from './context';
 
 /** Run a check that needs one or both sides; "not checked" when a side is unreachable. */
@@ -33,7 +33,12 @@ const serverVersions = needs(['source', 'destination'], 'server-versions', async
   const [a, b] = await Promise.all([one<{ v: number; s: string }>(source!, q), one<{ v: number; s: string }>(destination!, q)]);
   const major = (v: number) => Math.floor(v / 10000);
   if (major(b.v) < major(a.v)) {
-    return item('server-versions', 'fail', `destination PostgreSQL ${b.s} is older than source ${a.s}`, 'migrate to a destination of the same or a newer major version');
+    return item(
+      'server-versions',
+      'fail',
+      `destination PostgreSQL ${b.s} is older than source ${a.s}`,
+      'migrate to a destination of the same or a newer major version',
+    );
   }
   return item('server-versions', 'pass', `source PostgreSQL ${a.s} → destination ${b.s}`);
 });
@@ -42,7 +47,12 @@ const encoding = needs(['source', 'destination'], 'encoding', async ({ source, d
   const q = 'SELECT pg_encoding_to_char(encoding) AS e FROM pg_database WHERE datname = current_database()';
   const [a, b] = await Promise.all([one<{ e: string }>(source!, q), one<{ e: string }>(destination!, q)]);
   if (a.e !== b.e) {
-    return item('encoding', 'fail', `source database encoding ${a.e}, destination ${b.e}: text could change or fail to convert`, `create the destination database with ENCODING '${a.e}'`);
+    return item(
+      'encoding',
+      'fail',
+      `source database encoding ${a.e}, destination ${b.e}: text could change or fail to convert`,
+      `create the destination database with ENCODING '${a.e}'`,
+    );
   }
   return item('encoding', 'pass', `both databases use ${a.e}`);
 });
@@ -51,7 +61,12 @@ const sourceWalLevel = needs(['source'], 'source-wal-level', async ({ source, co
   if (!config.mode.incremental) return notNeeded('source-wal-level');
   const { w } = await one<{ w: string }>(source!, "SELECT current_setting('wal_level') AS w");
   if (w !== 'logical') {
-    return item('source-wal-level', 'fail', `wal_level is ${w}: changes cannot be decoded`, 'ALTER SYSTEM SET wal_level = logical; then restart the source server');
+    return item(
+      'source-wal-level',
+      'fail',
+      `wal_level is ${w}: changes cannot be decoded`,
+      'ALTER SYSTEM SET wal_level = logical; then restart the source server',
+    );
   }
   return item('source-wal-level', 'pass', 'wal_level is logical');
 });
@@ -81,7 +96,8 @@ const walSenders = needs(['source'], 'wal-senders', async ({ source, config }) =
     source!,
     `SELECT current_setting('max_wal_senders')::int AS max, (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'walsender') AS used`,
   );
-  if (r.max - r.used < 1) return item('wal-senders', 'fail', `all ${r.max} WAL senders are busy`, 'raise max_wal_senders and restart, or stop another replication client');
+  if (r.max - r.used < 1)
+    return item('wal-senders', 'fail', `all ${r.max} WAL senders are busy`, 'raise max_wal_senders and restart, or stop another replication client');
   return item('wal-senders', 'pass', `${r.max - r.used} of ${r.max} WAL senders free`);
 });
 
@@ -98,7 +114,9 @@ const sourcePrivileges = needs(['source'], 'source-privileges', async (ctx) => {
     fixes.push(`ALTER ROLE ${displayName(role.name)} REPLICATION;`);
   }
   const tables = (await ctx.selection()).relations.filter((r) => r.kind !== 'v');
-  const denied = await source!.query<{ oid: number }>(`SELECT oid FROM unnest($1::oid[]) AS oid WHERE NOT has_table_privilege(oid, 'SELECT')`, [tables.map((t) => t.oid)]);
+  const denied = await source!.query<{ oid: number }>(`SELECT oid FROM unnest($1::oid[]) AS oid WHERE NOT has_table_privilege(oid, 'SELECT')`, [
+    tables.map((t) => t.oid),
+  ]);
   const deniedNames = tables.filter((t) => denied.rows.some((d) => d.oid === t.oid)).map((t) => t.display);
   const seqs = await source!.query<{ name: string }>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -112,11 +130,21 @@ const sourcePrivileges = needs(['source'], 'source-privileges', async (ctx) => {
     fixes.push(`GRANT SELECT ON ALL TABLES IN SCHEMA … TO ${displayName(role.name)}; (or GRANT pg_read_all_data TO ${displayName(role.name)})`);
   }
   if (seqs.rows.length) {
-    problems.push(`no SELECT on ${seqs.rows.length} sequence(s) (their values are copied): ${seqs.rows.slice(0, 10).map((r) => r.name).join(', ')}`);
+    problems.push(
+      `no SELECT on ${seqs.rows.length} sequence(s) (their values are copied): ${seqs.rows
+        .slice(0, 10)
+        .map((r) => r.name)
+        .join(', ')}`,
+    );
     fixes.push(`GRANT SELECT ON ALL SEQUENCES IN SCHEMA … TO ${displayName(role.name)};`);
   }
-  if (problems.length) return item('source-privileges', 'fail', problems.join('; '), fixes.join(' '), { objects: [...deniedNames, ...seqs.rows.map((r) => r.name)] });
-  return item('source-privileges', 'pass', `role ${role.name}${role.super ? ' is superuser' : role.repl ? ' has REPLICATION' : ''} and can read all ${tables.length} selected relations and their sequences`);
+  if (problems.length)
+    return item('source-privileges', 'fail', problems.join('; '), fixes.join(' '), { objects: [...deniedNames, ...seqs.rows.map((r) => r.name)] });
+  return item(
+    'source-privileges',
+    'pass',
+    `role ${role.name}${role.super ? ' is superuser' : role.repl ? ' has REPLICATION' : ''} and can read all ${tables.length} selected relations and their sequences`,
+  );
 });
 
 const destinationPrivileges = needs(['destination'], 'destination-privileges', async ({ destination }) => {
@@ -127,9 +155,18 @@ const destinationPrivileges = needs(['destination'], 'destination-privileges', a
        FROM pg_database d WHERE d.datname = current_database()`,
   );
   if (!r.create && !r.super) {
-    return item('destination-privileges', 'fail', `role ${r.name} may not create schemas in database ${r.db}`, `ALTER DATABASE ${displayName(r.db)} OWNER TO ${displayName(r.name)}; (or GRANT CREATE ON DATABASE ${displayName(r.db)} TO ${displayName(r.name)})`);
+    return item(
+      'destination-privileges',
+      'fail',
+      `role ${r.name} may not create schemas in database ${r.db}`,
+      `ALTER DATABASE ${displayName(r.db)} OWNER TO ${displayName(r.name)}; (or GRANT CREATE ON DATABASE ${displayName(r.db)} TO ${displayName(r.name)})`,
+    );
   }
-  return item('destination-privileges', 'pass', `role ${r.name} ${r.super ? 'is superuser' : r.owner ? `owns database ${r.db}` : `may create in database ${r.db}`}`);
+  return item(
+    'destination-privileges',
+    'pass',
+    `role ${r.name} ${r.super ? 'is superuser' : r.owner ? `owns database ${r.db}` : `may create in database ${r.db}`}`,
+  );
 });
 
 const replicaRole = needs(['destination'], 'replica-role', async ({ destination, config }) => {
@@ -214,7 +251,10 @@ const longTransactions = needs(['source'], 'long-running-transactions', async ({
     return item(
       'long-running-transactions',
       'warn',
-      `${r.rows.length} transaction(s) open longer than ${config.precheck.longTransactionSeconds} s: ${r.rows.slice(0, 5).map((x) => `pid ${x.pid} (${x.age}, ${x.state}, ${x.who})`).join('; ')} — creating the replication slot waits for them, and they hold back WAL and vacuum`,
+      `${r.rows.length} transaction(s) open longer than ${config.precheck.longTransactionSeconds} s: ${r.rows
+        .slice(0, 5)
+        .map((x) => `pid ${x.pid} (${x.age}, ${x.state}, ${x.who})`)
+        .join('; ')} — creating the replication slot waits for them, and they hold back WAL and vacuum`,
       'let them finish or end them (SELECT pg_terminate_backend(pid)), then run the precheck again',
     );
   }
@@ -230,10 +270,16 @@ const longTransactions = needs(['source'], 'long-running-transactions', async ({
 });
 
 const preparedTransactions = needs(['source'], 'prepared-transactions', async ({ source, config }) => {
-  const r = await source!.query<{ gid: string; age: string }>(`SELECT gid, date_trunc('second', now() - prepared)::text AS age FROM pg_prepared_xacts ORDER BY prepared`);
+  const r = await source!.query<{ gid: string; age: string }>(
+    `SELECT gid, date_trunc('second', now() - prepared)::text AS age FROM pg_prepared_xacts ORDER BY prepared`,
+  );
   if (!r.rows.length) return item('prepared-transactions', 'pass', 'no prepared transaction pending');
-  const list = r.rows.slice(0, 5).map((x) => `'${x.gid}' (${x.age})`).join(', ');
-  if (!config.mode.incremental) return item('prepared-transactions', 'pass', `${r.rows.length} prepared transaction(s) pending (${list}); harmless without incremental migration`);
+  const list = r.rows
+    .slice(0, 5)
+    .map((x) => `'${x.gid}' (${x.age})`)
+    .join(', ');
+  if (!config.mode.incremental)
+    return item('prepared-transactions', 'pass', `${r.rows.length} prepared transaction(s) pending (${list}); harmless without incremental migration`);
   return item(
     'prepared-transactions',
     'fail',
@@ -256,4 +302,3 @@ export const SERVER_CHECKS: Check[] = [
   longTransactions,
   preparedTransactions,
 ];
-

@@ -54,7 +54,10 @@ function namespaces(cat: SourceCatalog, names: SchemaNames): Record<string, Name
   };
   const constraints: Named[] = cat.constraints.map((c) => {
     const owner = c.relid ? relTarget(c.relid) : domain(c.typid);
-    return { target: [owner.schema, owner.table, map.plain(c.name)], source: `constraint ${displayName(c.name)} on ${c.relid ? relSource(c.relid) : 'a domain'}` };
+    return {
+      target: [owner.schema, owner.table, map.plain(c.name)],
+      source: `constraint ${displayName(c.name)} on ${c.relid ? relSource(c.relid) : 'a domain'}`,
+    };
   });
   const triggers: Named[] = cat.triggers.map((t) => ({
     target: [relTarget(t.relid).schema, relTarget(t.relid).table, map.plain(t.name)],
@@ -79,7 +82,11 @@ export function nameProblems(cat: SourceCatalog, names: SchemaNames): string[] {
   for (const [space, items] of Object.entries(namespaces(cat, names))) {
     const inner = ['columns', 'constraints', 'triggers'].includes(space);
     const candidates = inner ? items.filter((n) => !clashing.has(JSON.stringify(n.target.slice(0, 2)))) : items;
-    for (const c of collisions(candidates, (n) => JSON.stringify(n.target), (n) => n.source)) {
+    for (const c of collisions(
+      candidates,
+      (n) => JSON.stringify(n.target),
+      (n) => n.source,
+    )) {
       if (space === 'relations and indexes') clashing.add(c.target);
       if (space === 'types' && c.sources.every((s) => !s.startsWith('type '))) continue;
       const target = JSON.parse(c.target) as string[];

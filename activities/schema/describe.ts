@@ -121,7 +121,11 @@ export function unqualified(sql: string): string {
 }
 
 /** PostgreSQL 17 added MAINTAIN (m) to a table owner's default privileges. */
-const aclText = (acl: string[] | null) => (acl ?? []).map((a) => a.replace(/^(.*=[a-zA-Z*]*?)m([a-zA-Z*]*\/.*)$/, '$1$2')).sort().join(' ');
+const aclText = (acl: string[] | null) =>
+  (acl ?? [])
+    .map((a) => a.replace(/^(.*=[a-zA-Z*]*?)m([a-zA-Z*]*\/.*)$/, '$1$2'))
+    .sort()
+    .join(' ');
 
 /** `CREATE [UNIQUE] INDEX name ON [ONLY] table USING …` → `[UNIQUE] [ONLY] USING …`: indexes compare by definition. */
 function indexShape(def: string): string {
@@ -169,27 +173,37 @@ export function describeCatalog(cat: SourceCatalog, naming: Naming, opts: Descri
   }
   for (const e of cat.extensions) add('extension', e.name, {});
   for (const c of cat.collations) {
-    add('collation', display(naming.object(c.schema, c.name)), {
-      provider: c.provider,
-      deterministic: c.deterministic,
-      locale: c.locale ?? c.collate,
-      ctype: c.ctype,
-    }, objKey('pg_collation', c.oid));
+    add(
+      'collation',
+      display(naming.object(c.schema, c.name)),
+      {
+        provider: c.provider,
+        deterministic: c.deterministic,
+        locale: c.locale ?? c.collate,
+        ctype: c.ctype,
+      },
+      objKey('pg_collation', c.oid),
+    );
   }
   for (const t of cat.types) {
     const name = display(naming.object(t.schema, t.name));
-    add(TYPE_KIND[t.kind] ?? `type ${t.kind}`, name, {
-      labels: t.labels ? JSON.stringify(t.labels) : null,
-      base: t.baseType && naming.sql(t.baseType),
-      notNull: t.kind === 'd' ? t.notNull : null,
-      default: t.defaultExpr && naming.sql(t.defaultExpr),
-      collation: t.collation && display(naming.object(...t.collation)),
-      subtype: t.range && naming.sql(t.range.subtype),
-      subtypeOpclass: t.range?.opclass?.join('.'),
-      canonical: t.range?.canonical,
-      subtypeDiff: t.range?.subdiff && display(naming.object(...t.range.subdiff)),
-      ...ownership(t.owner, t.acl),
-    }, objKey('pg_type', t.oid));
+    add(
+      TYPE_KIND[t.kind] ?? `type ${t.kind}`,
+      name,
+      {
+        labels: t.labels ? JSON.stringify(t.labels) : null,
+        base: t.baseType && naming.sql(t.baseType),
+        notNull: t.kind === 'd' ? t.notNull : null,
+        default: t.defaultExpr && naming.sql(t.defaultExpr),
+        collation: t.collation && display(naming.object(...t.collation)),
+        subtype: t.range && naming.sql(t.range.subtype),
+        subtypeOpclass: t.range?.opclass?.join('.'),
+        canonical: t.range?.canonical,
+        subtypeDiff: t.range?.subdiff && display(naming.object(...t.range.subdiff)),
+        ...ownership(t.owner, t.acl),
+      },
+      objKey('pg_type', t.oid),
+    );
   }
   const columnsOf = (r: CatRelation): CatColumn[] => cat.columns.get(r.oid) ?? [];
   for (const r of cat.relations) {
@@ -199,7 +213,9 @@ export function describeCatalog(cat: SourceCatalog, naming: Naming, opts: Descri
     if ('rpf'.includes(r.kind)) {
       props.partitioned = r.kind === 'p';
       props.persistence = r.persistence;
-      props.columns = columnsOf(r).map((c) => naming.column(r.oid, c.name)).join(', ');
+      props.columns = columnsOf(r)
+        .map((c) => naming.column(r.oid, c.name))
+        .join(', ');
       props.partitionKey = r.partKey && naming.sql(r.partKey, r.oid);
       props.partitionOf = r.isPartition ? `${relName(r.parents[0])} ${r.partBound}` : null;
       props.inherits = !r.isPartition && r.parents.length ? r.parents.map(relName).join(', ') : null;
@@ -209,9 +225,14 @@ export function describeCatalog(cat: SourceCatalog, naming: Naming, opts: Descri
     if (r.kind === 'v' || r.kind === 'm') {
       const sql = naming.sql(r.viewDef ?? '');
       props.definition = withoutAliases(singleRelation.has(r.oid) ? unqualified(sql) : sql);
-      props.columns = columnsOf(r).map((c) => `${naming.column(r.oid, c.name)} ${naming.sql(c.type)}`).join(', ');
+      props.columns = columnsOf(r)
+        .map((c) => `${naming.column(r.oid, c.name)} ${naming.sql(c.type)}`)
+        .join(', ');
     }
-    if (r.kind === 'c') props.attributes = columnsOf(r).map((c) => `${naming.column(r.oid, c.name)} ${naming.sql(c.type)}`).join(', ');
+    if (r.kind === 'c')
+      props.attributes = columnsOf(r)
+        .map((c) => `${naming.column(r.oid, c.name)} ${naming.sql(c.type)}`)
+        .join(', ');
     if (r.kind === 'S') {
       const s = cat.sequences.get(r.oid);
       if (s) {
@@ -229,24 +250,36 @@ export function describeCatalog(cat: SourceCatalog, naming: Naming, opts: Descri
     add(kind, name, props, objKey('pg_class', r.oid));
     if ('rpf'.includes(r.kind)) {
       for (const c of columnsOf(r)) {
-        add('column', `${name}.${naming.column(r.oid, c.name)}`, {
-          type: naming.sql(c.type),
-          notNull: c.notNull,
-          default: c.defaultExpr && naming.sql(c.defaultExpr, r.oid),
-          identity: c.identity,
-          generated: c.generated,
-          collation: c.collation && display(naming.object(...c.collation)),
-          privileges: opts.ownership ? aclText(c.acl) : null,
-        }, `${objKey('pg_class', r.oid)}:${c.num}`, relationKey(r, name));
+        add(
+          'column',
+          `${name}.${naming.column(r.oid, c.name)}`,
+          {
+            type: naming.sql(c.type),
+            notNull: c.notNull,
+            default: c.defaultExpr && naming.sql(c.defaultExpr, r.oid),
+            identity: c.identity,
+            generated: c.generated,
+            collation: c.collation && display(naming.object(...c.collation)),
+            privileges: opts.ownership ? aclText(c.acl) : null,
+          },
+          `${objKey('pg_class', r.oid)}:${c.num}`,
+          relationKey(r, name),
+        );
       }
     }
   }
   for (const c of cat.constraints) {
     const on = c.relid ? naming.relation(c.relid) : naming.object(...typeName(cat, c.typid));
-    add('constraint', displayOn(naming.plain(c.name), on), {
-      type: c.type,
-      definition: naming.sql(c.def, c.relid || undefined),
-    }, objKey('pg_constraint', c.oid), c.relid ? relationKey(rels.get(c.relid), display(on)) : entryKey('domain', display(on)));
+    add(
+      'constraint',
+      displayOn(naming.plain(c.name), on),
+      {
+        type: c.type,
+        definition: naming.sql(c.def, c.relid || undefined),
+      },
+      objKey('pg_constraint', c.oid),
+      c.relid ? relationKey(rels.get(c.relid), display(on)) : entryKey('domain', display(on)),
+    );
   }
   const seen = new Map<string, number>();
   for (const i of cat.indexes) {
@@ -256,18 +289,35 @@ export function describeCatalog(cat: SourceCatalog, naming: Naming, opts: Descri
     const k = `${display(table)} ${shape}`;
     const n = (seen.get(k) ?? 0) + 1;
     seen.set(k, n);
-    add('index', `on ${display(table)}: ${shape}${n > 1 ? ` (#${n})` : ''}`, { valid: i.valid, replicaIdentity: replicaIndexes.has(i.oid) }, objKey('pg_class', i.oid), relationKey(rels.get(i.relid), display(table)));
+    add(
+      'index',
+      `on ${display(table)}: ${shape}${n > 1 ? ` (#${n})` : ''}`,
+      { valid: i.valid, replicaIdentity: replicaIndexes.has(i.oid) },
+      objKey('pg_class', i.oid),
+      relationKey(rels.get(i.relid), display(table)),
+    );
   }
   for (const f of cat.functions) {
     const name = `${display(naming.object(f.schema, f.name))}(${naming.sql(f.identityArgs)})`;
-    add(f.kind === 'p' ? 'procedure' : f.kind === 'a' ? 'aggregate' : 'function', name, {
-      definition: f.def && naming.sql(f.def.trimEnd()),
-      ...ownership(f.owner, f.acl),
-    }, objKey('pg_proc', f.oid));
+    add(
+      f.kind === 'p' ? 'procedure' : f.kind === 'a' ? 'aggregate' : 'function',
+      name,
+      {
+        definition: f.def && naming.sql(f.def.trimEnd()),
+        ...ownership(f.owner, f.acl),
+      },
+      objKey('pg_proc', f.oid),
+    );
   }
   if (opts.triggers) {
     for (const t of cat.triggers) {
-      add('trigger', displayOn(naming.plain(t.name), naming.relation(t.relid)), { definition: naming.sql(t.def, t.relid), enabled: t.enabled }, objKey('pg_trigger', t.oid), relationKey(rels.get(t.relid), relName(t.relid)));
+      add(
+        'trigger',
+        displayOn(naming.plain(t.name), naming.relation(t.relid)),
+        { definition: naming.sql(t.def, t.relid), enabled: t.enabled },
+        objKey('pg_trigger', t.oid),
+        relationKey(rels.get(t.relid), relName(t.relid)),
+      );
     }
   }
   for (const s of cat.statistics) {

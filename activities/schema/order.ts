@@ -168,7 +168,7 @@ class Heap<T> {
   push(x: T) {
     const a = this.items;
     a.push(x);
-    for (let i = a.length - 1; i > 0; ) {
+    for (let i = a.length - 1; i > 0;) {
       const p = (i - 1) >> 1;
       if (!this.less(a[i], a[p])) break;
       [a[i], a[p]] = [a[p], a[i]];
@@ -181,7 +181,7 @@ class Heap<T> {
     const last = a.pop();
     if (a.length && last !== undefined) {
       a[0] = last;
-      for (let i = 0; ; ) {
+      for (let i = 0; ;) {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;

@@ -619,11 +619,7 @@ export async function readCatalog(src: Client, config: Config): Promise<SourceCa
     )
   ).map((r) => ({ oid: r.oid, relid: r.tgrelid, name: r.tgname, def: r.def, enabled: r.tgenabled }));
 
-  const ruleRows = await rows(
-    src,
-    `SELECT r.oid, r.ev_class, r.rulename FROM pg_catalog.pg_rewrite r WHERE r.ev_class = ANY($1)`,
-    [relOids],
-  );
+  const ruleRows = await rows(src, `SELECT r.oid, r.ev_class, r.rulename FROM pg_catalog.pg_rewrite r WHERE r.ev_class = ANY($1)`, [relOids]);
   const viewRules = new Map(ruleRows.filter((r) => r.rulename === '_RETURN').map((r) => [r.oid as number, r.ev_class as number]));
   const rules = ruleRows.filter((r) => r.rulename !== '_RETURN').map((r) => ({ oid: r.oid, relid: r.ev_class, name: r.rulename }));
 
@@ -652,9 +648,9 @@ export async function readCatalog(src: Client, config: Config): Promise<SourceCa
     )
   ).map((r) => ({ ...r }) as CatStatistic);
 
-  const policies = (
-    await rows(src, `SELECT p.polrelid AS relid, p.polname AS name FROM pg_catalog.pg_policy p WHERE p.polrelid = ANY($1)`, [tableOids])
-  ).map((r) => ({ relid: r.relid as number, name: r.name as string }));
+  const policies = (await rows(src, `SELECT p.polrelid AS relid, p.polname AS name FROM pg_catalog.pg_policy p WHERE p.polrelid = ANY($1)`, [tableOids])).map(
+    (r) => ({ relid: r.relid as number, name: r.name as string }),
+  );
 
   const FIRST_NORMAL_OID = 16384;
   const depends: CatDepend[] = (

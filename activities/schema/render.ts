@@ -220,7 +220,13 @@ class Renderer {
         opts.push(`lc_collate = ${literal(c.collate ?? '')}`, `lc_ctype = ${literal(c.ctype ?? '')}`);
       } else opts.push(`locale = ${literal(c.locale ?? '')}`);
       if (!c.deterministic) opts.push('deterministic = false');
-      this.add({ stage: 'before-data', kind: 'collation', object: display(t), sql: `CREATE COLLATION ${q(t)} (${opts.join(', ')})`, owns: [objKey('pg_collation', c.oid)] });
+      this.add({
+        stage: 'before-data',
+        kind: 'collation',
+        object: display(t),
+        sql: `CREATE COLLATION ${q(t)} (${opts.join(', ')})`,
+        owns: [objKey('pg_collation', c.oid)],
+      });
     }
   }
 
@@ -309,7 +315,13 @@ class Renderer {
         continue;
       }
       if (!f.atomicBody) this.bodyMentions(f, what, renamed);
-      this.add({ stage: 'before-data', kind: f.kind === 'p' ? 'procedure' : 'function', object: `${display(target)}(${f.identityArgs})`, sql: def, owns: [K.proc(f.oid)] });
+      this.add({
+        stage: 'before-data',
+        kind: f.kind === 'p' ? 'procedure' : 'function',
+        object: `${display(target)}(${f.identityArgs})`,
+        sql: def,
+        owns: [K.proc(f.oid)],
+      });
       const args = this.rewrite(f.identityArgs, what) ?? f.identityArgs;
       this.ownership(f.kind === 'p' ? 'PROCEDURE' : 'FUNCTION', `${q(target)}(${args})`, K.proc(f.oid), f.owner, f.acl);
     }
@@ -352,7 +364,13 @@ class Renderer {
         continue;
       }
       const target = this.rel(oid).target;
-      this.add({ stage: 'before-data', kind: 'sequence', object: display(target), sql: `CREATE SEQUENCE ${q(target)} ${this.sequenceOptions(oid, true)}`, owns: [K.cls(oid)] });
+      this.add({
+        stage: 'before-data',
+        kind: 'sequence',
+        object: display(target),
+        sql: `CREATE SEQUENCE ${q(target)} ${this.sequenceOptions(oid, true)}`,
+        owns: [K.cls(oid)],
+      });
       if (s.owner && owner) {
         const t = this.rel(owner.oid);
         const col = (this.cat.columns.get(owner.oid) ?? []).find((c) => c.num === s.owner!.column)!;
@@ -390,7 +408,12 @@ class Renderer {
       case 'c':
         return this.compositeType(r);
       case 'f':
-        return this.leaveOut(K.cls(r.oid), `foreign table ${display(this.rel(r.oid).target)}`, 'not migrated', `foreign table ${display(this.rel(r.oid).target)} not created: foreign tables are not migrated`);
+        return this.leaveOut(
+          K.cls(r.oid),
+          `foreign table ${display(this.rel(r.oid).target)}`,
+          'not migrated',
+          `foreign table ${display(this.rel(r.oid).target)} not created: foreign tables are not migrated`,
+        );
     }
   }
 
@@ -413,7 +436,13 @@ class Renderer {
       if (type === null) return this.leaveOut(K.cls(r.oid), what, 'not created');
       attrs.push(`${ident(n.columns.get(c.name)!)} ${type}${this.collation(c.collation)}`);
     }
-    this.add({ stage: 'before-data', kind: 'composite', object: display(n.target), sql: `CREATE TYPE ${q(n.target)} AS (${attrs.join(', ')})`, owns: [K.cls(r.oid), K.type(r.rowType)] });
+    this.add({
+      stage: 'before-data',
+      kind: 'composite',
+      object: display(n.target),
+      sql: `CREATE TYPE ${q(n.target)} AS (${attrs.join(', ')})`,
+      owns: [K.cls(r.oid), K.type(r.rowType)],
+    });
     this.ownership('TYPE', q(n.target), K.cls(r.oid), r.owner, r.acl);
   }
 
@@ -478,14 +507,28 @@ class Renderer {
       const def = this.rewrite(c.defaultExpr!, `default of ${what}.${c.name}`, { relation: n });
       if (def === null) continue;
       const col = ident(n.columns.get(c.name)!);
-      out.push({ stage: 'before-data', kind: 'default', object: `${display(n.target)}.${col}`, sql: `ALTER TABLE ${q(n.target)} ALTER COLUMN ${col} SET DEFAULT ${def}`, owns: [K.def(c.defaultOid!)], after: [K.cls(r.oid)] });
+      out.push({
+        stage: 'before-data',
+        kind: 'default',
+        object: `${display(n.target)}.${col}`,
+        sql: `ALTER TABLE ${q(n.target)} ALTER COLUMN ${col} SET DEFAULT ${def}`,
+        owns: [K.def(c.defaultOid!)],
+        after: [K.cls(r.oid)],
+      });
     }
     // NOT VALID checks cannot be declared in CREATE TABLE.
     for (const c of checks.filter((c) => !c.validated || !inline(K.con(c.oid)))) {
       const def = this.rewrite(c.def, `constraint ${c.name} on ${what}`, { relation: n });
       if (def === null) continue;
       const name = this.names.map.plain(c.name);
-      out.push({ stage: 'before-data', kind: 'check', object: displayOn(name, n.target), sql: `ALTER TABLE ${q(n.target)} ADD CONSTRAINT ${ident(name)} ${def}`, owns: [K.con(c.oid)], after: [K.cls(r.oid)] });
+      out.push({
+        stage: 'before-data',
+        kind: 'check',
+        object: displayOn(name, n.target),
+        sql: `ALTER TABLE ${q(n.target)} ADD CONSTRAINT ${ident(name)} ${def}`,
+        owns: [K.con(c.oid)],
+        after: [K.cls(r.oid)],
+      });
     }
     return out;
   }
@@ -536,7 +579,14 @@ class Renderer {
   private replicaIdentity(r: CatRelation, n: RelationNames) {
     const mode = r.replIdent === 'f' ? 'FULL' : r.replIdent === 'n' ? 'NOTHING' : null;
     if (!mode) return;
-    this.add({ stage: 'before-data', kind: 'replica-identity', object: display(n.target), sql: `ALTER TABLE ${q(n.target)} REPLICA IDENTITY ${mode}`, owns: [], after: [K.cls(r.oid)] });
+    this.add({
+      stage: 'before-data',
+      kind: 'replica-identity',
+      object: display(n.target),
+      sql: `ALTER TABLE ${q(n.target)} REPLICA IDENTITY ${mode}`,
+      owns: [],
+      after: [K.cls(r.oid)],
+    });
   }
 
   private view(r: CatRelation) {
@@ -551,7 +601,9 @@ class Renderer {
     const cols = this.columnsOf(r.oid).map((c) => ident(n.columns.get(c.name)!));
     const opts = r.options?.length ? ` WITH (${r.options.join(', ')})` : '';
     const am = r.accessMethod ? ` USING ${ident(r.accessMethod)}` : '';
-    const head = materialized ? `CREATE MATERIALIZED VIEW ${q(n.target)} (${cols.join(', ')})${am}${opts}` : `CREATE VIEW ${q(n.target)} (${cols.join(', ')})${opts}`;
+    const head = materialized
+      ? `CREATE MATERIALIZED VIEW ${q(n.target)} (${cols.join(', ')})${am}${opts}`
+      : `CREATE VIEW ${q(n.target)} (${cols.join(', ')})${opts}`;
     const tail = materialized ? ` WITH ${r.populated ? '' : 'NO '}DATA` : '';
     const rule = this.index.ruleOf.get(r.oid);
     this.add({
@@ -593,10 +645,25 @@ class Renderer {
       const name = ident(this.names.map.plain(i.name));
       // Partitioned tables and partitions attach indexes across tables: they wait for the keys / post-data phases.
       const early = table.kind === 'r' && !table.isPartition ? display(n.target) : undefined;
-      this.add({ stage, kind, object: displayOn(this.names.map.plain(i.name), n.target), sql, owns: con ? [K.con(con.oid), K.cls(i.oid)] : [K.cls(i.oid)], table: early });
+      this.add({
+        stage,
+        kind,
+        object: displayOn(this.names.map.plain(i.name), n.target),
+        sql,
+        owns: con ? [K.con(con.oid), K.cls(i.oid)] : [K.cls(i.oid)],
+        table: early,
+      });
       if (i.parentIndex) this.attachIndex(i, stage);
       if (replicaIndex.has(i.oid)) {
-        this.add({ stage, kind: 'replica-identity', object: display(n.target), sql: `ALTER TABLE ${q(n.target)} REPLICA IDENTITY USING INDEX ${name}`, owns: [], after: [K.cls(i.oid)], table: early });
+        this.add({
+          stage,
+          kind: 'replica-identity',
+          object: display(n.target),
+          sql: `ALTER TABLE ${q(n.target)} REPLICA IDENTITY USING INDEX ${name}`,
+          owns: [],
+          after: [K.cls(i.oid)],
+          table: early,
+        });
       }
     }
     for (const c of this.cat.constraints.filter((c) => c.type === 'f' && c.parentOid === 0)) this.foreignKey(c);
@@ -675,7 +742,15 @@ class Renderer {
       return !!r && r.kind === 'r' && !r.isPartition;
     };
     const early = plain(c.relid) && plain(c.refRelid) ? { table: display(n.target), references: display(ref.target) } : {};
-    this.add({ stage: 'post-data', kind: 'foreign-key', object: displayOn(this.names.map.plain(c.name), n.target), sql, owns: [K.con(c.oid)], after: [K.cls(c.refRelid)], ...early });
+    this.add({
+      stage: 'post-data',
+      kind: 'foreign-key',
+      object: displayOn(this.names.map.plain(c.name), n.target),
+      sql,
+      owns: [K.con(c.oid)],
+      after: [K.cls(c.refRelid)],
+      ...early,
+    });
   }
 
   private triggers() {
@@ -687,7 +762,11 @@ class Renderer {
         this.leaveOut(K.trg(t.oid), what, 'objects.triggers is false', `${what} not created (objects.triggers is false)`);
         continue;
       }
-      const def = this.rewrite(t.def, `trigger ${t.name} on ${display(n.target)}`, { relation: n, rowAliases: ['old', 'new'], names: new Map([[t.name, name]]) });
+      const def = this.rewrite(t.def, `trigger ${t.name} on ${display(n.target)}`, {
+        relation: n,
+        rowAliases: ['old', 'new'],
+        names: new Map([[t.name, name]]),
+      });
       if (def === null) {
         this.leaveOut(K.trg(t.oid), `trigger ${displayOn(name, n.target)}`, 'not created');
         continue;

@@ -45,11 +45,12 @@ export type Rewritten = { ok: true; sql: string } | { ok: false; why: string };
 // Keywords the deparser prints in lower case: the words of built-in type names
 // (format_type) and boolean constants. Every other keyword comes out in capitals.
 const LOWER_CASE_KEYWORDS = new Set(
-  'with without time zone varying precision character char varchar national nchar double bit interval timestamp year month day hour minute second to true false numeric decimal dec integer int smallint bigint real float boolean'.split(' '),
+  'with without time zone varying precision character char varchar national nchar double bit interval timestamp year month day hour minute second to true false numeric decimal dec integer int smallint bigint real float boolean'.split(
+    ' ',
+  ),
 );
 
-const isKeywordToken = (t: Token, keywords: Set<string>) =>
-  t.type === 'ident' && (t.text !== t.text.toLowerCase() || keywords.has(t.text));
+const isKeywordToken = (t: Token, keywords: Set<string>) => t.type === 'ident' && (t.text !== t.text.toLowerCase() || keywords.has(t.text));
 const isUpperKeyword = (t: Token | undefined, word?: string) =>
   !!t && t.type === 'ident' && t.text === t.text.toUpperCase() && t.text !== t.text.toLowerCase() && (!word || t.text === word);
 

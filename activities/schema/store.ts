@@ -94,10 +94,11 @@ export function summarize(groups: { stage: SchemaStage; kind: string; n?: number
  * another worker stored one first; the caller then reads that one.
  */
 export async function storePlan(dst: Client, migration: string, source: string, statements: Statement[], warnings: string[]): Promise<boolean> {
-  const head = await dst.query(
-    `INSERT INTO pgshift.schema_plans (migration, source, warnings) VALUES ($1, $2, $3) ON CONFLICT (migration) DO NOTHING`,
-    [migration, source, JSON.stringify(warnings)],
-  );
+  const head = await dst.query(`INSERT INTO pgshift.schema_plans (migration, source, warnings) VALUES ($1, $2, $3) ON CONFLICT (migration) DO NOTHING`, [
+    migration,
+    source,
+    JSON.stringify(warnings),
+  ]);
   if (!head.rowCount) return false;
   await dst.query(
     `INSERT INTO pgshift.schema_statements (migration, seq, stage, kind, object, sql, on_table, ref_table)
@@ -156,7 +157,10 @@ export async function markTableBuilt(dst: Client, migration: string, table: stri
 
 /** Lock one statement's row for this transaction and return its current state. */
 export async function lockStatement(dst: Client, migration: string, seq: number): Promise<StatementState> {
-  const r = await dst.query<{ state: StatementState }>('SELECT state FROM pgshift.schema_statements WHERE migration = $1 AND seq = $2 FOR UPDATE', [migration, seq]);
+  const r = await dst.query<{ state: StatementState }>('SELECT state FROM pgshift.schema_statements WHERE migration = $1 AND seq = $2 FOR UPDATE', [
+    migration,
+    seq,
+  ]);
   return r.rows[0].state;
 }
 

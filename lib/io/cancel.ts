@@ -3,7 +3,7 @@
 // the statement the session runs is cancelled on the server and the session
 // is closed, so no long statement (an index build, an ANALYZE, a digest of a
 // large range, a wait for a lock) outlives the request to stop.
-import { Socket, connect as netConnect } from 'node:net';
+import { type Socket, connect as netConnect } from 'node:net';
 import { Context } from '@temporalio/activity';
 import type { Client } from 'pg';
 

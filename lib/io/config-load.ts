@@ -55,7 +55,9 @@ function findPlainPasswords(raw: Record<string, unknown>): string[] {
   for (const side of ['source', 'destination']) {
     const e = raw[side];
     if (e && typeof e === 'object' && 'password' in e) {
-      out.push(`${side}.password: passwords are never accepted in the config file, expected passwordEnv (an environment variable name) or passwordFile (a path) resolved on the worker`);
+      out.push(
+        `${side}.password: passwords are never accepted in the config file, expected passwordEnv (an environment variable name) or passwordFile (a path) resolved on the worker`,
+      );
     }
   }
   return out;
@@ -117,12 +119,7 @@ export function formatIssue(issue: z.core.$ZodIssue, raw: unknown): string {
   switch (issue.code) {
     case 'unrecognized_keys': {
       const keys = allowedKeys(issue.path);
-      return issue.keys
-        .map(
-          (k) =>
-            `${pathOf([...issue.path, k])}: unknown key, expected one of ${keys.join(', ')}`,
-        )
-        .join('\n');
+      return issue.keys.map((k) => `${pathOf([...issue.path, k])}: unknown key, expected one of ${keys.join(', ')}`).join('\n');
     }
     case 'invalid_type':
       if (got === undefined) return `${at}: missing, expected ${issue.message.startsWith('expected') ? issue.message.slice(9) : issue.expected}`;

@@ -3,7 +3,7 @@
 // module and never appear in an error message. Activities open their sessions
 // through lib/io/session.ts, which names them and applies their settings.
 import { readFileSync } from 'node:fs';
-import { Client, ClientConfig } from 'pg';
+import { Client, type ClientConfig } from 'pg';
 import type { Config, Endpoint } from '../config';
 import { endWithActivity } from './cancel';
 
@@ -95,9 +95,15 @@ export function describeConnectError(side: Side, e: Endpoint, err: unknown): Con
   const where = `${e.host}:${e.port}`;
   switch (x.code) {
     case 'ECONNREFUSED':
-      return new ConnectionSetupError(`${side}.host/${side}.port: nothing accepts connections at ${where} (ECONNREFUSED), expected a running PostgreSQL server there`, true);
+      return new ConnectionSetupError(
+        `${side}.host/${side}.port: nothing accepts connections at ${where} (ECONNREFUSED), expected a running PostgreSQL server there`,
+        true,
+      );
     case 'ENOTFOUND':
-      return new ConnectionSetupError(`${side}.host: host name ${JSON.stringify(e.host)} does not resolve (ENOTFOUND), expected a resolvable host name or an IP address`, true);
+      return new ConnectionSetupError(
+        `${side}.host: host name ${JSON.stringify(e.host)} does not resolve (ENOTFOUND), expected a resolvable host name or an IP address`,
+        true,
+      );
     case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
@@ -109,7 +115,10 @@ export function describeConnectError(side: Side, e: Endpoint, err: unknown): Con
         false,
       );
     case '3D000':
-      return new ConnectionSetupError(`${side}.database: database ${JSON.stringify(e.database)} does not exist at ${where}, expected an existing database`, false);
+      return new ConnectionSetupError(
+        `${side}.database: database ${JSON.stringify(e.database)} does not exist at ${where}, expected an existing database`,
+        false,
+      );
   }
   if (/timeout expired/i.test(x.message ?? '')) {
     return new ConnectionSetupError(`${side}.host: no answer from ${where} within 15 s, expected a reachable PostgreSQL server`, true);

@@ -131,7 +131,7 @@ export async function withSession<T>(config: SessionConfig, side: Side, purpose:
 export async function withSessions<T>(config: SessionConfig, purpose: Purpose, fn: (src: Client, dst: Client) => Promise<T>): Promise<T> {
   const [src, dst] = await Promise.allSettled([session(config, 'source', purpose), session(config, 'destination', purpose)]);
   if (src.status === 'rejected' || dst.status === 'rejected') {
-    await Promise.all([src, dst].map((s) => (s.status === 'fulfilled' ? close(s.value) : undefined)));
+    await Promise.all([src, dst].map((s) => (s.status === 'fulfilled' ? close(s.value) : Promise.resolve())));
     throw src.status === 'rejected' ? src.reason : (dst as PromiseRejectedResult).reason;
   }
   try {

@@ -35,9 +35,7 @@ export function resolveTemporal(flags: TemporalFlags = {}): ResolvedTemporal {
       ...(typeof opts.tls === 'object' ? opts.tls : {}),
       ...(flags.tlsServerName ? { serverNameOverride: flags.tlsServerName } : {}),
       ...(flags.tlsCaPath ? { serverRootCACertificate: readFileSync(flags.tlsCaPath) } : {}),
-      ...(flags.tlsCertPath && flags.tlsKeyPath
-        ? { clientCertPair: { crt: readFileSync(flags.tlsCertPath), key: readFileSync(flags.tlsKeyPath) } }
-        : {}),
+      ...(flags.tlsCertPath && flags.tlsKeyPath ? { clientCertPair: { crt: readFileSync(flags.tlsCertPath), key: readFileSync(flags.tlsKeyPath) } } : {}),
     };
   }
   return { connectionOptions: opts, namespace: flags.namespace ?? loaded.namespace ?? 'default' };
@@ -57,6 +55,7 @@ export async function connectClient(flags: TemporalFlags = {}): Promise<Client> 
   } catch (e) {
     throw new Error(
       `cannot reach Temporal at ${connectionOptions.address} (${(e as Error).message.split('\n')[0]}): start a server (temporal server start-dev) or set --address / TEMPORAL_ADDRESS`,
+      { cause: e },
     );
   }
   return new Client({ connection, namespace });
@@ -75,7 +74,11 @@ export async function ensureSearchAttributes(client: Client): Promise<void> {
     const r = await svc.listSearchAttributes({ namespace });
     existing = new Set(Object.keys(r.customAttributes ?? {}));
   } catch (e) {
-    throw adminHint(namespace, SEARCH_ATTRIBUTES.map((k) => k.name), e);
+    throw adminHint(
+      namespace,
+      SEARCH_ATTRIBUTES.map((k) => k.name),
+      e,
+    );
   }
   const missing = SEARCH_ATTRIBUTES.filter((k) => !existing.has(k.name));
   if (!missing.length) return;
@@ -86,14 +89,16 @@ export async function ensureSearchAttributes(client: Client): Promise<void> {
       searchAttributes: Object.fromEntries(missing.map((k) => [k.name, typeEnum[k.type]])),
     });
   } catch (e) {
-    throw adminHint(namespace, missing.map((k) => k.name), e);
+    throw adminHint(
+      namespace,
+      missing.map((k) => k.name),
+      e,
+    );
   }
 }
 
 function adminHint(namespace: string, names: string[], e: unknown): Error {
-  const flags = names
-    .map((n) => `--name ${n} --type ${cliType(SEARCH_ATTRIBUTES.find((k) => k.name === n)!.type)}`)
-    .join(' ');
+  const flags = names.map((n) => `--name ${n} --type ${cliType(SEARCH_ATTRIBUTES.find((k) => k.name === n)!.type)}`).join(' ');
   return new Error(
     `pgshift's search attributes (${names.join(', ')}) are missing in namespace ${namespace} and could not be registered ` +
       `(${(e as Error).message.split('\n')[0]}). Ask an admin to run:\n  temporal operator search-attribute create --namespace ${namespace} ${flags}`,

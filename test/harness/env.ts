@@ -8,7 +8,7 @@ import { createActivities } from '../../activities';
 import { WORKER_DEFAULTS } from '../../worker';
 import type { Config, ConfigInput } from '../../lib/config';
 import { parseConfig } from '../../lib/io/config-load';
-import { ClusterHandle, clusterHandle, createDatabase, createRole } from '../../dev/postgres';
+import { type ClusterHandle, clusterHandle, createDatabase, createRole } from '../../dev/postgres';
 
 let runtimeInstalled = false;
 function quietRuntime() {

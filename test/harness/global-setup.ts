@@ -8,8 +8,8 @@ import path from 'node:path';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
-import { ClusterRef, LocalCluster, startCluster, stopAllRegisteredClusters } from '../../dev/postgres';
-import { DevServer, PROJECT_ROOT, startDevServer } from '../../dev/temporal';
+import { type ClusterRef, type LocalCluster, startCluster, stopAllRegisteredClusters } from '../../dev/postgres';
+import { type DevServer, PROJECT_ROOT, startDevServer } from '../../dev/temporal';
 import { assertStopped } from './leftovers';
 
 declare module 'vitest' {

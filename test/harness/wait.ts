@@ -7,7 +7,11 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
  * fail after `timeoutMs` with "timed out after N s waiting until <what>"
  * (plus the last value seen, or the last error `check` threw).
  */
-export async function waitUntil<T>(what: string, check: () => Promise<T | undefined | null | false | 0>, opts: { timeoutMs?: number; everyMs?: number } = {}): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  check: () => Promise<T | undefined | null | false | 0>,
+  opts: { timeoutMs?: number; everyMs?: number } = {},
+): Promise<T> {
   const { timeoutMs = 60_000, everyMs = 100 } = opts;
   const end = Date.now() + timeoutMs;
   let last: unknown;

@@ -1,6 +1,6 @@
 // A pgshift worker as a separate OS process (`pgshift worker`), so tests can
 // SIGKILL it mid-phase and start another, as happens in production.
-import { ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { inject } from 'vitest';
 import { hasWorkers } from '../../client';
 import { BIN } from './cli';

@@ -18,7 +18,7 @@
 // phase needs to resume (e.g. the applied position) lives on the destination,
 // never in the workflow state.
 import type { Duration } from '@temporalio/common';
-import { CancellationScope, condition, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, type proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type { Config } from '../../lib/config';
 import type { MigrationState } from '../../lib/migration-state';

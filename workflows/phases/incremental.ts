@@ -127,7 +127,9 @@ export async function runCatchUp(ctx: PhaseContext): Promise<PhaseOutcome> {
   const p = state.capture!;
   if (!p.consistencyLsn) {
     // Every chunk is copied by now: the source's position now is past every chunk's snapshot.
-    p.consistencyLsn = (await acts.sourceWalPosition.executeWithOptions({ startToCloseTimeout: '5m', summary: `consistency point: WAL position of ${src}` }, [{ config }])).lsn;
+    p.consistencyLsn = (
+      await acts.sourceWalPosition.executeWithOptions({ startToCloseTimeout: '5m', summary: `consistency point: WAL position of ${src}` }, [{ config }])
+    ).lsn;
     ctx.show();
   }
   return waitOnLane(ctx, () => p.consistentAt !== null);

@@ -8,9 +8,10 @@ export async function runVerify(ctx: PhaseContext): Promise<PhaseOutcome> {
   const { config, state, acts, src, dst, heartbeatTimeout } = ctx;
   // A run resuming the phase after a continue-as-new already has the schema compared.
   if (config.mode.schema && config.verification.schema && !state.schema.verification) {
-    state.schema.verification = await acts.verifySchema.executeWithOptions({ startToCloseTimeout: '30m', heartbeatTimeout, summary: `verify schema ${src} ↔ ${dst}` }, [
-      { config },
-    ]);
+    state.schema.verification = await acts.verifySchema.executeWithOptions(
+      { startToCloseTimeout: '30m', heartbeatTimeout, summary: `verify schema ${src} ↔ ${dst}` },
+      [{ config }],
+    );
     ctx.show();
   }
   if (!(config.mode.full && config.verification.full)) return DONE;
