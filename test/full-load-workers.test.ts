@@ -40,10 +40,14 @@ describe('full load with worker processes', () => {
     const w1 = await spawnWorker(taskQueue);
     await startMigration(client, config);
     // Wait until some, not all, chunks are done, then kill the worker outright.
-    await waitUntil('two chunks are copied', async () => {
-      const done = await doneChunks(pair);
-      return done.length >= 2 && done;
-    });
+    await waitUntil(
+      'two chunks are copied',
+      async () => {
+        const done = await doneChunks(pair);
+        return done.length >= 2 && done;
+      },
+      { timeoutMs: 150_000 },
+    );
     await w1.kill('SIGKILL');
     const before: ChunkRow[] = await doneChunks(pair);
     const total = await pair.destination.sql<{ n: string }>('SELECT count(*) AS n FROM pgshift.chunks WHERE migration = $1', [pair.name]);

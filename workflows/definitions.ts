@@ -22,9 +22,9 @@ export const throttleSignal = defineSignal<[Partial<Throttle>]>('throttle');
 export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
 export const abortSignal = defineSignal('abort');
-/** Read by running copies every ~2 s: the live throttle and how many copies share it. */
-export interface FullLoadShare {
+/** Read by running copies and the apply every ~2 s: the live throttle and how many copies share the full-load rates. */
+export interface LiveThrottle {
   throttle: Throttle;
   activeCopies: number;
 }
-export const fullLoadThrottleQuery = defineQuery<FullLoadShare>('fullLoadThrottle');
+export const liveThrottleQuery = defineQuery<LiveThrottle>('liveThrottle');

@@ -20,7 +20,7 @@ import {
 import type { Activities } from '../activities';
 export * from './definitions';
 import type { Config } from '../lib/config';
-import { abortSignal, configQuery, fullLoadThrottleQuery, type MigrationStatus, pauseSignal, resumeSignal, statusQuery, throttleSignal } from './definitions';
+import { abortSignal, configQuery, liveThrottleQuery, type MigrationStatus, pauseSignal, resumeSignal, statusQuery, throttleSignal } from './definitions';
 import {
   initialState,
   type MigrationInput,
@@ -78,7 +78,7 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
 
   setHandler(statusQuery, status);
   setHandler(configQuery, () => config);
-  setHandler(fullLoadThrottleQuery, () => ({ throttle: state.throttle, activeCopies: state.fullLoad?.activeCopies ?? 0 }));
+  setHandler(liveThrottleQuery, () => ({ throttle: state.throttle, activeCopies: state.fullLoad?.activeCopies ?? 0 }));
   setHandler(throttleSignal, (t) => {
     state.throttle = { ...state.throttle, ...t };
     show();

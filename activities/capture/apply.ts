@@ -35,7 +35,7 @@ import { fenced } from '../control';
 import { applicationName, session } from '../../lib/io/session';
 import { readCopyTables, type CopyTable } from '../full-load/tables';
 import { heartbeat } from '../heartbeat';
-import { fullLoadThrottleQuery } from '../../workflows/definitions';
+import { queryLiveThrottle } from '../live-throttle';
 import { advanceApplied, readCapture } from './control';
 import { applyPiece, applyTruncate, Piece, type PieceStats } from './apply-batch';
 import { beatSource } from './prepare-source';
@@ -129,21 +129,8 @@ const DEFAULT_TUNING: ApplyTuning = {
   queueBytes: 32 << 20,
 };
 
-/** The throttle the workflow currently holds, via its query (from inside the activity). */
-function workflowThrottle(): ThrottleSource {
-  return {
-    async current() {
-      try {
-        const ctx = Context.current();
-        const wf = ctx.info.workflowExecution;
-        if (!wf) return undefined;
-        return (await ctx.client.workflow.getHandle(wf.workflowId).query(fullLoadThrottleQuery)).throttle.incrementalRowsPerSecond;
-      } catch {
-        return undefined;
-      }
-    },
-  };
-}
+/** The apply's rows/s from the workflow's live throttle (undefined: keep the last one). */
+const workflowThrottle = (): ThrottleSource => ({ current: async () => (await queryLiveThrottle())?.throttle.incrementalRowsPerSecond });
 
 function activitySignal(): AbortSignal | undefined {
   try {

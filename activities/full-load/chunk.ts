@@ -18,7 +18,8 @@ import { RateLimiter } from '../../lib/throttle';
 import { assertNotFenced } from '../control';
 import { heartbeat } from '../heartbeat';
 import { about } from '../retry';
-import { fullLoadThrottleQuery, type FullLoadShare } from '../../workflows/definitions';
+import type { LiveThrottle } from '../../workflows/definitions';
+import { queryLiveThrottle } from '../live-throttle';
 import { type CopyTable, sourceName, targetName } from './tables';
 
 export interface ChunkInput {
@@ -31,7 +32,7 @@ export interface ChunkInput {
    * chunk, so the copy starts at the right rate without asking; running copies
    * refresh it from the workflow every ~2 s.
    */
-  live?: FullLoadShare;
+  live?: LiveThrottle;
 }
 
 export interface ChunkResult {
@@ -44,7 +45,7 @@ export interface ChunkResult {
 
 /** The live throttle share of one copy, refreshed from the workflow. */
 export interface ThrottleSource {
-  current(): Promise<FullLoadShare | null>;
+  current(): Promise<LiveThrottle | null>;
 }
 
 function ratesFor(t: Throttle, share: number) {
@@ -54,21 +55,8 @@ function ratesFor(t: Throttle, share: number) {
   };
 }
 
-/** Throttle share via the workflow's `fullLoadThrottle` query, from inside the activity. */
-function workflowThrottle(): ThrottleSource {
-  return {
-    async current() {
-      try {
-        const ctx = Context.current();
-        const wf = ctx.info.workflowExecution;
-        if (!wf) return null;
-        return await ctx.client.workflow.getHandle(wf.workflowId).query(fullLoadThrottleQuery);
-      } catch {
-        return null; // keep the last known rates
-      }
-    },
-  };
-}
+/** Throttle share via the workflow's live-throttle query, from inside the activity. */
+const workflowThrottle = (): ThrottleSource => ({ current: queryLiveThrottle });
 
 /** Paces the relay and reports progress; rows and bytes come from the relay's message count. */
 function meter(counts: CopyOutCounts, limiter: RateLimiter, progress: { rows: number; bytes: number }, refresh: () => Promise<void>, beat: () => void) {
