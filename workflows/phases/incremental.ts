@@ -61,7 +61,13 @@ export function applyLane(ctx: Omit<PhaseContext, 'apply'>): ApplyLane {
       () => (ended = true),
       () => (ended = true),
     );
-    await condition(() => ended || stopping || state.paused);
+    try {
+      await condition(() => ended || stopping || state.paused);
+    } catch (err) {
+      // Cancelled from outside (abort): the call's scope is cancelled with it; still wait below until the
+      // activity has stopped, so the fence and the slot's release never overlap with a running round.
+      if (!isCancellation(err)) throw err;
+    }
     if (!ended) scope.cancel();
     try {
       const r = await call;
@@ -127,7 +133,9 @@ export async function runCatchUp(ctx: PhaseContext): Promise<PhaseOutcome> {
   const p = state.capture!;
   if (!p.consistencyLsn) {
     // Every chunk is copied by now: the source's position now is past every chunk's snapshot.
-    p.consistencyLsn = (await acts.sourceWalPosition.executeWithOptions({ startToCloseTimeout: '5m', summary: `consistency point: WAL position of ${src}` }, [{ config }])).lsn;
+    p.consistencyLsn = (
+      await acts.sourceWalPosition.executeWithOptions({ startToCloseTimeout: '5m', summary: `consistency point: WAL position of ${src}` }, [{ config }])
+    ).lsn;
     ctx.show();
   }
   return waitOnLane(ctx, () => p.consistentAt !== null);
