@@ -61,7 +61,13 @@ export function applyLane(ctx: Omit<PhaseContext, 'apply'>): ApplyLane {
       () => (ended = true),
       () => (ended = true),
     );
-    await condition(() => ended || stopping || state.paused);
+    try {
+      await condition(() => ended || stopping || state.paused);
+    } catch (err) {
+      // Cancelled from outside (abort): the call's scope is cancelled with it; still wait below until the
+      // activity has stopped, so the fence and the slot's release never overlap with a running round.
+      if (!isCancellation(err)) throw err;
+    }
     if (!ended) scope.cancel();
     try {
       const r = await call;

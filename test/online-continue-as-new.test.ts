@@ -1,0 +1,98 @@
+// The incremental phase hands its state over to a new run (continue-as-new)
+// again and again while the source writes: the round in flight is cancelled
+// and awaited at a destination commit, the next run resumes from the position
+// stored on the destination, and at the end nothing is lost or applied twice.
+// Every run's history stays short. (Incremental-only, so the runs before the
+// incremental phase are few; a small history limit forces the hand-overs, and
+// no-op throttle signals make the history grow faster than 20-second apply
+// rounds alone would.)
+import { describe, expect, it } from 'vitest';
+import { abort, getStatus, throttle, waitForMigration } from '../client';
+import { parseLsn } from '../lib/capture/lsn';
+import { MigrationWorkflow } from '../workflows';
+import { expectOnlineTablesIdentical, ONLINE_DDL, ONLINE_SCHEMA, ONLINE_SEED, workloadRound } from './fixtures/online-workload';
+import { capturePair } from './harness/capture';
+import { appliedLsn, sourceInsertLsn } from './harness/capture-compare';
+import { clusters, temporalClient, uid, withWorker } from './harness/env';
+import { sleep, waitUntil } from './harness/wait';
+
+const N = 60;
+/** Events a run may add after the limit: the round's cancellation, signals meanwhile, the hand-over (or the abort's cleanup). */
+const MARGIN = 20;
+
+describe('continue-as-new in the incremental phase', () => {
+  it('hands over across several runs while writes flow: nothing lost, every run’s history short', async () => {
+    const cs = clusters();
+    const pair = await capturePair({ source: cs.pg15, destination: cs.pg18 });
+    await pair.sourceAsRole(ONLINE_DDL + ONLINE_SEED);
+    await pair.destinationAsRole(ONLINE_DDL + ONLINE_SEED);
+    const taskQueue = `tq-${uid()}`;
+    const config = pair.config({
+      taskQueue,
+      mode: { schema: false, full: false, incremental: true },
+      objects: { schemas: [ONLINE_SCHEMA] },
+      acknowledgeWarnings: ['ddl-capture', 'wal-retention', 'replica-role', 'replica-identity'],
+    });
+    const client = await temporalClient();
+    const workflowId = `pgshift-${config.name}`;
+    await withWorker(taskQueue, async () => {
+      await client.workflow.start(MigrationWorkflow, { taskQueue, workflowId, args: [{ config, continueAsNewAtHistoryLength: N }] });
+      const status = () => getStatus(client, config.name);
+      await waitUntil('the slot exists', async () => (await status()).state.capture, { timeoutMs: 60_000 });
+      let round = 0;
+      let writing = true;
+      const workload = (async () => {
+        while (writing) {
+          await workloadRound(pair.source, ++round);
+          await sleep(200);
+        }
+      })();
+      // No-op signals: each adds a few events to the history. Not too often: a hand-over cancels the round in
+      // flight and a cancelled round reports nothing to the workflow, so a run must last longer than one
+      // 20-second round for the catch-up to see the consistency point passed.
+      const nudging = (async () => {
+        while (writing) {
+          await throttle(client, workflowId, {}).catch(() => undefined);
+          await sleep(2000);
+        }
+      })();
+      let atIncremental: number;
+      try {
+        const s = await waitUntil('the incremental phase', async () => ((s) => ['incremental', 'failed'].includes(s.state.phase) && s)(await status()), {
+          timeoutMs: 90_000,
+          everyMs: 250,
+        });
+        expect(s.state.errors).toEqual([]);
+        atIncremental = s.state.generation;
+        await waitUntil('three hand-overs in the incremental phase', async () => ((s) => s.state.generation >= atIncremental + 3 && s)(await status()), {
+          timeoutMs: 120_000,
+          everyMs: 500,
+        });
+      } finally {
+        writing = false;
+        await Promise.all([workload, nudging]);
+      }
+      const end = parseLsn(await sourceInsertLsn(pair.source));
+      await waitUntil('the apply passes the source’s last commit', async () => (await appliedLsn(config)) >= end, { timeoutMs: 90_000, everyMs: 250 });
+      await expectOnlineTablesIdentical(pair);
+
+      const s = await status();
+      expect(s.state.errors).toEqual([]);
+      expect(s.state.phase).toBe('incremental');
+      expect(s.state.generation).toBeGreaterThanOrEqual(atIncremental + 3);
+      expect(s.state.capture!.rounds).toBeGreaterThan(0); // rounds cut short by a hand-over report nothing
+      expect(round).toBeGreaterThan(3);
+
+      await abort(client, config.name);
+      const final = await waitForMigration(client, config.name);
+      expect(final.state.phase).toBe('aborted');
+      const runs: number[] = [];
+      for await (const wf of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push(wf.historyLength);
+      expect(runs.length).toBe(final.state.generation + 1);
+      expect(Math.max(...runs), `history lengths of the runs: ${runs.join(', ')}`).toBeLessThanOrEqual(N + MARGIN);
+      console.log(`history lengths of the ${runs.length} runs: ${runs.join(', ')}`);
+      expect(await pair.source.sql(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [`pgshift_${config.name}`])).toEqual([]);
+    });
+    await client.connection.close();
+  });
+});
