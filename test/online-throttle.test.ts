@@ -1,0 +1,90 @@
+// Change-apply throttle: with a backlog of many small source transactions
+// waiting in the slot, the rate at which rows arrive on the destination
+// (counted there every second, independently of pgshift) stays within ±10 % of
+// throttle.incrementalRowsPerSecond, and a throttle signal takes effect within
+// 5 s (the apply asks the workflow's live throttle every ~2 s). Incremental-only
+// mode: the table exists, empty, on both sides before the migration starts.
+import { describe, expect, it } from 'vitest';
+import { abort, getStatus, startMigration, throttle, waitForMigration } from '../client';
+import { capturePair } from './harness/capture';
+import { clusters, type Side, temporalClient, uid, withWorker } from './harness/env';
+import { sleep, waitUntil } from './harness/wait';
+
+const SCHEMA = 'paced';
+const DDL = `CREATE SCHEMA ${SCHEMA}; CREATE TABLE ${SCHEMA}.rows (id int PRIMARY KEY, v text NOT NULL)`;
+const TRANSACTIONS = 1000;
+const PER_TRANSACTION = 100;
+
+async function destinationRows(dst: Side): Promise<number> {
+  const [r] = await dst.sql<{ n: string }>(`SELECT count(*)::text AS n FROM ${SCHEMA}.rows`);
+  return Number(r.n);
+}
+
+/** Row counts on the destination, one a second for `seconds` s, with their times. */
+async function sample(dst: Side, seconds: number): Promise<{ at: number; n: number }[]> {
+  const out: { at: number; n: number }[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i <= seconds; i++) {
+    await sleep(Math.max(0, t0 + i * 1000 - performance.now()));
+    out.push({ at: performance.now(), n: await destinationRows(dst) });
+  }
+  return out;
+}
+
+const rate = (a: { at: number; n: number }, b: { at: number; n: number }) => ((b.n - a.n) * 1000) / (b.at - a.at);
+
+describe('incremental throttle', () => {
+  it('applies changes at the configured rows/s within ±10 % and follows a throttle signal within 5 s', async () => {
+    const cs = clusters();
+    const pair = await capturePair({ source: cs.pg15, destination: cs.pg18 });
+    await pair.sourceAsRole(DDL);
+    await pair.destinationAsRole(DDL);
+    const taskQueue = `tq-${uid()}`;
+    const config = pair.config({
+      taskQueue,
+      mode: { schema: false, full: false, incremental: true },
+      objects: { schemas: [SCHEMA] },
+      throttle: { incrementalRowsPerSecond: 2000 },
+      acknowledgeWarnings: ['ddl-capture', 'wal-retention', 'replica-role', 'replica-identity'],
+    });
+    const client = await temporalClient();
+    await withWorker(taskQueue, async () => {
+      await startMigration(client, config);
+      await waitUntil('the slot exists', async () => (await getStatus(client, config.name)).state.capture, { timeoutMs: 60_000, everyMs: 100 });
+      // The backlog: many small source transactions, so rows become visible on the destination gradually.
+      const txs: string[] = [];
+      for (let i = 0; i < TRANSACTIONS; i++) {
+        const lo = i * PER_TRANSACTION + 1;
+        txs.push(`BEGIN; INSERT INTO ${SCHEMA}.rows SELECT g, repeat('v', 60) FROM generate_series(${lo}, ${lo + PER_TRANSACTION - 1}) g; COMMIT;`);
+      }
+      await pair.source.sql(txs.join('\n'));
+
+      await waitUntil('the first rows reach the destination', async () => (await destinationRows(pair.destination)) > 0, { timeoutMs: 60_000, everyMs: 100 });
+      await sleep(1000); // past the first burst
+      const slow = await sample(pair.destination, 8);
+      const steady = rate(slow[0], slow[slow.length - 1]);
+      console.log(`online throttle at 2000: ${slow.map((x, i) => (i ? Math.round(rate(slow[i - 1], x)) : x.n)).join(' ')} → ${Math.round(steady)} rows/s`);
+      expect(steady).toBeGreaterThan(1800);
+      expect(steady).toBeLessThan(2200);
+
+      await throttle(client, config.name, { incrementalRowsPerSecond: 6000 });
+      await sleep(5000);
+      const fast = await sample(pair.destination, 4);
+      const faster = rate(fast[0], fast[fast.length - 1]);
+      console.log(`online throttle at 6000: ${fast.map((x, i) => (i ? Math.round(rate(fast[i - 1], x)) : x.n)).join(' ')} → ${Math.round(faster)} rows/s`);
+      expect(fast[fast.length - 1].n).toBeLessThan(TRANSACTIONS * PER_TRANSACTION); // still throttled, not out of backlog
+      expect(faster).toBeGreaterThan(5400);
+      expect(faster).toBeLessThan(6600);
+
+      const s = await getStatus(client, config.name);
+      expect(s.state.errors).toEqual([]);
+      // The backlog keeps the lag up: the apply runs in catch-up (or, once caught up, incremental).
+      expect(['catch-up', 'incremental']).toContain(s.state.phase);
+      expect(s.state.throttle.incrementalRowsPerSecond).toBe(6000);
+      await abort(client, config.name);
+      const final = await waitForMigration(client, config.name);
+      expect(final.state.phase).toBe('aborted');
+    });
+    await client.connection.close();
+  });
+});
