@@ -65,15 +65,24 @@ export function lsnValue(lsn: string): bigint {
 
 export const lsnAtLeast = (a: string | null, b: string | null): boolean => a !== null && b !== null && lsnValue(a) >= lsnValue(b);
 
-export interface ApplyRound {
+/** Where a running apply stands: what its heartbeats and its result both carry. */
+export interface ApplyPosition {
+  /** Commit end LSN of the last source transaction applied (and committed on the destination). */
   appliedLsn: string;
+  /** Newest source commit received (applied or not). */
   receivedLsn: string;
+  /** Seconds behind the source clock (heartbeat table) and bytes of WAL the slot holds; null until measured. */
   lagSeconds: number | null;
   lagBytes: number | null;
   transactions: number;
   changes: number;
   fallbacks: number;
+  /** Whether apply sessions run with session_replication_role = replica (no FK checks, no user triggers). */
   replicaRole: boolean;
+}
+
+/** What one apply round returns to the workflow. */
+export interface ApplyRound extends ApplyPosition {
   seconds: number;
 }
 

@@ -8,13 +8,11 @@
 // rounds alone would.)
 import { describe, expect, it } from 'vitest';
 import { abort, getStatus, throttle, waitForMigration } from '../client';
-import { parseLsn } from '../lib/capture/lsn';
 import { MigrationWorkflow } from '../workflows';
-import { expectOnlineTablesIdentical, ONLINE_DDL, ONLINE_SCHEMA, ONLINE_SEED, workloadRound } from './fixtures/online-workload';
-import { capturePair } from './harness/capture';
-import { appliedLsn, sourceInsertLsn } from './harness/capture-compare';
+import { expectOnlineTablesIdentical } from './fixtures/online-workload';
 import { clusters, temporalClient, uid, withWorker } from './harness/env';
 import { sleep, waitUntil } from './harness/wait';
+import { onlineConfig, onlinePair, startWorkload, waitUntilApplied } from './harness/online';
 
 const N = 60;
 /** Events a run may add after the limit: the round's cancellation, signals meanwhile, the hand-over (or the abort's cleanup). */
@@ -23,15 +21,11 @@ const MARGIN = 20;
 describe('continue-as-new in the incremental phase', () => {
   it('hands over across several runs while writes flow: nothing lost, every run’s history short', async () => {
     const cs = clusters();
-    const pair = await capturePair({ source: cs.pg15, destination: cs.pg18 });
-    await pair.sourceAsRole(ONLINE_DDL + ONLINE_SEED);
-    await pair.destinationAsRole(ONLINE_DDL + ONLINE_SEED);
+    const pair = await onlinePair(cs.pg15, cs.pg18, { destinationHasData: true });
     const taskQueue = `tq-${uid()}`;
-    const config = pair.config({
+    const config = onlineConfig(pair, {
       taskQueue,
       mode: { schema: false, full: false, incremental: true },
-      objects: { schemas: [ONLINE_SCHEMA] },
-      acknowledgeWarnings: ['ddl-capture', 'wal-retention', 'replica-role', 'replica-identity'],
     });
     const client = await temporalClient();
     const workflowId = `pgshift-${config.name}`;
@@ -39,19 +33,13 @@ describe('continue-as-new in the incremental phase', () => {
       await client.workflow.start(MigrationWorkflow, { taskQueue, workflowId, args: [{ config, continueAsNewAtHistoryLength: N }] });
       const status = () => getStatus(client, config.name);
       await waitUntil('the slot exists', async () => (await status()).state.capture, { timeoutMs: 60_000 });
-      let round = 0;
-      let writing = true;
-      const workload = (async () => {
-        while (writing) {
-          await workloadRound(pair.source, ++round);
-          await sleep(200);
-        }
-      })();
+      const workload = startWorkload(pair.source);
       // No-op signals: each adds a few events to the history. Not too often: a hand-over cancels the round in
       // flight and a cancelled round reports nothing to the workflow, so a run must last longer than one
       // 20-second round for the catch-up to see the consistency point passed.
+      let nudge = true;
       const nudging = (async () => {
-        while (writing) {
+        while (nudge) {
           await throttle(client, workflowId, {}).catch(() => undefined);
           await sleep(2000);
         }
@@ -69,11 +57,10 @@ describe('continue-as-new in the incremental phase', () => {
           everyMs: 500,
         });
       } finally {
-        writing = false;
-        await Promise.all([workload, nudging]);
+        nudge = false;
+        await Promise.all([workload.stop(), nudging]);
       }
-      const end = parseLsn(await sourceInsertLsn(pair.source));
-      await waitUntil('the apply passes the source’s last commit', async () => (await appliedLsn(config)) >= end, { timeoutMs: 90_000, everyMs: 250 });
+      await waitUntilApplied(pair, config, 90_000);
       await expectOnlineTablesIdentical(pair);
 
       const s = await status();
@@ -81,7 +68,7 @@ describe('continue-as-new in the incremental phase', () => {
       expect(s.state.phase).toBe('incremental');
       expect(s.state.generation).toBeGreaterThanOrEqual(atIncremental + 3);
       expect(s.state.capture!.rounds).toBeGreaterThan(0); // rounds cut short by a hand-over report nothing
-      expect(round).toBeGreaterThan(3);
+      expect(workload.rounds()).toBeGreaterThan(3);
 
       await abort(client, config.name);
       const final = await waitForMigration(client, config.name);

@@ -7,25 +7,20 @@
 import { describe, expect, it } from 'vitest';
 import { abort, getStatus, startMigration, waitForMigration } from '../client';
 import { parseLsn } from '../lib/capture/lsn';
-import { expectOnlineTablesIdentical, ONLINE_DDL, ONLINE_SCHEMA, ONLINE_SEED, workloadRound } from './fixtures/online-workload';
-import { capturePair } from './harness/capture';
-import { appliedLsn, sourceInsertLsn } from './harness/capture-compare';
+import { expectOnlineTablesIdentical } from './fixtures/online-workload';
 import { clusters, temporalClient, uid, withWorker } from './harness/env';
-import { sleep, waitUntil } from './harness/wait';
+import { waitUntil } from './harness/wait';
+import { onlineConfig, onlinePair, startWorkload, waitUntilApplied } from './harness/online';
 
 describe('incremental-only migration', () => {
   it('applies the changes after the slot’s start to a destination that already holds the data; no schema, no full load', async () => {
     const cs = clusters();
-    const pair = await capturePair({ source: cs.pg15, destination: cs.pg18 });
-    await pair.sourceAsRole(ONLINE_DDL + ONLINE_SEED);
-    await pair.destinationAsRole(ONLINE_DDL + ONLINE_SEED);
+    const pair = await onlinePair(cs.pg15, cs.pg18, { destinationHasData: true });
     await expectOnlineTablesIdentical(pair);
     const taskQueue = `tq-${uid()}`;
-    const config = pair.config({
+    const config = onlineConfig(pair, {
       taskQueue,
       mode: { schema: false, full: false, incremental: true },
-      objects: { schemas: [ONLINE_SCHEMA] },
-      acknowledgeWarnings: ['ddl-capture', 'wal-retention', 'replica-role', 'replica-identity'],
     });
     const client = await temporalClient();
     await withWorker(taskQueue, async () => {
@@ -38,27 +33,20 @@ describe('incremental-only migration', () => {
       };
       // Writes begin once the slot exists: the destination's rows are the state at the slot's start.
       await waitUntil('the slot exists', async () => (await phase()).state.capture, { timeoutMs: 60_000, everyMs: 100 });
-      let round = 0;
-      let writing = true;
-      const workload = (async () => {
-        while (writing) {
-          await workloadRound(pair.source, ++round);
-          await sleep(200);
-        }
-      })();
+      const workload = startWorkload(pair.source);
       try {
         await waitUntil('the migration reaches the incremental phase', async () => ['incremental', 'failed'].includes((await phase()).state.phase), {
           timeoutMs: 60_000,
           everyMs: 250,
         });
-        const untilRound = round + 4;
-        await waitUntil('four more workload rounds', async () => round >= untilRound || (await phase()).state.phase === 'failed', { timeoutMs: 60_000 });
+        const untilRound = workload.rounds() + 4;
+        await waitUntil('four more workload rounds', async () => workload.rounds() >= untilRound || (await phase()).state.phase === 'failed', {
+          timeoutMs: 60_000,
+        });
       } finally {
-        writing = false;
-        await workload;
+        await workload.stop();
       }
-      const end = parseLsn(await sourceInsertLsn(pair.source));
-      await waitUntil('the apply passes the source’s last commit', async () => (await appliedLsn(config)) >= end, { timeoutMs: 90_000, everyMs: 250 });
+      await waitUntilApplied(pair, config, 90_000);
       await expectOnlineTablesIdentical(pair);
 
       const s = await phase();

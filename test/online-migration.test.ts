@@ -9,40 +9,27 @@ import { describe, expect, it } from 'vitest';
 import { abort, getStatus, pause, resume, startMigration, verify, waitForMigration } from '../client';
 import type { PgVersion } from '../dev/postgres';
 import { lsnAtLeast } from '../lib/capture-progress';
-import { expectOnlineTablesIdentical, ONLINE_DDL, ONLINE_SCHEMA, ONLINE_SEED, workloadRound } from './fixtures/online-workload';
-import { capturePair } from './harness/capture';
-import { appliedLsn, sourceInsertLsn } from './harness/capture-compare';
+import { expectOnlineTablesIdentical } from './fixtures/online-workload';
 import { clusters, temporalClient, uid, withWorker } from './harness/env';
 import { sleep, waitUntil } from './harness/wait';
-import { parseLsn } from '../lib/capture/lsn';
+import { onlineConfig, onlinePair, startWorkload, waitUntilApplied } from './harness/online';
 
 async function onlineMigration(versions: { source: PgVersion; destination: PgVersion }) {
   const cs = clusters();
   const byVersion = { 11: cs.pg11, 14: cs.pg14, 15: cs.pg15, 18: cs.pg18 } as const;
-  const pair = await capturePair({ source: byVersion[versions.source as 11 | 15], destination: byVersion[versions.destination as 14 | 18] });
-  // The source role owns what it publishes (PostgreSQL requires it for a publication).
-  await pair.sourceAsRole(ONLINE_DDL + ONLINE_SEED);
+  const pair = await onlinePair(byVersion[versions.source as 11 | 15], byVersion[versions.destination as 14 | 18]);
   const taskQueue = `tq-${uid()}`;
-  const config = pair.config({
+  const config = onlineConfig(pair, {
     taskQueue,
     mode: { schema: true, full: true, incremental: true },
-    objects: { schemas: [ONLINE_SCHEMA] },
     fullLoad: { chunkMb: 1 },
     parallelism: { tables: 2, indexes: 2 },
-    acknowledgeWarnings: ['ddl-capture', 'wal-retention', 'replica-role', 'replica-identity'],
   });
   const client = await temporalClient();
   await withWorker(taskQueue, async () => {
     await startMigration(client, config);
     // Writes during the whole run: full load, catch-up, post-data, incremental.
-    let round = 0;
-    let writing = true;
-    const workload = (async () => {
-      while (writing) {
-        await workloadRound(pair.source, ++round);
-        await sleep(200);
-      }
-    })();
+    const workload = startWorkload(pair.source);
     try {
       const seen = new Set<string>();
       await waitUntil(
@@ -57,8 +44,8 @@ async function onlineMigration(versions: { source: PgVersion; destination: PgVer
       ).then((s) => expect(s.state.errors, 'errors of the migration').toEqual([]));
       expect([...seen]).toEqual(expect.arrayContaining(['full-load', 'incremental']));
       // A few more rounds in the incremental phase, then a pause: nothing is consumed while paused.
-      const untilRound = round + 3;
-      await waitUntil('three more workload rounds', async () => round >= untilRound, { timeoutMs: 60_000 });
+      const untilRound = workload.rounds() + 3;
+      await waitUntil('three more workload rounds', async () => workload.rounds() >= untilRound, { timeoutMs: 60_000 });
       await pause(client, config.name);
       await sleep(3000); // the running round stops
       const slotAt = async () =>
@@ -72,12 +59,10 @@ async function onlineMigration(versions: { source: PgVersion; destination: PgVer
       expect(await slotAt()).toBe(atPause);
       await resume(client, config.name);
     } finally {
-      writing = false;
-      await workload;
+      await workload.stop();
     }
     // The source is quiet: wait until the destination has applied its last commit.
-    const end = parseLsn(await sourceInsertLsn(pair.source));
-    await waitUntil('the apply passes the source’s last commit', async () => (await appliedLsn(config)) >= end, { timeoutMs: 120_000, everyMs: 250 });
+    await waitUntilApplied(pair, config, 120_000);
 
     // An independent comparison (the test's own SQL) and pgshift's verification agree.
     await expectOnlineTablesIdentical(pair);

@@ -9,6 +9,7 @@ import { abort, getStatus, startMigration, throttle, waitForMigration } from '..
 import { capturePair } from './harness/capture';
 import { clusters, type Side, temporalClient, uid, withWorker } from './harness/env';
 import { sleep, waitUntil } from './harness/wait';
+import { ONLINE_ACKNOWLEDGED } from './harness/online';
 
 const SCHEMA = 'paced';
 const DDL = `CREATE SCHEMA ${SCHEMA}; CREATE TABLE ${SCHEMA}.rows (id int PRIMARY KEY, v text NOT NULL)`;
@@ -45,7 +46,7 @@ describe('incremental throttle', () => {
       mode: { schema: false, full: false, incremental: true },
       objects: { schemas: [SCHEMA] },
       throttle: { incrementalRowsPerSecond: 2000 },
-      acknowledgeWarnings: ['ddl-capture', 'wal-retention', 'replica-role', 'replica-identity'],
+      acknowledgeWarnings: ONLINE_ACKNOWLEDGED,
     });
     const client = await temporalClient();
     await withWorker(taskQueue, async () => {

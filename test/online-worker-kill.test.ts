@@ -8,13 +8,11 @@
 // applied twice or skipped. Abort then drops the slot.
 import { describe, expect, it } from 'vitest';
 import { abort, getStatus, startMigration, waitForMigration } from '../client';
-import { parseLsn } from '../lib/capture/lsn';
-import { expectOnlineTablesIdentical, ONLINE_DDL, ONLINE_SCHEMA, ONLINE_SEED, workloadRound } from './fixtures/online-workload';
-import { capturePair } from './harness/capture';
-import { appliedLsn, sourceInsertLsn } from './harness/capture-compare';
+import { expectOnlineTablesIdentical } from './fixtures/online-workload';
 import { clusters, temporalClient, uid } from './harness/env';
 import { sleep, waitUntil } from './harness/wait';
 import { spawnWorker, type WorkerProcess } from './harness/worker-process';
+import { onlineConfig, onlinePair, startWorkload, waitUntilApplied } from './harness/online';
 
 const KILLS = 5;
 const CAPTURE_PHASES = ['catch-up', 'post-data', 'sequences', 'analyze', 'verify', 'incremental'];
@@ -22,27 +20,17 @@ const CAPTURE_PHASES = ['catch-up', 'post-data', 'sequences', 'analyze', 'verify
 describe('online migration survives worker kills', () => {
   it('converges after 5 SIGKILLs during catch-up and incremental: no change applied twice or skipped; abort drops the slot', async () => {
     const cs = clusters();
-    const pair = await capturePair({ source: cs.pg15, destination: cs.pg18 });
-    await pair.sourceAsRole(ONLINE_DDL + ONLINE_SEED);
+    const pair = await onlinePair(cs.pg15, cs.pg18);
     const taskQueue = `tq-${uid()}`;
-    const config = pair.config({
+    const config = onlineConfig(pair, {
       taskQueue,
       mode: { schema: true, full: true, incremental: true },
-      objects: { schemas: [ONLINE_SCHEMA] },
       fullLoad: { chunkMb: 1 },
       parallelism: { tables: 2, indexes: 2 },
-      acknowledgeWarnings: ['ddl-capture', 'wal-retention', 'replica-role', 'replica-identity'],
     });
     const client = await temporalClient();
     let worker: WorkerProcess = await spawnWorker(taskQueue);
-    let round = 0;
-    let writing = true;
-    const workload = (async () => {
-      while (writing) {
-        await workloadRound(pair.source, ++round);
-        await sleep(200);
-      }
-    })();
+    const workload = startWorkload(pair.source);
     const phase = async () => (await getStatus(client, config.name)).state.phase;
     try {
       await startMigration(client, config);
@@ -65,15 +53,13 @@ describe('online migration survives worker kills', () => {
         everyMs: 500,
       });
       // More writes after the last kill, applied by the last worker.
-      const untilRound = round + 2;
-      await waitUntil('two more workload rounds', async () => round >= untilRound, { timeoutMs: 60_000 });
+      const untilRound = workload.rounds() + 2;
+      await waitUntil('two more workload rounds', async () => workload.rounds() >= untilRound, { timeoutMs: 60_000 });
     } finally {
-      writing = false;
-      await workload;
+      await workload.stop();
     }
     try {
-      const end = parseLsn(await sourceInsertLsn(pair.source));
-      await waitUntil('the apply passes the source’s last commit', async () => (await appliedLsn(config)) >= end, { timeoutMs: 90_000, everyMs: 250 });
+      await waitUntilApplied(pair, config, 90_000);
       await expectOnlineTablesIdentical(pair);
       const s = await getStatus(client, config.name);
       expect(s.state.phase).toBe('incremental');

@@ -40,6 +40,7 @@ import { advanceApplied, readCapture } from './control';
 import { applyPiece, applyTruncate, Piece, type PieceStats } from './apply-batch';
 import { beatSource } from './prepare-source';
 import { ChangeStream, type StreamItem, type StreamOptions } from './stream';
+import type { ApplyPosition, ApplyRound } from '../../lib/capture-progress';
 
 export interface ApplyInput {
   config: Config;
@@ -57,38 +58,18 @@ export interface ApplyInput {
   maxSeconds?: number;
 }
 
-export interface ApplyResult {
-  appliedLsn: string;
-  transactions: number;
-  changes: number;
-  fallbacks: number;
+/** The round's result: where it stands when it returned (lag as of then), and what it did. */
+export interface ApplyResult extends ApplyRound {
   partialImages: number;
   sourceReads: number;
   statements: number;
   /** Stream queue high-water marks and read pauses (memory bound). */
   stream: { maxQueuedItems: number; maxQueuedBytes: number; pauses: number };
-  /** Whether apply sessions run with session_replication_role = replica (no FK checks, no user triggers). */
-  replicaRole: boolean;
-  seconds: number;
-  /** Newest source commit received (applied or not). */
-  receivedLsn: string;
-  /** Lag when the call returned: seconds behind the source clock (heartbeat), bytes of WAL the slot holds. */
-  lagSeconds: number | null;
-  lagBytes: number | null;
 }
 
 /** Heartbeat details of the running apply. */
-export interface ApplyBeat {
-  appliedLsn: string;
-  /** Newest source commit received (applied or not). */
-  receivedLsn: string;
-  lagSeconds: number | null;
-  lagBytes: number | null;
-  transactions: number;
-  changes: number;
+export interface ApplyBeat extends ApplyPosition {
   changesPerSecond: number;
-  fallbacks: number;
-  replicaRole: boolean;
   rowsPerSecond: number | null;
 }
 
@@ -251,6 +232,16 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
 
     // Background: source heartbeat every second, lag + activity heartbeat, throttle refresh.
     let lag: { seconds: number | null; bytes: number | null } = { seconds: null, bytes: null };
+    const standing = (): ApplyPosition => ({
+      appliedLsn: formatLsn(position),
+      receivedLsn: formatLsn(received),
+      lagSeconds: lag.seconds,
+      lagBytes: lag.bytes,
+      transactions,
+      changes,
+      fallbacks: stats.fallbacks,
+      replicaRole,
+    });
     const beat = async () => {
       const r = await srcClient.query<{ bytes: string | null; seconds: string | null }>(
         `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text AS bytes,
@@ -266,15 +257,8 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         limiter.setRates({ rowsPerSecond, bytesPerSecond: null });
       }
       const details: ApplyBeat = {
-        appliedLsn: formatLsn(position),
-        receivedLsn: formatLsn(received),
-        lagSeconds: lag.seconds,
-        lagBytes: lag.bytes,
-        transactions,
-        changes,
+        ...standing(),
         changesPerSecond: Math.round(changes / Math.max((Date.now() - started) / 1000, 0.001)),
-        fallbacks: stats.fallbacks,
-        replicaRole,
         rowsPerSecond,
       };
       heartbeat(details);
@@ -512,18 +496,11 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     // The lag as of now, for the caller (the workflow records it between rounds).
     await beat();
     return {
-      appliedLsn: formatLsn(position),
-      receivedLsn: formatLsn(received),
-      lagSeconds: lag.seconds,
-      lagBytes: lag.bytes,
-      transactions,
-      changes,
-      fallbacks: stats.fallbacks,
+      ...standing(),
       partialImages: stats.partialImages,
       sourceReads: stats.sourceReads,
       statements: stats.statements,
       stream: { ...s.stats },
-      replicaRole,
       seconds: (Date.now() - started) / 1000,
     };
   } catch (e) {

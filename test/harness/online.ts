@@ -1,0 +1,63 @@
+// Shared set-up of the online-migration tests: a capture pair holding the
+// online workload's schema, its config, a workload running in the background,
+// and the wait until the apply has passed the source's last commit.
+import type { Config, ConfigInput } from '../../lib/config';
+import type { ClusterHandle } from '../../dev/postgres';
+import { parseLsn } from '../../lib/capture/lsn';
+import { ONLINE_DDL, ONLINE_SCHEMA, ONLINE_SEED, workloadRound } from '../fixtures/online-workload';
+import { capturePair, type CapturePair } from './capture';
+import { appliedLsn, sourceInsertLsn } from './capture-compare';
+import type { Side } from './env';
+import { sleep, waitUntil } from './wait';
+
+/** Precheck warnings an online test accepts: its roles are not superusers and its clusters keep little WAL. */
+export const ONLINE_ACKNOWLEDGED: ConfigInput['acknowledgeWarnings'] = ['ddl-capture', 'wal-retention', 'replica-role', 'replica-identity'];
+
+/**
+ * A capture pair with the workload's tables and rows on the source (owned by
+ * the source role, as a publication requires) and, for incremental-only
+ * migrations, the same on the destination.
+ */
+export async function onlinePair(source: ClusterHandle, destination: ClusterHandle, opts: { destinationHasData?: boolean } = {}): Promise<CapturePair> {
+  const pair = await capturePair({ source, destination });
+  await pair.sourceAsRole(ONLINE_DDL + ONLINE_SEED);
+  if (opts.destinationHasData) await pair.destinationAsRole(ONLINE_DDL + ONLINE_SEED);
+  return pair;
+}
+
+/** The config of an online migration of the workload's schema. */
+export function onlineConfig(pair: CapturePair, overrides: Partial<ConfigInput>): Config {
+  return pair.config({ objects: { schemas: [ONLINE_SCHEMA] }, acknowledgeWarnings: ONLINE_ACKNOWLEDGED, ...overrides });
+}
+
+export interface RunningWorkload {
+  /** Rounds started so far. */
+  rounds(): number;
+  /** Stop after the round in flight, and wait for it. */
+  stop(): Promise<void>;
+}
+
+/** Workload rounds on the source, one after the other with a short pause, until stopped. */
+export function startWorkload(source: Side): RunningWorkload {
+  let round = 0;
+  let writing = true;
+  const running = (async () => {
+    while (writing) {
+      await workloadRound(source, ++round);
+      await sleep(200);
+    }
+  })();
+  return {
+    rounds: () => round,
+    stop: async () => {
+      writing = false;
+      await running;
+    },
+  };
+}
+
+/** Wait until the destination has applied everything the source committed so far. */
+export async function waitUntilApplied(pair: CapturePair, config: Config, timeoutMs: number): Promise<void> {
+  const end = parseLsn(await sourceInsertLsn(pair.source));
+  await waitUntil('the apply passes the source’s last commit', async () => (await appliedLsn(config)) >= end, { timeoutMs, everyMs: 250 });
+}
