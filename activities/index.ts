@@ -17,6 +17,7 @@ import { analyzeTables } from './analyze';
 import { syncSequences } from './sequences';
 import { listCopiedTables, verifyTableData } from './verify-data';
 import { captureActivities } from './capture';
+import { cutoverActivities } from './cutover';
 
 export function createActivities() {
   const activities = {
@@ -35,6 +36,7 @@ export function createActivities() {
     listCopiedTables: withRetryWindows(listCopiedTables),
     verifyTableData: withRetryWindows(verifyTableData),
     ...captureActivities(),
+    ...cutoverActivities(),
   };
   return Object.fromEntries(
     Object.entries(activities).map(([k, fn]) => [k, withKeepalive(reportingCancellation(fn as (...a: unknown[]) => Promise<unknown>))]),

@@ -6,7 +6,8 @@ import type { Config } from '../lib/config';
 import { ConfigError, loadConfigFile } from '../lib/io/config-load';
 import { renderReportMarkdown } from '../lib/report';
 import { renderStatusMarkdown } from '../lib/migration-state';
-import { abort, evaluate, getStatus, hasWorkers, list, pause, resume, startMigration, throttle, verify } from '../client/index';
+import { abort, cutover, evaluate, getStatus, hasWorkers, list, pause, resume, startMigration, throttle, verify } from '../client/index';
+import { renderCutover } from '../lib/cutover-progress';
 import { connectClient, ensureSearchAttributes, type TemporalFlags } from '../lib/io/temporal';
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
@@ -166,7 +167,7 @@ export function buildProgram(): Command {
   for (const [name, fn, what] of [
     ['pause', pause, 'pause a migration after the running step'],
     ['resume', resume, 'resume a paused migration'],
-    ['abort', abort, 'abort a migration: stop promptly, leave the source untouched, fence the destination'],
+    ['abort', abort, 'abort a migration: stop promptly, release the source (slot, publication, fence), fence the destination'],
   ] as const) {
     withTemporalOptions(program.command(`${name} <id>`).description(what)).action(async (id: string, o) => {
       await withClient(o, async (client) => {
@@ -175,6 +176,63 @@ export function buildProgram(): Command {
       });
     });
   }
+
+  withTemporalOptions(
+    program
+      .command('cutover <id>')
+      .description('cut over to the destination: fence, drain, sequences, verification, release (exit 0 done or accepted, 1 refused or failed)')
+      .addOption(new Option('--fence <fence>', 'write fence on the source (default: config cutover.fence)').choices(['none', 'read-only']))
+      .addOption(new Option('--verify <what>', 'final data verification (default: config cutover.verify)').choices(['changed', 'full', 'none']))
+      .option('--wait', 'print the steps as they happen until the cutover ends'),
+  ).action(async (id: string, o) => {
+    await withClient(o, async (client) => {
+      const answer = await cutover(client, id, { ...(o.fence ? { fence: o.fence } : {}), ...(o.verify ? { verify: o.verify } : {}) });
+      if (!answer.accepted) {
+        console.error(`cutover refused: ${answer.reason}`);
+        process.exitCode = EXIT.failed;
+        return;
+      }
+      console.log(`cutover accepted (fence ${answer.fence}, verify ${answer.verify})`);
+      if (!o.wait) return;
+      const seen = new Map<string, string>();
+      for (;;) {
+        const s = await getStatus(client, id);
+        const c = s.state.cutover;
+        for (const step of c?.steps ?? []) {
+          const line = `${step.status}${step.detail ? `: ${step.detail}` : ''}`;
+          if (step.status !== 'pending' && seen.get(step.name) !== line) {
+            seen.set(step.name, line);
+            console.log(`  ${step.name.padEnd(19)} ${line}`);
+          }
+        }
+        if (c?.failure || s.state.phase === 'failed' || s.state.phase === 'aborted') {
+          console.error(`cutover failed: ${c?.failure ?? s.state.errors.at(-1)?.message ?? s.state.phase}`);
+          process.exitCode = EXIT.failed;
+          return;
+        }
+        if (c?.finishedAt) {
+          console.log('\n' + renderCutover(c).join('\n'));
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    });
+  });
+
+  program
+    .command('release')
+    .description('remove what a migration left on the source (slot, publication, fence, control schema) when its workflow could not; safe to run twice')
+    .option('--config <file>', 'the migration config (JSON or YAML)')
+    .option('--destination', "also remove the migration's control rows on the destination (its fencing row: the name can be used again)")
+    .action(async (o) => {
+      const config = readConfig(o.config);
+      // Loaded only here: the other commands do not talk to the databases.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { releaseMigration } = require('../activities/release') as typeof import('../activities/release');
+      const r = await releaseMigration(config, { destination: !!o.destination });
+      if (!r.removed.length) console.log(`nothing left to release for migration ${config.name}`);
+      for (const x of r.removed) console.log(`removed ${x}`);
+    });
 
   withTemporalOptions(
     program

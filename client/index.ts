@@ -2,7 +2,7 @@
 // CLI and by application code. Workflow and input types are re-exported for
 // callers who prefer client.workflow.start(...) directly.
 import { randomBytes } from 'node:crypto';
-import { type Client, type WorkflowExecutionInfo } from '@temporalio/client';
+import { type Client, type WorkflowExecutionInfo, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Config } from '../lib/config';
 import { endpointLabel, evaluationWorkflowId } from '../lib/migration-ids';
 import type { EvaluationReport } from '../lib/report';
@@ -11,13 +11,24 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { ChunkBeat, Throttle } from '../lib/migration-state';
 import { migrationWorkflowId, toWorkflowId } from '../lib/migration-ids';
 import { EvaluationWorkflow, MigrationWorkflow } from '../workflows';
-import { abortSignal, configQuery, type MigrationStatus, pauseSignal, resumeSignal, statusQuery, throttleSignal } from '../workflows/migration';
+import {
+  abortSignal,
+  configQuery,
+  type CutoverAnswer,
+  type CutoverRequest,
+  type MigrationStatus,
+  pauseSignal,
+  requestCutoverUpdate,
+  resumeSignal,
+  statusQuery,
+  throttleSignal,
+} from '../workflows/migration';
 import { VerificationWorkflow } from '../workflows/verification';
 import type { VerificationResult } from '../workflows/verification';
 
 export { EvaluationWorkflow, MigrationWorkflow } from '../workflows';
 export type { EvaluationInput } from '../workflows/evaluation';
-export type { MigrationStatus } from '../workflows/migration';
+export type { CutoverAnswer, CutoverRequest, MigrationStatus } from '../workflows/migration';
 export type { VerificationResult } from '../workflows/verification';
 export type { MigrationInput, MigrationState, Throttle } from '../lib/migration-state';
 export type { Config, ConfigInput } from '../lib/config';
@@ -90,7 +101,7 @@ export async function startMigration(client: Client, config: Config, opts: CallO
     staticDetails: [
       `Migration **${config.name}**, environment ${config.environmentTag || '(none)'}.`,
       `Schemas: ${config.objects.schemas.join(', ')}; include ${config.objects.include.length || 'all'}, exclude ${config.objects.exclude.length}.`,
-      `Signals: throttle, pause, resume, abort. Query: status.`,
+      `Signals: throttle, pause, resume, abort, cutover. Update: requestCutover. Query: status.`,
     ].join('\n'),
   });
   return workflowId;
@@ -137,6 +148,20 @@ export async function abort(client: Client, idOrName: string): Promise<void> {
 
 export async function throttle(client: Client, idOrName: string, t: Partial<Throttle>): Promise<void> {
   await client.workflow.getHandle(toWorkflowId(idOrName)).signal(throttleSignal, t);
+}
+
+/**
+ * Ask for the cutover (`pgshift cutover ID`): accepted — the steps follow in
+ * status — or refused with the reason (still in full load, before the
+ * consistency point, lag above cutover.maxLagSeconds, paused, …).
+ */
+export async function cutover(client: Client, idOrName: string, req: CutoverRequest = {}): Promise<CutoverAnswer> {
+  try {
+    return await client.workflow.getHandle(toWorkflowId(idOrName)).executeUpdate(requestCutoverUpdate, { args: [req] });
+  } catch (e) {
+    if (e instanceof WorkflowUpdateFailedError) return { accepted: false, reason: (e.cause as Error | undefined)?.message ?? e.message };
+    throw e;
+  }
 }
 
 /** Wait for the migration to finish; resolves with its final status. */

@@ -213,9 +213,24 @@ export const Config = z
     cutover: z
       .strictObject({
         maxLagSeconds: z.number().nonnegative().default(5).describe('Cutover is refused while lag is above this'),
-        fence: z.enum(['none', 'read-only']).default('none').describe('Write fence put on the source at cutover'),
+        fence: z
+          .enum(['none', 'read-only'])
+          .default('none')
+          .describe(
+            'Write fence put on the source at cutover: read-only makes new transactions of the source database read-only for every role and ends the sessions that could still write',
+          ),
+        graceSeconds: intInRange(0, 3600, 10, 'seconds').describe('How long the fence waits for open source transactions before ending them (0–3,600)'),
+        verify: z
+          .enum(['changed', 'full', 'none'])
+          .default('changed')
+          .describe(
+            'Final data verification at cutover: changed = what changed since the last full verification (the full verification when none ran yet), full, or none',
+          ),
+        maxDowntimeSeconds: positiveOrNull('seconds').describe(
+          'Refuse to fence when the estimated write downtime (drain + sequences + verification) exceeds this',
+        ),
       })
-      .default({ maxLagSeconds: 5, fence: 'none' })
+      .default({ maxLagSeconds: 5, fence: 'none', graceSeconds: 10, verify: 'changed', maxDowntimeSeconds: null })
       .describe('Cutover'),
     abort: z
       .strictObject({

@@ -5,6 +5,7 @@
 import type { Config } from './config';
 import type { PrecheckItem } from './precheck-catalog';
 import { type CaptureProgress, renderCapture } from './capture-progress';
+import { type CutoverProgress, renderCutover } from './cutover-progress';
 import type { FullLoadProgress, FullLoadTotals } from './full-load-progress';
 import type { DataVerification } from './verification-progress';
 
@@ -26,6 +27,7 @@ export const PHASES = [
   'analyze',
   'verify',
   'incremental',
+  'cutover',
   'done',
 ] as const;
 export type Phase = (typeof PHASES)[number] | 'aborted' | 'failed';
@@ -44,6 +46,7 @@ export function phaseEnabled(phase: Phase, mode: Config['mode'], verification: C
       return (mode.schema && verification.schema) || (mode.full && verification.full);
     case 'catch-up':
     case 'incremental':
+    case 'cutover':
       return mode.incremental;
     default:
       return true;
@@ -116,6 +119,10 @@ export interface MigrationState {
   dataVerification: DataVerification | null;
   /** Change capture (mode.incremental): absent before the source is prepared. */
   capture?: CaptureProgress | null;
+  /** The cutover (requested, under way, failed or done); absent before one is requested. */
+  cutover?: CutoverProgress | null;
+  /** The last cutover request that was refused (a signal cannot answer; status does). */
+  cutoverRefused?: { at: string; reason: string } | null;
   /** Why the full data verification did not run in the verify phase (null: it ran or is off). */
   dataVerificationDeferred?: string | null;
   /** What abort dropped on the destination (config.abort.dropCreatedObjects) and what it had to keep. */
@@ -241,6 +248,8 @@ export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' |
   }
   if (s.fullLoad) lines.push('', ...renderFullLoad(s.fullLoad, now));
   if (s.capture) lines.push('', ...renderCapture(s.capture, s.paused));
+  if (s.cutover) lines.push('', ...renderCutover(s.cutover));
+  else if (s.cutoverRefused) lines.push('', `### Cutover refused at ${s.cutoverRefused.at}: ${s.cutoverRefused.reason}`);
   const v = s.schema.verification;
   if (v) {
     const n = Object.values(v.compared).reduce((a, b) => a + b, 0);

@@ -1,7 +1,8 @@
 // The migration workflow's public surface: its signals, queries and status
 // shape. Workflow code, the client library and activities all use these
 // definitions, so a name or a payload type is declared exactly once.
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { CutoverAnswer, CutoverRequest } from '../lib/cutover-progress';
 import type { Config } from '../lib/config';
 import type { MigrationState, Throttle } from '../lib/migration-state';
 
@@ -28,3 +29,12 @@ export interface LiveThrottle {
   activeCopies: number;
 }
 export const liveThrottleQuery = defineQuery<LiveThrottle>('liveThrottle');
+
+/**
+ * Cut over: `temporal workflow signal --name cutover` works; a refused signal
+ * is recorded in status (state.cutoverRefused) since a signal cannot answer.
+ */
+export const cutoverSignal = defineSignal<[CutoverRequest?]>('cutover');
+/** The same as an update that answers: accepted (the steps follow in status) or refused with the reason. */
+export const requestCutoverUpdate = defineUpdate<CutoverAnswer, [CutoverRequest]>('requestCutover');
+export type { CutoverAnswer, CutoverRequest } from '../lib/cutover-progress';

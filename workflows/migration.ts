@@ -10,6 +10,7 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -20,7 +21,20 @@ import {
 import type { Activities } from '../activities';
 export * from './definitions';
 import type { Config } from '../lib/config';
-import { abortSignal, configQuery, liveThrottleQuery, type MigrationStatus, pauseSignal, resumeSignal, statusQuery, throttleSignal } from './definitions';
+import {
+  abortSignal,
+  configQuery,
+  cutoverSignal,
+  type CutoverRequest,
+  liveThrottleQuery,
+  type MigrationStatus,
+  pauseSignal,
+  requestCutoverUpdate,
+  resumeSignal,
+  statusQuery,
+  throttleSignal,
+} from './definitions';
+import { cutoverRefusal, newCutover } from '../lib/cutover-progress';
 import {
   initialState,
   type MigrationInput,
@@ -91,9 +105,45 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     state.paused = false;
     show();
   });
+  // Cutover: the update answers (its validator refuses with the reason, nothing enters the history);
+  // the signal cannot answer, so a refusal is recorded for status.
+  const cutoverChoice = (req?: CutoverRequest) => ({ fence: req?.fence ?? config.cutover.fence, verify: req?.verify ?? config.cutover.verify });
+  const invalidChoice = (req?: CutoverRequest): string | null => {
+    if (req?.fence !== undefined && !['none', 'read-only'].includes(req.fence)) return `fence ${JSON.stringify(req.fence)}: expected none or read-only`;
+    if (req?.verify !== undefined && !['changed', 'full', 'none'].includes(req.verify))
+      return `verify ${JSON.stringify(req.verify)}: expected changed, full or none`;
+    return null;
+  };
+  const refusal = (req?: CutoverRequest) => invalidChoice(req) ?? cutoverRefusal(state, config, cutoverChoice(req));
+  const acceptCutover = (req?: CutoverRequest) => {
+    const choice = cutoverChoice(req);
+    state.cutover = newCutover(new Date().toISOString(), (state.cutover?.attempt ?? 0) + 1, choice.fence, choice.verify);
+    state.cutoverRefused = null;
+    show();
+    return choice;
+  };
+  setHandler(requestCutoverUpdate, (req?: CutoverRequest) => ({ accepted: true as const, ...acceptCutover(req) }), {
+    validator: (req?: CutoverRequest) => {
+      const why = refusal(req);
+      if (why) throw new Error(why);
+    },
+  });
+  setHandler(cutoverSignal, (req?: CutoverRequest) => {
+    const why = refusal(req);
+    if (why) {
+      state.cutoverRefused = { at: new Date().toISOString(), reason: why };
+      show();
+    } else acceptCutover(req);
+  });
   // Abort cancels the running activities at once; the phase loop then finishes as aborted.
   const work = new CancellationScope();
   setHandler(abortSignal, () => {
+    // Once the destination is ready the application may be writing there: nothing is left to abort.
+    if (state.cutover?.readyAt) {
+      recordError(state, new Date().toISOString(), { message: 'abort ignored: the cutover has made the destination ready', type: 'AbortIgnored' });
+      show();
+      return;
+    }
     state.abortRequested = true;
     work.cancel();
     show();
@@ -133,12 +183,16 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
       if (phase === 'done') break;
       if (!phaseEnabled(phase, config.mode, config.verification)) continue;
       if (!(await mayProceed())) return ABORTED;
-      // Past the keys the apply runs in the background, through every later phase (a resumed run restarts it).
-      if (config.mode.incremental && i >= PHASES.indexOf('catch-up')) ctx.apply.start();
+      // Past the keys the apply runs in the background, through every later phase but the cutover, which drains it itself.
+      if (config.mode.incremental && i >= PHASES.indexOf('catch-up') && phase !== 'cutover') ctx.apply.start();
       enter(phase);
       const outcome = await PHASE_RUNNERS[phase](ctx);
       const applyFailure = ctx.apply.failure();
       if (applyFailure) throw applyFailure;
+      if (outcome.kind === 'back-to') {
+        i = PHASES.indexOf(outcome.phase) - 1;
+        continue;
+      }
       if (outcome.kind !== 'done') return outcome; // a continue-as-new resumes this phase
       if (handOverSuggested()) {
         state.phase = PHASES[i + 1];
@@ -146,6 +200,28 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
       }
     }
     return DONE;
+  };
+
+  /**
+   * The source's capture objects (and a fence this migration set, unless the
+   * destination is ready) removed when the migration ends without its cutover;
+   * a release that cannot reach the source is reported, with the command that finishes it.
+   */
+  const releaseAfterEnding = async () => {
+    if (!state.capture || state.cutover?.finishedAt) return;
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await acts.releaseSource.executeWithOptions(
+          { startToCloseTimeout: '5m', scheduleToCloseTimeout: '15m', summary: `drop slot ${state.capture!.slot}, publication and control schema on ${src}` },
+          [{ config, keepFence: !!state.cutover?.readyAt }],
+        );
+      } catch (e) {
+        recordError(state, new Date().toISOString(), {
+          message: `the source could not be released (${rootCause(e).message}): run pgshift release --config <file>`,
+          type: 'ReleaseFailed',
+        });
+      }
+    });
   };
 
   show();
@@ -157,6 +233,8 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     if (!state.abortRequested) {
       // Status, current details and the workflow's failure all say what failed, not "Activity task failed".
       recordError(state, new Date().toISOString(), rootCause(err));
+      // Failed or cancelled, the migration will not consume its slot again: release the source before it fills the disk.
+      if (patched('release-source-on-every-ending')) await releaseAfterEnding();
       enter('failed');
       // A cancelled workflow (not an abort) stays a cancellation.
       throw isCancellation(err) ? err : failureOf(err);
@@ -184,7 +262,7 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
       );
       if (state.capture) {
         // Nothing will consume the slot again: drop it (and the publication, heartbeat and control schema)
-        // before it holds back the source's WAL.
+        // before it holds back the source's WAL; a cutover's write fence is lifted with it.
         await CancellationScope.nonCancellable(() =>
           acts.releaseSource.executeWithOptions(
             { startToCloseTimeout: '30m', summary: `drop slot ${state.capture!.slot}, publication and control schema on ${src}` },
@@ -196,6 +274,7 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
       enter('aborted');
       return status();
     }
+    case 'back-to': // handled in runPhases
     case 'done':
       state.finishedAt = new Date().toISOString();
       enter('done');

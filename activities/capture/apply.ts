@@ -21,6 +21,7 @@
 // position. Keepalives and transactions with nothing to apply move the
 // position forward, so an idle source shows no growing lag.
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { captureSlotName, HEARTBEAT_TABLE, SOURCE_CONTROL_SCHEMA } from '../../lib/capture/names';
@@ -47,6 +48,12 @@ export interface ApplyInput {
   runToken: string;
   /** Return once the applied position reaches this LSN (the transaction that crosses it is the last one applied). */
   stopAtLsn?: string;
+  /**
+   * The cutover's fence position: a change of a migrated table committed after
+   * it means a write got past the fence; the apply fails (non-retryable) and
+   * names it rather than apply or drop it silently.
+   */
+  fenceLsn?: string;
   /** Rows per second at start (null: unlimited); refreshed while running. */
   rowsPerSecond?: number | null;
   /**
@@ -221,6 +228,8 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     let received: Lsn = persisted;
     let durableSourceTime: string | null = capture.sourceTime;
     const stopAt = input.stopAtLsn ? parseLsn(input.stopAtLsn) : null;
+    const fenceAt = input.fenceLsn ? parseLsn(input.fenceLsn) : null;
+    let txnCommit: Lsn = 0n;
     const stats: PieceStats = { fallbacks: 0, statements: 0, partialImages: 0, sourceReads: 0 };
     let transactions = 0;
     let changes = 0;
@@ -383,6 +392,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         inTxn = true;
         // Already applied: its commit is before the applied position.
         skipping = m.finalLsn < position;
+        txnCommit = m.finalLsn;
       }
     };
 
@@ -416,6 +426,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
           } else if (m.tag === 'insert' || m.tag === 'update' || m.tag === 'delete') {
             const rel = relationOf(m.relationOid);
             if (rel.kind === 'table') {
+              if (fenceAt !== null && txnCommit > fenceAt) throw writeAfterFence(rel.table.display, txnCommit, fenceAt);
               piece.add(rel.table, rowChange(rel, m), item.bytes);
               batchChanges++;
               changes++;
@@ -431,6 +442,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
           } else if (m.tag === 'truncate') {
             await flush();
             const ts = m.relationOids.map(relationOf).flatMap((r) => (r.kind === 'table' ? [r.table] : []));
+            if (fenceAt !== null && txnCommit > fenceAt && ts.length) throw writeAfterFence(ts[0].display, txnCommit, fenceAt);
             await applyTruncate({ dst, src: srcClient }, stats, ts, m.restartIdentity, m.cascade);
             changes++;
           }
@@ -513,6 +525,15 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     await dst.end().catch(() => undefined);
     await src?.end().catch(() => undefined);
   }
+}
+
+/** A change committed on the source after the cutover's fence: the fence was bypassed, the destination would miss it. */
+function writeAfterFence(table: string, commit: Lsn, fence: Lsn): Error {
+  return ApplicationFailure.nonRetryable(
+    `a change of ${table} committed on the source at ${formatLsn(commit)}, after the cutover's fence at ${formatLsn(fence)}: ` +
+      `a session bypassed the read-only fence (it set default_transaction_read_only = off or BEGIN READ WRITE); the destination does not have this change`,
+    'WriteAfterFence',
+  );
 }
 
 /** Start streaming; a slot still held by a stale walsender of an earlier attempt is taken over. */

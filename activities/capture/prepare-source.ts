@@ -23,6 +23,7 @@ import { session, withSession } from '../../lib/io/session';
 import { fenced } from '../control';
 import { readCopyTables } from '../full-load/tables';
 import { ensureCaptureTable, readCapture, recordSlot } from './control';
+import { liftSourceFence } from '../cutover/fence-source';
 
 export interface PrepareSourceInput {
   config: Config;
@@ -213,7 +214,7 @@ export async function prepareSource(input: PrepareSourceInput): Promise<PrepareS
     } else {
       startLsn = existing.confirmed!;
     }
-    const readyLsn = (await src.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l;
+    const readyLsn = (await src.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l;
 
     await withSession(config, 'destination', 'prepare', async (dst) => {
       await ensureCaptureTable(dst);
@@ -241,14 +242,18 @@ export interface ReleaseSourceResult {
   droppedSlot: boolean;
   droppedPublication: boolean;
   droppedSchema: boolean;
+  /** The cutover's read-only fence on the source: lifted (previous setting restored), kept (after a cutover), or none was set. */
+  fence: 'lifted' | 'kept' | 'none';
 }
 
 /**
  * Remove the migration's capture objects from the source: slot (ending its
  * walsender first), publication, heartbeat row, and the control schema once
- * no other migration uses it. Safe to run any number of times.
+ * no other migration uses it. A read-only fence this migration set is lifted
+ * — unless `keepFence` (a completed cutover: the application has moved, the
+ * source stays read-only). Safe to run any number of times.
  */
-export async function releaseSource(input: { config: Config }): Promise<ReleaseSourceResult> {
+export async function releaseSource(input: { config: Config; keepFence?: boolean }): Promise<ReleaseSourceResult> {
   const { config } = input;
   const slot = captureSlotName(config);
   // The cleanup of what a finished or abandoned migration left on the source.
@@ -269,6 +274,7 @@ export async function releaseSource(input: { config: Config }): Promise<ReleaseS
         await new Promise((r) => setTimeout(r, 200));
       }
     }
+    const fence = await liftSourceFence(src, config.name, { keep: input.keepFence });
     const pub = await src.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publicationName(config)]);
     if (pub.rowCount) await src.query(`DROP PUBLICATION IF EXISTS ${ident(publicationName(config))}`);
     let droppedSchema = false;
@@ -286,6 +292,6 @@ export async function releaseSource(input: { config: Config }): Promise<ReleaseS
         await src.query('SELECT pg_advisory_unlock(hashtext($1))', ['pgshift source control schema']);
       }
     }
-    return { droppedSlot, droppedPublication: !!pub.rowCount, droppedSchema };
+    return { droppedSlot, droppedPublication: !!pub.rowCount, droppedSchema, fence };
   });
 }

@@ -49,13 +49,16 @@ export const SETTINGS_PROFILES = {
 export type SettingsProfile = keyof typeof SETTINGS_PROFILES;
 
 /**
- * What a session is for: its profile, and whether it writes to the
- * destination for the migration (then a fence ends it rather than wait).
+ * What a session is for: its profile, whether it writes to the destination
+ * for the migration (then a fence ends it rather than wait), and whether it
+ * writes pgshift's own objects on the source (slot, publication, heartbeat,
+ * control schema): those sessions stay read-write under the cutover's
+ * read-only fence, which they set, lift or outlive.
  */
 export const PURPOSES = {
   precheck: { profile: 'check', writer: false },
   evaluate: { profile: 'check', writer: false },
-  prepare: { profile: 'plain', writer: true },
+  prepare: { profile: 'plain', writer: true, sourceControl: true },
   schema: { profile: 'catalog', writer: true },
   indexes: { profile: 'catalog', writer: true },
   plan: { profile: 'data', writer: true },
@@ -64,12 +67,14 @@ export const PURPOSES = {
   analyze: { profile: 'plain', writer: true },
   apply: { profile: 'data', writer: true },
   // The source side of change capture: heartbeat, lag, rows read back; its replication session too.
-  capture: { profile: 'data', writer: false },
+  capture: { profile: 'data', writer: false, sourceControl: true },
   verify: { profile: 'data', writer: false },
   'verify-schema': { profile: 'catalog', writer: false },
-  // The fence runs in it (and never ends itself).
-  abort: { profile: 'plain', writer: false },
-} as const satisfies Record<string, { profile: SettingsProfile; writer: boolean }>;
+  // The fence runs in it (and never ends itself); so does the release of the source.
+  abort: { profile: 'plain', writer: false, sourceControl: true },
+  // The cutover's fence on the source and the steps on the destination.
+  cutover: { profile: 'plain', writer: false, sourceControl: true },
+} as const satisfies Record<string, { profile: SettingsProfile; writer: boolean; sourceControl?: boolean }>;
 
 export type Purpose = keyof typeof PURPOSES;
 
@@ -89,8 +94,11 @@ export const writerApplicationNames = (migration: string): string[] =>
 
 type SessionConfig = Pick<Config, 'name' | 'source' | 'destination'>;
 
-async function applyProfile(c: Client, profile: SettingsProfile): Promise<void> {
-  const settings = Object.entries(SETTINGS_PROFILES[profile]);
+/** Sessions that keep writing pgshift's own source objects while the source database is fenced read-only. */
+const SOURCE_CONTROL_SETTINGS = { default_transaction_read_only: 'off' };
+
+async function applyProfile(c: Client, profile: SettingsProfile, extra: Record<string, string> = {}): Promise<void> {
+  const settings = Object.entries({ ...SETTINGS_PROFILES[profile], ...extra });
   if (!settings.length) return;
   await c.query(
     'SELECT pg_catalog.set_config(s.name, s.value, false) FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS s(name, value)',
@@ -102,7 +110,8 @@ async function applyProfile(c: Client, profile: SettingsProfile): Promise<void> 
 export async function session(config: SessionConfig, side: Side, purpose: Purpose): Promise<Client> {
   const c = await connect(config, side, applicationName(purpose, config.name));
   try {
-    await applyProfile(c, PURPOSES[purpose].profile);
+    const p: { profile: SettingsProfile; sourceControl?: boolean } = PURPOSES[purpose];
+    await applyProfile(c, p.profile, side === 'source' && p.sourceControl ? SOURCE_CONTROL_SETTINGS : {});
     return c;
   } catch (e) {
     await c.end().catch(() => undefined);

@@ -5,7 +5,9 @@
 //  - continue-as-new: the phase stopped part-way because the history is long;
 //    the next run starts this phase again from the state and from the
 //    destination's control tables (what is done is recorded there);
-//  - aborted: the phase stopped because of an abort.
+//  - aborted: the phase stopped because of an abort;
+//  - back-to: the phase undid what it did and an earlier phase runs again
+//    (a cutover that failed before the destination was ready).
 // A phase returns only once nothing it started is still running: the
 // activities it stopped were cancelled and their cancellation acknowledged
 // (activities stop their statement when cancelled), so the next run, or the
@@ -24,7 +26,12 @@ import type { Config } from '../../lib/config';
 import type { MigrationState } from '../../lib/migration-state';
 import type { ApplyLane } from './incremental';
 
-export type PhaseOutcome = { kind: 'done' } | { kind: 'continue-as-new' } | { kind: 'aborted' };
+export type PhaseOutcome =
+  | { kind: 'done' }
+  | { kind: 'continue-as-new' }
+  | { kind: 'aborted' }
+  // A phase that undid its work and hands back to an earlier one (a cutover that failed before `ready`: the apply goes on).
+  | { kind: 'back-to'; phase: 'incremental' };
 
 export const DONE: PhaseOutcome = { kind: 'done' };
 export const CONTINUE_AS_NEW: PhaseOutcome = { kind: 'continue-as-new' };

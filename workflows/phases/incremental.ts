@@ -18,8 +18,9 @@
 //                only then are secondary unique indexes, foreign keys and
 //                triggers built (post-data), because until then replay may
 //                revisit older row states;
-//   incremental  keeps the apply going until the run must stop (abort, a hand
-//                over to the next run; cutover comes with its own phase).
+//   incremental  keeps the apply going until a cutover is accepted (or the run
+//                must stop: abort, a hand over to the next run); the cutover
+//                phase (cutover.ts) stops the lane and drains it to the fence.
 import { CancellationScope, condition, isCancellation, upsertSearchAttributes } from '@temporalio/workflow';
 import { newCaptureProgress, recordApplyRound } from '../../lib/capture-progress';
 import { lagBucket, SA_LAG_BUCKET } from '../../lib/search-attributes';
@@ -142,6 +143,6 @@ export async function runCatchUp(ctx: PhaseContext): Promise<PhaseOutcome> {
 }
 
 export async function runIncremental(ctx: PhaseContext): Promise<PhaseOutcome> {
-  // Until cutover exists, the apply runs until the migration is aborted (or hands over to the next run).
-  return waitOnLane(ctx, () => false);
+  // The apply runs until a cutover is accepted (or the migration is aborted, or hands over to the next run).
+  return waitOnLane(ctx, () => !!ctx.state.cutover && !ctx.state.cutover.failure);
 }

@@ -8,6 +8,7 @@ import { runPrecheck, runPrepare } from './precheck';
 import { applySchemaStage, runSchema } from './schema';
 import { runVerify } from './verify';
 import { runCatchUp, runIncremental } from './incremental';
+import { runCutover } from './cutover';
 
 export type RunnablePhase = Exclude<PhaseName, 'done' | 'aborted' | 'failed'>;
 
@@ -23,4 +24,5 @@ export const PHASE_RUNNERS: Record<RunnablePhase, Phase> = {
   analyze: runAnalyze,
   verify: runVerify,
   incremental: runIncremental,
+  cutover: runCutover,
 };
