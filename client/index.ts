@@ -9,6 +9,7 @@ import type { EvaluationReport } from '../lib/report';
 import { SA_DESTINATION, SA_ENVIRONMENT, SA_PHASE, SA_SOURCE } from '../lib/search-attributes';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { ChunkBeat, Throttle } from '../lib/migration-state';
+import type { ApplyBeat } from '../activities/capture';
 import { migrationWorkflowId, toWorkflowId } from '../lib/migration-ids';
 import { EvaluationWorkflow, MigrationWorkflow } from '../workflows';
 import {
@@ -116,9 +117,24 @@ export async function getStatus(client: Client, idOrName: string): Promise<Migra
   const handle = client.workflow.getHandle(toWorkflowId(idOrName));
   const status = await handle.query(statusQuery);
   const f = status.state.fullLoad;
+  const c = status.state.capture;
+  const live = (f && !f.finishedAt) || (c && !status.state.finishedAt);
+  if (!live) return status;
+  const pending = (await handle.describe().catch(() => null))?.raw.pendingActivities ?? [];
+  // The apply round running now beats every ~2 s: its position and lag are newer than the last finished round's.
+  for (const a of pending) {
+    const payload = a.activityType?.name === 'applyChanges' && c ? a.heartbeatDetails?.payloads?.[0] : undefined;
+    if (!payload) continue;
+    const beat = defaultPayloadConverter.fromPayload<Partial<ApplyBeat>>(payload);
+    if (typeof beat.appliedLsn !== 'string' || typeof beat.changes !== 'number') continue;
+    c!.appliedLsn = beat.appliedLsn;
+    c!.lagSeconds = beat.lagSeconds ?? c!.lagSeconds;
+    c!.lagBytes = beat.lagBytes ?? c!.lagBytes;
+    c!.changes += beat.changes;
+    c!.transactions += beat.transactions ?? 0;
+  }
   if (!f || f.finishedAt) return status;
   const tables = f.tables;
-  const pending = (await handle.describe().catch(() => null))?.raw.pendingActivities ?? [];
   for (const a of pending) {
     const payload = a.activityType?.name === 'copyChunk' ? a.heartbeatDetails?.payloads?.[0] : undefined;
     if (!payload) continue;

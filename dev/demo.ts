@@ -1,13 +1,16 @@
 // The demo behind `npm run demo`: everything on embedded defaults, nothing to
 // configure. A local Temporal dev server (with UI), a PostgreSQL 15 source and
-// a PostgreSQL 18 destination on free ports, a seeded sample shop database,
-// an in-process worker, pgshift's evaluation of the source, then a full
-// migration (schema, data in parallel chunks, keys, indexes, FKs, sequences,
-// ANALYZE) and its verification summary.
+// a PostgreSQL 18 destination on free ports, a seeded sample shop database, an
+// in-process worker, pgshift's evaluation of the source, then an online
+// migration while a sample application keeps writing to the source: schema,
+// full load, change capture with the live lag in the terminal, and a cutover
+// with the read-only fence — it prints the write downtime, the sequence check,
+// the verification and an independent row count comparison.
 // `--keep` leaves it all running so the Temporal UI can be browsed.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
+import { Client as PgClient } from 'pg';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfigFile } from '../lib/io/config-load';
@@ -16,7 +19,7 @@ import { type DevServer, PROJECT_ROOT, startDevServer } from './temporal';
 import { renderReportMarkdown } from '../lib/report';
 import { fullLoadTotals, renderStatusMarkdown } from '../lib/migration-state';
 import { createWorker } from '../worker';
-import { evaluate, getStatus, startMigration, waitForMigration } from '../client/index';
+import { cutover, evaluate, getStatus, startMigration, waitForMigration } from '../client/index';
 import { ensureSearchAttributes } from '../lib/io/temporal';
 
 const SAMPLE_SQL = `
@@ -58,6 +61,64 @@ INSERT INTO shop.orders (customer_id, status) SELECT 1 + g % 2000, (ARRAY['new',
 INSERT INTO shop.order_items SELECT o.id, l, 'SKU-' || (1 + (o.id * l) % 300), 1 + l FROM shop.orders o, generate_series(1, 3) l;
 `;
 
+/**
+ * A sample application writing to the source until stopped or fenced: each
+ * transaction places an order with its items and touches a customer. A write
+ * refused by the cutover's fence ends it (the application would now switch
+ * to the destination).
+ */
+function startSampleApplication(source: LocalCluster) {
+  let writes = 0;
+  let stopping = false;
+  let refusal: string | null = null;
+  const connect = async () => {
+    const c = new PgClient({
+      host: '127.0.0.1',
+      port: source.port,
+      database: 'shop',
+      user: 'shop_app',
+      password: 'demo-app-secret',
+      application_name: 'shop app',
+    });
+    // A session the fence ends reports it on its next query; the idle event is not an error here.
+    c.on('error', () => undefined);
+    await c.connect();
+    return c;
+  };
+  const running = (async () => {
+    let c = await connect();
+    while (!stopping && !refusal) {
+      try {
+        await c.query(`BEGIN;
+          WITH o AS (INSERT INTO shop.orders (customer_id) VALUES (1 + floor(random() * 2000)::int) RETURNING id)
+          INSERT INTO shop.order_items SELECT o.id, l, 'SKU-' || (1 + floor(random() * 300)::int), l FROM o, generate_series(1, 3) l;
+          UPDATE shop.customers SET name = 'Customer ' || id || ' (updated)' WHERE id = 1 + floor(random() * 2000)::int;
+          COMMIT`);
+        writes++;
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        const err = e as { code?: string; message?: string };
+        // 25006: read-only transaction (the fence); 57P01: the fence ended this session.
+        if (err.code === '25006') refusal = err.message ?? 'read-only';
+        else if (err.code === '57P01' || /terminat|Connection/i.test(err.message ?? '')) {
+          await c.end().catch(() => undefined);
+          c = await connect();
+        } else throw e;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await c.end().catch(() => undefined);
+  })();
+  return {
+    writes: () => writes,
+    refusal: () => refusal,
+    stop: async () => {
+      stopping = true;
+      await running;
+    },
+  };
+}
+
 function step(msg: string) {
   console.log(`\n▶ ${msg}`);
 }
@@ -91,14 +152,21 @@ async function main() {
     await createRole(source, 'migrator', process.env.DEMO_SOURCE_PASSWORD, 'REPLICATION');
     // What a DBA grants the migration role: it must see other sessions (long-running transaction check).
     await source.sql('GRANT pg_read_all_stats TO migrator');
-    await createDatabase(source, 'shop');
+    // The migration role owns the database and its tables: a publication needs the tables' owner, the
+    // cutover's read-only fence (ALTER DATABASE … SET default_transaction_read_only) the database's.
+    await createDatabase(source, 'shop', 'migrator');
+    await source.sql(`SET ROLE migrator; ${SAMPLE_SQL}; RESET ROLE`, 'shop');
+    // The sample application's own role; the migration role may end its sessions when the cutover fences the source.
+    await createRole(source, 'shop_app', 'demo-app-secret');
     await source.sql(
-      SAMPLE_SQL +
-        'GRANT USAGE ON SCHEMA shop TO migrator; GRANT SELECT ON ALL TABLES IN SCHEMA shop TO migrator; GRANT SELECT ON ALL SEQUENCES IN SCHEMA shop TO migrator;',
+      `SET ROLE migrator; GRANT USAGE ON SCHEMA shop TO shop_app; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA shop TO shop_app;
+       GRANT USAGE ON ALL SEQUENCES IN SCHEMA shop TO shop_app; RESET ROLE; GRANT pg_signal_backend TO migrator`,
       'shop',
     );
     await createRole(destination, 'shop_owner', process.env.DEMO_DESTINATION_PASSWORD);
     await createDatabase(destination, 'shop', 'shop_owner');
+    // The apply runs with session_replication_role = replica (no user triggers, no FK checks on replicated rows).
+    await destination.sql('GRANT SET ON PARAMETER session_replication_role TO shop_owner');
 
     const dir = path.join(PROJECT_ROOT, '.tmp', 'demo');
     mkdirSync(dir, { recursive: true });
@@ -109,9 +177,12 @@ async function main() {
         name: 'demo',
         source: { host: '127.0.0.1', port: source.port, database: 'shop', user: 'migrator', passwordEnv: 'DEMO_SOURCE_PASSWORD' },
         destination: { host: '127.0.0.1', port: destination.port, database: 'shop', user: 'shop_owner', passwordEnv: 'DEMO_DESTINATION_PASSWORD' },
-        mode: { schema: true, full: true, incremental: false },
+        mode: { schema: true, full: true, incremental: true },
         objects: { schemas: ['shop'] },
         fullLoad: { chunkMb: 1 },
+        cutover: { fence: 'read-only', graceSeconds: 2, verify: 'full' },
+        // The demo clusters are not tuned for a production WAL budget, and nobody else writes DDL there.
+        acknowledgeWarnings: ['wal-retention', 'ddl-capture'],
         environmentTag: 'demo',
         taskQueue: 'pgshift-demo',
       }),
@@ -137,22 +208,90 @@ async function main() {
     console.log(`\n  workflow ${workflowId}: ${server.uiUrl}/namespaces/default/workflows/${workflowId}`);
     if (report.verdict !== 'compatible') throw new Error('the sample source should be compatible');
 
-    step('Migrating: schema, full load, keys, indexes, foreign keys, sequences, ANALYZE, verification');
+    step('Starting the sample application: orders, items and customer updates written to the source throughout');
+    const app = startSampleApplication(source);
+
+    step('Migrating online: schema, full load, keys, change capture, indexes, foreign keys, sequences, ANALYZE');
     const id = await startMigration(client, config);
     console.log(`  workflow ${id}: ${server.uiUrl}/namespaces/default/workflows/${id}`);
     let last = '';
-    for (;;) {
-      const s = await getStatus(client, id).catch(() => null);
-      if (s) {
-        const f = s.state.fullLoad ? fullLoadTotals(s.state.fullLoad) : null;
-        const line = `  phase ${s.state.phase}${f ? ` · ${f.chunksDone}/${f.chunks} chunks · ${f.rows.toLocaleString('en-US')} rows` : ''}`;
-        if (line !== last) console.log((last = line));
-        if (['done', 'failed', 'aborted'].includes(s.state.phase)) break;
+    const follow = async (until: (s: Awaited<ReturnType<typeof getStatus>>) => boolean) => {
+      for (;;) {
+        const s = await getStatus(client, id).catch(() => null);
+        if (s) {
+          const f = s.state.fullLoad ? fullLoadTotals(s.state.fullLoad) : null;
+          const c = s.state.capture;
+          const line =
+            `  phase ${s.state.phase}` +
+            (f && !s.state.fullLoad?.finishedAt ? ` · ${f.chunksDone}/${f.chunks} chunks · ${f.rows.toLocaleString('en-US')} rows` : '') +
+            (c?.lagSeconds != null ? ` · lag ${c.lagSeconds.toFixed(1)} s · ${c.changes.toLocaleString('en-US')} changes applied` : '') +
+            ` · application: ${app.writes().toLocaleString('en-US')} transactions`;
+          if (line !== last) console.log((last = line));
+          if (until(s) || ['done', 'failed', 'aborted'].includes(s.state.phase)) return s;
+        }
+        await new Promise((r) => setTimeout(r, 500));
       }
-      await new Promise((r) => setTimeout(r, 500));
+    };
+    const consistent = await follow((s) => s.state.phase === 'incremental' && s.state.capture?.lagSeconds != null);
+    if (consistent.state.phase !== 'incremental')
+      throw new Error(`the migration ended in ${consistent.state.phase}: ${consistent.state.errors.at(-1)?.message ?? ''}`);
+    console.log(
+      `  ${consistent.state.capture!.consistentAt ? `consistent since LSN ${consistent.state.capture!.consistencyLsn}` : ''}; the application keeps writing`,
+    );
+    // A few seconds of live replication, as an operator would watch before planning the switch.
+    const watchUntil = Date.now() + 8_000;
+    await follow(() => Date.now() > watchUntil);
+
+    step('Cutover: fence the source read-only, drain, set sequences, verify every row, release the source');
+    let answer = await cutover(client, id);
+    for (let i = 0; !answer.accepted && i < 120; i++) {
+      console.log(`  not yet: ${answer.reason}`);
+      await new Promise((r) => setTimeout(r, 1000));
+      answer = await cutover(client, id);
     }
-    const final = await waitForMigration(client, id);
+    if (!answer.accepted) throw new Error(`cutover refused: ${answer.reason}`);
+    const seen = new Map<string, string>();
+    let final: Awaited<ReturnType<typeof getStatus>>;
+    for (;;) {
+      final = await getStatus(client, id);
+      for (const st of final.state.cutover?.steps ?? []) {
+        const line = `${st.status}${st.detail ? `: ${st.detail}` : ''}`;
+        if (st.status !== 'pending' && st.status !== 'running' && seen.get(st.name) !== line) {
+          seen.set(st.name, line);
+          console.log(`  ${st.name.padEnd(19)} ${line}`);
+        }
+      }
+      if (['done', 'failed', 'aborted'].includes(final.state.phase) || final.state.cutover?.failure) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await app.stop();
+    if (final.state.phase === 'done') final = await waitForMigration(client, id);
+    console.log(`  the application's writes stopped at the fence: ${app.refusal() ?? 'no write was refused'}`);
     console.log('\n' + renderStatusMarkdown(config.name, config, final.state));
+    if (final.state.phase !== 'done')
+      throw new Error(`the migration ended in ${final.state.phase}: ${final.state.cutover?.failure ?? final.state.errors.at(-1)?.message}`);
+
+    step('Checking independently: sequences and row counts on both sides');
+    const seqs = await source.sql<{ s: string; v: string }>(
+      "SELECT schemaname || '.' || sequencename AS s, coalesce(last_value, 0)::text AS v FROM pg_sequences WHERE schemaname = 'shop' ORDER BY 1",
+      'shop',
+    );
+    for (const q of seqs) {
+      const [d] = await destination.sql<{ v: string; called: boolean }>(`SELECT last_value::text AS v, is_called AS called FROM ${q.s}`, 'shop');
+      const ok = BigInt(d.v) >= BigInt(q.v);
+      console.log(`  ${ok ? '✅' : '❌'} sequence ${q.s}: source last value ${q.v}, destination ${d.v} (next value ${d.called ? BigInt(d.v) + 1n : d.v})`);
+      if (!ok) throw new Error(`sequence ${q.s} is behind on the destination`);
+    }
+    for (const t of ['customers', 'products', 'orders', 'order_items']) {
+      const [[a], [b]] = await Promise.all([
+        source.sql<{ n: string }>(`SELECT count(*)::text AS n FROM shop.${t}`, 'shop'),
+        destination.sql<{ n: string }>(`SELECT count(*)::text AS n FROM shop.${t}`, 'shop'),
+      ]);
+      console.log(
+        `  ${a.n === b.n ? '✅' : '❌'} shop.${t}: ${Number(a.n).toLocaleString('en-US')} rows on the source, ${Number(b.n).toLocaleString('en-US')} on the destination`,
+      );
+      if (a.n !== b.n) throw new Error(`row counts of shop.${t} differ`);
+    }
     await connection.close();
 
     if (keep) {

@@ -19,8 +19,8 @@ export type CutoverAnswer = { accepted: true; fence: CutoverFence; verify: Cutov
 
 /** The steps in order; those before `ready` can be undone (the fence is lifted and the apply goes on). */
 export const CUTOVER_STEPS = [
-  'stop-apply',
   'fence',
+  'stop-apply',
   'drain',
   'sequences',
   'materialized-views',

@@ -184,7 +184,9 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
       if (!phaseEnabled(phase, config.mode, config.verification)) continue;
       if (!(await mayProceed())) return ABORTED;
       // Past the keys the apply runs in the background, through every later phase but the cutover, which drains it itself.
-      if (config.mode.incremental && i >= PHASES.indexOf('catch-up') && phase !== 'cutover') ctx.apply.start();
+      // The catch-up starts it itself once the consistency point is known, so that the first round stops there.
+      const laneStartsItself = phase === 'cutover' || (phase === 'catch-up' && patched('catch-up-round-stops-at-consistency'));
+      if (config.mode.incremental && i >= PHASES.indexOf('catch-up') && !laneStartsItself) ctx.apply.start();
       enter(phase);
       const outcome = await PHASE_RUNNERS[phase](ctx);
       const applyFailure = ctx.apply.failure();

@@ -34,6 +34,8 @@ export interface FenceSourceResult {
   /** Sessions ended: idle ones at once, the rest after the grace period. */
   terminatedIdle: number;
   terminatedAfterGrace: number;
+  /** Sessions from before the fence the source role may not end (they keep a read-write default until they reconnect). */
+  notEnded: string[];
   /** Seconds spent waiting for open transactions. */
   waitedSeconds: number;
 }
@@ -86,28 +88,51 @@ export async function fenceSource(input: { config: Config; graceSeconds: number 
     // Sessions of this database that connected before the fence and are not pgshift's own.
     const old = `datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
                  AND backend_start <= $1::timestamptz AND application_name NOT LIKE 'pgshift %'`;
-    const terminate = async (extra: string) =>
-      (await src.query<{ n: string }>(`SELECT count(pg_terminate_backend(pid))::text AS n FROM pg_stat_activity WHERE ${old} AND ${extra}`, [fencedAt])).rows[0]
-        .n;
+    // Sessions the source role may not end (a superuser's, without being one; another role's, without
+    // pg_signal_backend) are reported; the drain's fence check catches a write they still make.
+    const cannotEnd = new Map<number, string>();
+    const terminate = async (extra: string) => {
+      const r = await src.query<{ pid: number; role: string | null }>(`SELECT pid, usename AS role FROM pg_stat_activity WHERE ${old} AND ${extra}`, [
+        fencedAt,
+      ]);
+      let n = 0;
+      for (const { pid, role } of r.rows) {
+        if (cannotEnd.has(pid)) continue;
+        try {
+          await src.query('SELECT pg_terminate_backend($1)', [pid]);
+          n++;
+        } catch (e) {
+          if ((e as { code?: string }).code !== '42501') throw e;
+          cannotEnd.set(pid, role ?? '?');
+        }
+      }
+      return n;
+    };
+    const remaining = async () =>
+      Number(
+        (
+          await src.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_stat_activity WHERE ${old} AND NOT (pid = ANY($2))`, [
+            fencedAt,
+            [...cannotEnd.keys()],
+          ])
+        ).rows[0].n,
+      );
     const started = Date.now();
     let terminatedIdle = 0;
     for (;;) {
       // Idle sessions hold no transaction: ending them loses nothing, and their next connection is read-only.
-      terminatedIdle += Number(await terminate(`state = 'idle'`));
-      const open = await src.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_stat_activity WHERE ${old}`, [fencedAt]);
-      if (open.rows[0].n === '0' || Date.now() - started >= graceSeconds * 1000) break;
-      heartbeat({ waitingFor: Number(open.rows[0].n) });
+      terminatedIdle += await terminate(`state = 'idle'`);
+      const open = await remaining();
+      if (open === 0 || Date.now() - started >= graceSeconds * 1000) break;
+      heartbeat({ waitingFor: open });
       await sleep(100);
     }
-    const terminatedAfterGrace = Number(await terminate('true'));
+    const terminatedAfterGrace = await terminate('true');
     // Terminated backends roll back as they exit; wait until they are gone so nothing of theirs commits after the position.
-    for (let i = 0; i < 100; i++) {
-      const left = await src.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_stat_activity WHERE ${old}`, [fencedAt]);
-      if (left.rows[0].n === '0') break;
-      await sleep(50);
-    }
+    for (let i = 0; i < 100 && (await remaining()) > 0; i++) await sleep(50);
     const lsn = (await src.query<{ l: string }>('SELECT pg_current_wal_insert_lsn()::text AS l')).rows[0].l;
-    return { fenceLsn: lsn, fencedAt, terminatedIdle, terminatedAfterGrace, waitedSeconds: (Date.now() - started) / 1000 };
+    const notEnded = [...cannotEnd].map(([pid, role]) => `pid ${pid} (role ${role})`);
+    return { fenceLsn: lsn, fencedAt, terminatedIdle, terminatedAfterGrace, notEnded, waitedSeconds: (Date.now() - started) / 1000 };
   });
 }
 

@@ -1,10 +1,11 @@
 // The cutover phase: from a running apply to a destination the application can
 // use, in steps that each show in status and in the Temporal UI as they happen:
 //
-//   stop-apply         the background apply round stops at a destination commit
 //   fence              cutover.fence read-only: the source refuses new writes
 //                      (every role); none: the position is only noted — the
-//                      application must have stopped writing
+//                      application must have stopped writing (the apply keeps
+//                      going meanwhile, so little is left to drain)
+//   stop-apply         the background apply round stops at a destination commit
 //   drain              the apply runs until it has applied the fence's position
 //   sequences          every sequence set from the source (identity ones too)
 //   materialized-views refreshed on the destination
@@ -69,10 +70,6 @@ export async function runCutover(ctx: PhaseContext): Promise<PhaseOutcome> {
     ]);
 
   try {
-    await step('stop-apply', async () => {
-      await ctx.apply.stop();
-      return `the background apply stopped at ${capture.appliedLsn ?? capture.startLsn}`;
-    });
     await step('fence', async () => {
       if (!fenced) {
         c.fenceLsn = (await acts.sourceWalPosition.executeWithOptions({ startToCloseTimeout: '5m', summary: `WAL position of ${src}` }, [{ config }])).lsn;
@@ -88,13 +85,21 @@ export async function runCutover(ctx: PhaseContext): Promise<PhaseOutcome> {
       return (
         `source read-only for every role; ${r.terminatedIdle} idle sessions ended` +
         (r.terminatedAfterGrace ? `, ${r.terminatedAfterGrace} ended after the ${config.cutover.graceSeconds} s grace` : '') +
+        (r.notEnded?.length
+          ? `; ⚠ ${r.notEnded.length} sessions the source role may not end (${r.notEnded.slice(0, 5).join(', ')}): grant it pg_signal_backend, or end them; a write they make fails the fence check`
+          : '') +
         `; fence at LSN ${r.fenceLsn}`
       );
+    });
+    await step('stop-apply', async () => {
+      await ctx.apply.stop();
+      return `the background apply stopped at ${capture.appliedLsn ?? capture.startLsn}`;
     });
     await step('drain', async () => {
       const r = await drain(c.fenceLsn!, `drain the apply to ${c.fenceLsn} on ${dst}`);
       recordApplyRound(capture, r, now());
-      c.finalLagSeconds = r.lagSeconds;
+      // Fenced, nothing commits after the fence: once it is applied, the destination is not behind at all.
+      c.finalLagSeconds = fenced ? 0 : r.lagSeconds;
       return `applied up to ${r.appliedLsn} (${r.changes.toLocaleString('en-US')} changes in ${r.seconds.toFixed(1)} s)`;
     });
     await step('sequences', async () => {

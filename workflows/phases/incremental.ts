@@ -55,7 +55,17 @@ export function applyLane(ctx: Omit<PhaseContext, 'apply'>): ApplyLane {
           heartbeatTimeout,
           summary: `apply changes from slot ${state.capture?.slot ?? ''}`,
         },
-        [{ config, runToken: state.runToken, maxSeconds: APPLY_ROUND_SECONDS, rowsPerSecond: state.throttle.incrementalRowsPerSecond }],
+        [
+          {
+            config,
+            runToken: state.runToken,
+            // While the lag is unknown (no heartbeat applied yet) rounds are short: a cutover needs a measured lag.
+            maxSeconds: state.capture?.lagSeconds == null ? 3 : APPLY_ROUND_SECONDS,
+            rowsPerSecond: state.throttle.incrementalRowsPerSecond,
+            // Catching up: the round returns as soon as it passes the consistency point, so post-data starts at once.
+            ...(state.capture?.consistencyLsn && !state.capture.consistentAt ? { stopAtLsn: state.capture.consistencyLsn } : {}),
+          },
+        ],
       ),
     );
     call.then(
