@@ -1,4 +1,4 @@
-// Tables without a usable key, made exact (15 → 18). Acknowledged, pgshift
+// Tables without a usable key, made exact (15 → 18 and 11 → 14). Acknowledged, pgshift
 // sets REPLICA IDENTITY FULL on them, copies each at one snapshot recorded
 // with its done mark, skips the captured changes of transactions that
 // snapshot saw, applies inserts as plain inserts and each update or delete to
@@ -19,7 +19,7 @@ import { parseSnapshot, snapshotSaw, widenXid } from '../lib/capture/snapshot';
 import { planAllTables } from './harness/full-load';
 import { capturePair, type CapturePair } from './harness/capture';
 import { appliedLsn, sourceInsertLsn } from './harness/capture-compare';
-import type { Side } from './harness/env';
+import { clusters, type Side } from './harness/env';
 import { sleep, waitUntil } from './harness/wait';
 
 const SETTINGS = "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET extra_float_digits = 3";
@@ -132,81 +132,88 @@ afterEach(() => {
 });
 
 describe('tables without a key, exact', () => {
-  it('skips what the copy saw, applies the rest by whole-row image; the slot precedes every chunk snapshot; divergence stops it', async () => {
-    const pair = await capturePair();
-    await pair.sourceAsRole(SCHEMA + ';' + BEFORE);
-    const config = keyless(pair);
+  it.each([
+    [15, 18],
+    [11, 14],
+  ] as const)(
+    'skips what the copy saw, applies the rest by whole-row image; the slot precedes every chunk snapshot; divergence stops it (%i → %i)',
+    async (from, to) => {
+      const cs = clusters();
+      const pair = await capturePair({ source: from === 15 ? cs.pg15 : cs.pg11, destination: to === 18 ? cs.pg18 : cs.pg14 });
+      await pair.sourceAsRole(SCHEMA + ';' + BEFORE);
+      const config = keyless(pair);
 
-    // Unacknowledged, prepare refuses the table (the precheck blocks before it).
-    await expect(prepareSource({ config: pair.config({ objects: { schemas: ['app'] } }), runToken: pair.runToken })).rejects.toThrow(
-      /app.audit has no PRIMARY KEY .* acknowledge the precheck warning primary-keys/,
-    );
-    const prepared = await prepareSource({ config, runToken: pair.runToken });
-    expect(prepared.replicaIdentityFull).toEqual(['app.audit', 'app.events']);
-    expect(
-      await pair.source.sql(`SELECT relname, relreplident::text AS r FROM pg_class WHERE relnamespace = 'app'::regnamespace AND relkind = 'r' ORDER BY 1`),
-    ).toEqual([
-      { relname: 'audit', r: 'f' },
-      { relname: 'events', r: 'f' },
-      { relname: 'items', r: 'd' },
-    ]);
-    // Idempotent: a retried prepare finds FULL in place.
-    expect((await prepareSource({ config, runToken: pair.runToken })).replicaIdentityFull).toEqual([]);
+      // Unacknowledged, prepare refuses the table (the precheck blocks before it).
+      await expect(prepareSource({ config: pair.config({ objects: { schemas: ['app'] } }), runToken: pair.runToken })).rejects.toThrow(
+        /app.audit has no PRIMARY KEY .* acknowledge the precheck warning primary-keys/,
+      );
+      const prepared = await prepareSource({ config, runToken: pair.runToken });
+      expect(prepared.replicaIdentityFull).toEqual(['app.audit', 'app.events']);
+      expect(
+        await pair.source.sql(`SELECT relname, relreplident::text AS r FROM pg_class WHERE relnamespace = 'app'::regnamespace AND relkind = 'r' ORDER BY 1`),
+      ).toEqual([
+        { relname: 'audit', r: 'f' },
+        { relname: 'events', r: 'f' },
+        { relname: 'items', r: 'd' },
+      ]);
+      // Idempotent: a retried prepare finds FULL in place.
+      expect((await prepareSource({ config, runToken: pair.runToken })).replicaIdentityFull).toEqual([]);
 
-    for (const sql of WINDOW) await pair.source.sql(sql);
-    // Still open when the copy's snapshot is taken: not in the copy, applied from the stream.
-    const open = await pair.source.cluster.connect(pair.source.database);
-    await open.query(`BEGIN; INSERT INTO app.audit VALUES (1, 'before', 'n', '{"a": 1, "a": 2}', '(1,2)', 0, NULL)`);
-    try {
-      await copyAll(config, pair.runToken);
-    } finally {
-      await open.query('COMMIT');
-      await open.end();
-    }
-    for (const sql of AFTER) await pair.source.sql(sql);
+      for (const sql of WINDOW) await pair.source.sql(sql);
+      // Still open when the copy's snapshot is taken: not in the copy, applied from the stream.
+      const open = await pair.source.cluster.connect(pair.source.database);
+      await open.query(`BEGIN; INSERT INTO app.audit VALUES (1, 'before', 'n', '{"a": 1, "a": 2}', '(1,2)', 0, NULL)`);
+      try {
+        await copyAll(config, pair.runToken);
+      } finally {
+        await open.query('COMMIT');
+        await open.end();
+      }
+      for (const sql of AFTER) await pair.source.sql(sql);
 
-    // The catalogs prove the order: each chunk's snapshot was taken after the slot's consistent point (SPEC §3.1).
-    const chunks = await pair.destination.sql<{ table_key: string; chunks: number; after_slot: boolean; recorded: boolean }>(
-      `SELECT c.table_key, count(*)::int AS chunks, bool_and(c.snapshot_min_lsn >= k.start_lsn) AS after_slot,
+      // The catalogs prove the order: each chunk's snapshot was taken after the slot's consistent point (SPEC §3.1).
+      const chunks = await pair.destination.sql<{ table_key: string; chunks: number; after_slot: boolean; recorded: boolean }>(
+        `SELECT c.table_key, count(*)::int AS chunks, bool_and(c.snapshot_min_lsn >= k.start_lsn) AS after_slot,
               bool_and(c.snapshot IS NOT NULL AND c.snapshot_max_lsn >= c.snapshot_min_lsn) AS recorded
          FROM pgshift.chunks c JOIN pgshift.capture k USING (migration) WHERE c.migration = $1 GROUP BY 1 ORDER BY 1`,
-      [config.name],
-    );
-    expect(chunks.map((c) => [c.table_key, c.after_slot, c.recorded])).toEqual([
-      ['["app","audit"]', true, true],
-      ['["app","events"]', true, true],
-      ['["app","items"]', true, true],
-    ]);
-    // Tables without key in one chunk (one snapshot) however large; the keyed one in several.
-    expect(chunks.map((c) => c.chunks)).toEqual([1, 1, expect.any(Number)]);
-    expect(chunks[2].chunks).toBeGreaterThan(1);
-    const [{ mb }] = await pair.source.sql<{ mb: number }>(`SELECT pg_table_size('app.audit') / 1048576.0 AS mb`);
-    expect(Number(mb)).toBeGreaterThan(1);
+        [config.name],
+      );
+      expect(chunks.map((c) => [c.table_key, c.after_slot, c.recorded])).toEqual([
+        ['["app","audit"]', true, true],
+        ['["app","events"]', true, true],
+        ['["app","items"]', true, true],
+      ]);
+      // Tables without key in one chunk (one snapshot) however large; the keyed one in several.
+      expect(chunks.map((c) => c.chunks)).toEqual([1, 1, expect.any(Number)]);
+      expect(chunks[2].chunks).toBeGreaterThan(1);
+      const [{ mb }] = await pair.source.sql<{ mb: number }>(`SELECT pg_table_size('app.audit') / 1048576.0 AS mb`);
+      expect(Number(mb)).toBeGreaterThan(1);
 
-    const target = await sourceInsertLsn(pair.source);
-    const r = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: target });
-    expect(r.keylessSkipped).toBe(WINDOW_KEYLESS_ROWS);
-    for (const t of ['app.audit', 'app.events', 'app.items']) await expectSameMultiset(pair, t);
-    const audit = await multiset(pair.destination, 'app.audit');
-    expect(audit.filter((x) => x.includes(',once,'))).toEqual([expect.stringMatching(/^1 × /)]);
-    expect(audit.find((x) => x.includes('zero'))).toMatch(/^1 × \(50,zero,,,,0,\)$/);
+      const target = await sourceInsertLsn(pair.source);
+      const r = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: target });
+      expect(r.keylessSkipped).toBe(WINDOW_KEYLESS_ROWS);
+      for (const t of ['app.audit', 'app.events', 'app.items']) await expectSameMultiset(pair, t);
+      const audit = await multiset(pair.destination, 'app.audit');
+      expect(audit.filter((x) => x.includes(',once,'))).toEqual([expect.stringMatching(/^1 × /)]);
+      expect(audit.find((x) => x.includes('zero'))).toMatch(/^1 × \(50,zero,,,,0,\)$/);
 
-    // Again from the applied position: nothing is applied twice.
-    const again = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: await sourceInsertLsn(pair.source) });
-    expect(again.changes).toBe(0);
-    await expectSameMultiset(pair, 'app.audit');
+      // Again from the applied position: nothing is applied twice.
+      const again = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: await sourceInsertLsn(pair.source) });
+      expect(again.changes).toBe(0);
+      await expectSameMultiset(pair, 'app.audit');
 
-    // A row changed on the destination by hand: the next change to it finds no equal row and stops the apply.
-    await pair.destination.sql(`DELETE FROM app.events WHERE v = 'one of two'`);
-    await pair.source.sql(`UPDATE app.events SET v = 'gone' WHERE v = 'one of two'`);
-    const failAt = await sourceInsertLsn(pair.source);
-    const failed = applyChanges({ config, runToken: pair.runToken, stopAtLsn: failAt });
-    await expect(failed).rejects.toThrow(/app.events \(no key\): no destination row equals the old row of a source UPDATE .*id = '2', v = 'one of two'/);
-    await expect(failed).rejects.toSatisfy((e) => e instanceof ApplicationFailure && e.nonRetryable === true && e.type === 'Divergence');
-    // Nothing of the failed transaction was committed.
-    expect(await appliedLsn(config)).toBeLessThan(parseLsn(failAt));
-    expect(await pair.destination.sql(`SELECT 1 FROM app.events WHERE v = 'gone'`)).toEqual([]);
-  });
+      // A row changed on the destination by hand: the next change to it finds no equal row and stops the apply.
+      await pair.destination.sql(`DELETE FROM app.events WHERE v = 'one of two'`);
+      await pair.source.sql(`UPDATE app.events SET v = 'gone' WHERE v = 'one of two'`);
+      const failAt = await sourceInsertLsn(pair.source);
+      const failed = applyChanges({ config, runToken: pair.runToken, stopAtLsn: failAt });
+      await expect(failed).rejects.toThrow(/app.events \(no key\): no destination row equals the old row of a source UPDATE .*id = '2', v = 'one of two'/);
+      await expect(failed).rejects.toSatisfy((e) => e instanceof ApplicationFailure && e.nonRetryable === true && e.type === 'Divergence');
+      // Nothing of the failed transaction was committed.
+      expect(await appliedLsn(config)).toBeLessThan(parseLsn(failAt));
+      expect(await pair.destination.sql(`SELECT 1 FROM app.events WHERE v = 'gone'`)).toEqual([]);
+    },
+  );
 });
 
 const children = new Set<ChildProcess>();

@@ -125,7 +125,8 @@ async function ensureReplicaIdentity(
             AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k WHERE NOT a.attnotnull)
           ORDER BY i.indisprimary DESC, i.indnatts, i.indexrelid LIMIT 1) i2 ON true
        LEFT JOIN pg_class ci ON ci.oid = i2.indexrelid
-      WHERE c.oid = ANY($1::regclass[])`,
+      WHERE c.oid = ANY($1::regclass[])
+      ORDER BY n.nspname, c.relname`,
     [tables.map((t) => qualified(t.schema, t.table))],
   );
   const changed: string[] = [];
