@@ -23,6 +23,7 @@
 // that enters it inserts it.
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
+import type { Config } from '../../lib/config';
 import { type Lsn, formatLsn } from '../../lib/capture/lsn';
 import { type Datum, type PgoutputMessage, UNCHANGED } from '../../lib/capture/pgoutput';
 import { deleteOneSql, filterSql, keylessInsertSql, narrows, type Statement, updateOneSql } from '../../lib/capture/keyless-sql';
@@ -46,18 +47,20 @@ export type KeylessChange = { table: ApplyTable; txn: SourceTxn } & (
 
 /**
  * What the apply needs of a table without key on the destination: the
- * snapshots of its copied chunks (none when it was not copied). A copy not
- * finished, or finished without a recorded snapshot, leaves nothing to
- * decide by: the apply refuses to start rather than guess.
+ * snapshots of its copied chunks (none without a full load: incremental-only
+ * starts from a destination that holds the rows as of the slot). A copy not
+ * planned or not finished yet, or finished without a recorded snapshot, leaves
+ * nothing to decide by: the apply refuses to start rather than guess.
  */
 export async function readKeylessTable(
   dst: Client,
-  migration: string,
+  config: Pick<Config, 'name' | 'mode'>,
   tableKey: string,
   display: string,
   columns: ApplyColumn[],
   oid: number,
 ): Promise<KeylessTable> {
+  const migration = config.name;
   const kind = await dst.query<{ relkind: string }>('SELECT relkind::text AS relkind FROM pg_class WHERE oid = $1', [oid]);
   const snapshots: ChunkSnapshot[] = [];
   const planned = await dst.query<{ t: string | null }>(`SELECT to_regclass('pgshift.chunks')::text AS t`);
@@ -80,6 +83,10 @@ export async function readKeylessTable(
       }
       snapshots.push(parseSnapshot(c.snapshot, c.seen_before));
     }
+  }
+  // With a full load, a table not planned yet will be copied later: applying its changes now would duplicate them.
+  if (config.mode.full && !snapshots.length) {
+    throw new Error(`${display}: not copied yet; the changes of a table without key are applied only once its copy is complete`);
   }
   return { snapshots, narrow: columns.map((c) => narrows(c.type)), partitioned: kind.rows[0]?.relkind === 'p' };
 }

@@ -164,7 +164,7 @@ async function applyTables(dst: Client, config: Config, tables: CopyTable[]): Pr
         key: [],
         sourceKeyTypes: [],
         filter: t.filter,
-        keyless: await readKeylessTable(dst, config.name, t.key, t.display, columns, oid),
+        keyless: await readKeylessTable(dst, config, t.key, t.display, columns, oid),
       });
       continue;
     }
