@@ -7,6 +7,7 @@ import { displayName } from '../lib/ident';
 import { ConnectionSetupError } from '../lib/io/pg';
 import { withSessions } from '../lib/io/session';
 import type { CompatibilityReport, IncompatibleObject, KindCount, ObjectKind } from '../lib/report';
+import { keylessTablesApplied } from '../lib/selection';
 import { readSelection, type Selection } from './selection';
 
 interface Inventory {
@@ -36,12 +37,12 @@ function relations(inv: Inventory, s: Selection, config: Config) {
       });
     }
     if (r.kind !== 'r' || !config.mode.incremental) continue;
-    if (!r.key) {
+    if (!r.key && !keylessTablesApplied(config)) {
       inv.problems.push({
         kind: 'table',
         object: r.display,
-        problem: 'no PRIMARY KEY or non-null UNIQUE key: its changes cannot be applied exactly once',
-        fix: `add a primary key or exclude it (objects.exclude: [${r.display}])`,
+        problem: 'no PRIMARY KEY or non-null UNIQUE key: its changes cannot be applied by key',
+        fix: `add a primary key, exclude it (objects.exclude: [${r.display}]), or acknowledge the precheck warning primary-keys (acknowledgeWarnings: [primary-keys]): pgshift then applies its changes by whole-row image`,
       });
     }
     if (r.unlogged) {

@@ -16,6 +16,8 @@ export const FAILURE = {
   invalidInput: 'InvalidInput',
   fenced: 'Fenced',
   windowExceeded: 'RetryWindowExceeded',
+  /** The destination no longer holds what the source's changes apply to (a keyless row to update or delete is missing). */
+  divergence: 'Divergence',
 } as const;
 
 function elapsedMinutes(): number {

@@ -107,3 +107,28 @@ export function migratedReplicaIdentity(kind: string, source: ReplicaIdentity, k
   if (kind !== 'r' || source.mode === 'f' || source.mode === 'n') return source;
   return key && !key.primary ? { mode: 'i', index: key.oid } : { mode: 'd', index: null };
 }
+
+/**
+ * Tables without a row key in an incremental migration. The precheck's
+ * primary-keys item warns about them; once the operator acknowledges it, they
+ * are migrated exactly all the same, by whole-row image:
+ *  - the source gets REPLICA IDENTITY FULL on each (UPDATE and DELETE then log
+ *    the whole old row, which is what names "one of these rows");
+ *  - the full load copies each in one chunk, at one snapshot, recorded with
+ *    the chunk's done mark (lib/capture/snapshot.ts): a row inserted between
+ *    the slot's creation and the copy may sit in any page, so one snapshot is
+ *    the only one that says for certain whether the copy holds it;
+ *  - the apply skips the changes of source transactions that snapshot saw,
+ *    applies inserts as plain inserts and updates/deletes to exactly one row
+ *    matching the old image (activities/capture/apply-keyless.ts).
+ * Unacknowledged, the precheck blocks the migration (and prepare and the
+ * apply refuse such a table).
+ */
+export function keylessTablesApplied(config: Pick<Config, 'mode' | 'acknowledgeWarnings'>): boolean {
+  return config.mode.incremental && config.acknowledgeWarnings.includes('primary-keys');
+}
+
+/** A table without a row key is copied in one chunk when its changes are captured (see keylessTablesApplied). */
+export function copiedInOneChunk(key: RowKey | null, mode: Pick<Config['mode'], 'incremental'>): boolean {
+  return !key && mode.incremental;
+}

@@ -47,7 +47,7 @@ describe('evaluation of a deliberately hard source', () => {
     const v = Object.fromEntries(r.precheck.map((p) => [p.id, p])) as Record<PrecheckId, (typeof r.precheck)[number]>;
     expect(r.verdict).toBe('incompatible');
     await recordHistories(client, first.workflowId, 'evaluation-incompatible');
-    expect(v['primary-keys']).toMatchObject({ verdict: 'fail', objects: ['app.no_key'] });
+    expect(v['primary-keys']).toMatchObject({ verdict: 'warn', objects: ['app.no_key'] });
     expect(v['replica-identity']).toMatchObject({ verdict: 'warn', objects: ['app.tags'] });
     expect(v['triggers-and-rules']).toMatchObject({ verdict: 'warn', objects: ['trigger order_touch on app."order"'] });
     expect(v['unlogged-tables']).toMatchObject({ verdict: 'warn', objects: ['app.scratch'] });

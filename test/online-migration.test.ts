@@ -77,11 +77,15 @@ async function onlineMigration(versions: { source: PgVersion; destination: PgVer
     expect(cap.changes).toBeGreaterThan(10_000);
     expect(s.state.dataVerificationDeferred).toMatch(/pgshift verify/);
 
-    // The slot was created before the first chunk's snapshot was taken (its consistent point is older than every copy).
-    const [slot] = await pair.source.sql<{ lsn: string }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1`, [
-      `pgshift_${config.name}`,
-    ]);
-    expect(slot).toBeDefined();
+    // The slot was created before the first chunk's snapshot was taken, from the catalogs: each chunk records the
+    // source's WAL insert position read just before its snapshot, and the slot's consistent point precedes them all.
+    const order = await pair.destination.sql<{ chunks: number; after_slot: number }>(
+      `SELECT count(*)::int AS chunks, (count(*) FILTER (WHERE c.snapshot_min_lsn >= k.start_lsn))::int AS after_slot
+         FROM pgshift.chunks c JOIN pgshift.capture k USING (migration) WHERE c.migration = $1`,
+      [config.name],
+    );
+    expect(order[0].chunks).toBeGreaterThan(1);
+    expect(order[0].after_slot).toBe(order[0].chunks);
     // Secondary unique indexes and FKs exist now (built after the consistency point).
     const cons = await pair.destination.sql<{ n: string }>(
       `SELECT count(*)::text AS n FROM pg_constraint WHERE connamespace = 'shop'::regnamespace AND contype IN ('f', 'u')`,

@@ -122,13 +122,22 @@ describe('precheck items', () => {
     expect(good['row-filters']).toMatchObject({ verdict: 'pass', cause: '1 row filter(s) are valid conditions' });
   });
 
-  it('keyless tables fail for incremental, pass for full-only; collisions after mapping fail', async () => {
+  it('keyless tables warn for incremental (each named with its fixes; acknowledged, applied exactly), pass for full-only; collisions after mapping fail', async () => {
     const p = await makePair();
     await p.source.sql(
-      `CREATE TABLE public.no_key (v text); CREATE TABLE public."Orders" (id int PRIMARY KEY); CREATE TABLE public.orders (id int PRIMARY KEY)`,
+      `CREATE TABLE public.no_key (v text); CREATE TABLE public."Log Book" (at timestamptz, line text);
+       CREATE TABLE public."Orders" (id int PRIMARY KEY); CREATE TABLE public.orders (id int PRIMARY KEY)`,
     );
     const r = await check(p, { objects: { nameCase: 'lower' } });
-    expect(r['primary-keys']).toMatchObject({ verdict: 'fail', objects: ['public.no_key'] });
+    expect(r['primary-keys']).toMatchObject({ verdict: 'warn', objects: ['public."Log Book"', 'public.no_key'] });
+    expect(r['primary-keys'].acknowledged).toBeUndefined();
+    expect(r['primary-keys'].cause).toMatch(/2 table\(s\) without PRIMARY KEY or non-null UNIQUE key: public."Log Book", public.no_key/);
+    for (const t of ['public."Log Book"', 'public.no_key']) {
+      expect(r['primary-keys'].fix).toContain(`${t}: ALTER TABLE ${t} ADD PRIMARY KEY (…), or objects.exclude: [${t}]`);
+    }
+    expect(r['primary-keys'].fix).toMatch(/acknowledge this warning \(acknowledgeWarnings: \[primary-keys\]\): pgshift then sets REPLICA IDENTITY FULL/);
+    const acked = await check(p, { objects: { nameCase: 'lower' }, acknowledgeWarnings: ['primary-keys'] });
+    expect(acked['primary-keys']).toMatchObject({ verdict: 'warn', acknowledged: true });
     expect(r['identifier-collisions'].verdict).toBe('fail');
     expect(r['identifier-collisions'].cause).toMatch(/public."Orders" and public.orders would all become public.orders/);
     const full = await check(p, { mode: { schema: true, full: true, incremental: false }, objects: { exclude: ['public."Orders"'], nameCase: 'lower' } });

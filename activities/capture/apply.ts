@@ -13,7 +13,9 @@
 // after many changes), always at a source commit boundary. Within it, changes
 // are applied in pieces of bounded size (lib/capture/batch.ts collapses each
 // piece per key), so a transaction of any size streams through in bounded
-// memory.
+// memory. Tables without a row key are not collapsed: their changes are
+// applied in source order by whole-row image, those their copy already holds
+// skipped (apply-keyless.ts).
 //
 // Lag: seconds = source now − source time of the newest applied heartbeat
 // row (this activity updates it every second, in the stream like any other
@@ -32,6 +34,7 @@ import type { ApplyTable } from '../../lib/capture/sql';
 import { clientConfig, describeConnectError, isConnectionError } from '../../lib/io/pg';
 import { displayName, qualified } from '../../lib/ident';
 import { RateLimiter } from '../../lib/throttle';
+import { keylessTablesApplied } from '../../lib/selection';
 import { fenced } from '../control';
 import { applicationName, session } from '../../lib/io/session';
 import { readCopyTables, type CopyTable } from '../full-load/tables';
@@ -39,6 +42,7 @@ import { heartbeat } from '../heartbeat';
 import { queryLiveThrottle } from '../live-throttle';
 import { advanceApplied, readCapture } from './control';
 import { applyPiece, applyTruncate, Piece, type PieceStats } from './apply-batch';
+import { applyKeyless, copyHolds, keylessChange, KeylessChanges, readKeylessTable, type SourceTxn } from './apply-keyless';
 import { beatSource } from './prepare-source';
 import { ChangeStream, type StreamItem, type StreamOptions } from './stream';
 import type { ApplyPosition, ApplyRound } from '../../lib/capture-progress';
@@ -68,6 +72,8 @@ export interface ApplyInput {
 /** The round's result: where it stands when it returned (lag as of then), and what it did. */
 export interface ApplyResult extends ApplyRound {
   partialImages: number;
+  /** Changes of tables without key skipped because their copy already held them. */
+  keylessSkipped: number;
   sourceReads: number;
   statements: number;
   /** Stream queue high-water marks and read pauses (memory bound). */
@@ -132,10 +138,14 @@ type Relation =
   { kind: 'table'; table: ApplyTable; map: number[] } | { kind: 'heartbeat'; migration: number; beatAt: number } | { kind: 'unknown'; display: string };
 
 /** Destination types and key check for each selected table. */
-async function applyTables(dst: Client, tables: CopyTable[]): Promise<Map<string, ApplyTable>> {
+async function applyTables(dst: Client, config: Config, tables: CopyTable[]): Promise<Map<string, ApplyTable>> {
   const out = new Map<string, ApplyTable>();
   for (const t of tables) {
-    if (!t.chunkKey) throw new Error(`${t.display} has no PRIMARY KEY or non-null UNIQUE key: its changes cannot be applied`);
+    if (!t.chunkKey && !keylessTablesApplied(config)) {
+      throw new Error(
+        `${t.display} has no PRIMARY KEY or non-null UNIQUE key: its changes cannot be applied by key (add a key, exclude it, or acknowledge the precheck warning primary-keys)`,
+      );
+    }
     const target = displayName(t.target.schema, t.target.table);
     const reg = await dst.query<{ oid: number | null }>('SELECT to_regclass($1)::oid AS oid', [qualified(t.target.schema, t.target.table)]);
     const oid = reg.rows[0].oid;
@@ -151,6 +161,20 @@ async function applyTables(dst: Client, tables: CopyTable[]): Promise<Map<string
       if (!d) throw new Error(`destination table ${target} has no column ${JSON.stringify(t.targetColumns[i])} (source ${t.display}.${c.name})`);
       return { source: c.name, target: t.targetColumns[i], type: d.type, identityAlways: d.always };
     });
+    if (!t.chunkKey) {
+      // No key: applied by whole-row image (apply-keyless.ts).
+      out.set(JSON.stringify([t.schema, t.table]), {
+        display: t.display,
+        source: { schema: t.schema, table: t.table },
+        target: t.target,
+        columns,
+        key: [],
+        sourceKeyTypes: [],
+        filter: t.filter,
+        keyless: await readKeylessTable(dst, config, t.key, t.display, columns, oid),
+      });
+      continue;
+    }
     const key = t.chunkKey.columns.map((k) => t.columns.findIndex((c) => c.name === k));
     const keyTargets = key.map((i) => columns[i].target).sort();
     const uniq = await dst.query<{ cols: string[] }>(
@@ -221,7 +245,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     if (!capture) throw new Error(`no change capture is recorded for migration ${config.name} on the destination: prepareSource has not run`);
     const slot = captureSlotName(config);
     if (capture.slotName !== slot) throw new Error(`the destination records slot ${capture.slotName}, the config names ${slot}`);
-    const tables = await applyTables(dst, await readCopyTables(src, config));
+    const tables = await applyTables(dst, config, await readCopyTables(src, config));
 
     let persisted: Lsn = parseLsn(capture.appliedLsn);
     let position: Lsn = persisted;
@@ -229,7 +253,6 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     let durableSourceTime: string | null = capture.sourceTime;
     const stopAt = input.stopAtLsn ? parseLsn(input.stopAtLsn) : null;
     const fenceAt = input.fenceLsn ? parseLsn(input.fenceLsn) : null;
-    let txnCommit: Lsn = 0n;
     const stats: PieceStats = { fallbacks: 0, statements: 0, partialImages: 0, sourceReads: 0 };
     let transactions = 0;
     let changes = 0;
@@ -295,6 +318,9 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     const relations = new Map<number, Relation>();
     let inTxn = false;
     let skipping = false;
+    /** The source transaction being read (tables without key need its xid). */
+    let txn: SourceTxn = { xid: 0, commitLsn: 0n };
+    const keyless = new KeylessChanges();
 
     const relationOf = (oid: number): Relation => {
       const r = relations.get(oid);
@@ -392,7 +418,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         inTxn = true;
         // Already applied: its commit is before the applied position.
         skipping = m.finalLsn < position;
-        txnCommit = m.finalLsn;
+        txn = { xid: m.xid, commitLsn: m.finalLsn };
       }
     };
 
@@ -416,6 +442,8 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         }
         await applyPiece({ dst, src: srcClient }, stats, piece);
         piece = new Piece();
+        // Tables without key after the keyed ones; without replica role (FK checks fire) the two never hold changes at once.
+        if (keyless.size) await applyKeyless(dst, stats, keyless);
       };
       let item = first;
       for (;;) {
@@ -425,8 +453,25 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
             // already applied before a restart: nothing of it is written again
           } else if (m.tag === 'insert' || m.tag === 'update' || m.tag === 'delete') {
             const rel = relationOf(m.relationOid);
-            if (rel.kind === 'table') {
-              if (fenceAt !== null && txnCommit > fenceAt) throw writeAfterFence(rel.table.display, txnCommit, fenceAt);
+            if (rel.kind === 'table' && fenceAt !== null && txn.commitLsn > fenceAt) throw writeAfterFence(rel.table.display, txn.commitLsn, fenceAt);
+            if (rel.kind === 'table' && rel.table.keyless) {
+              if (copyHolds(rel.table, txn)) keyless.skipped++;
+              else {
+                if (!replicaRole && piece.size) await flush();
+                keyless.add(
+                  keylessChange(rel.table, m, txn, (tuple) => reorder(rel, tuple)),
+                  item.bytes,
+                );
+                batchChanges++;
+                changes++;
+                if (++unthrottled >= 100) {
+                  await limiter.take(unthrottled, 0);
+                  unthrottled = 0;
+                }
+                if (piece.size + keyless.size >= tuning.pieceChanges || piece.bytes + keyless.bytes >= tuning.pieceBytes) await flush();
+              }
+            } else if (rel.kind === 'table') {
+              if (!replicaRole && keyless.size) await flush();
               piece.add(rel.table, rowChange(rel, m), item.bytes);
               batchChanges++;
               changes++;
@@ -434,15 +479,16 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
                 await limiter.take(unthrottled, 0);
                 unthrottled = 0;
               }
-              if (piece.size >= tuning.pieceChanges || piece.bytes >= tuning.pieceBytes) await flush();
+              if (piece.size + keyless.size >= tuning.pieceChanges || piece.bytes + keyless.bytes >= tuning.pieceBytes) await flush();
             } else if (rel.kind === 'heartbeat' && m.tag !== 'delete' && m.new[rel.migration] === config.name) {
               const at = m.new[rel.beatAt];
               if (typeof at === 'string') sourceTime = at;
             }
           } else if (m.tag === 'truncate') {
             await flush();
-            const ts = m.relationOids.map(relationOf).flatMap((r) => (r.kind === 'table' ? [r.table] : []));
-            if (fenceAt !== null && txnCommit > fenceAt && ts.length) throw writeAfterFence(ts[0].display, txnCommit, fenceAt);
+            // A table without key whose copy saw this TRUNCATE holds its effect (and the rows inserted after it) already.
+            const ts = m.relationOids.map(relationOf).flatMap((r) => (r.kind === 'table' && !(r.table.keyless && copyHolds(r.table, txn)) ? [r.table] : []));
+            if (fenceAt !== null && txn.commitLsn > fenceAt && ts.length) throw writeAfterFence(ts[0].display, txn.commitLsn, fenceAt);
             await applyTruncate({ dst, src: srcClient }, stats, ts, m.restartIdentity, m.cascade);
             changes++;
           }
@@ -511,6 +557,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       ...standing(),
       partialImages: stats.partialImages,
       sourceReads: stats.sourceReads,
+      keylessSkipped: keyless.skipped,
       statements: stats.statements,
       stream: { ...s.stats },
       seconds: (Date.now() - started) / 1000,

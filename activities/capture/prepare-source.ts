@@ -2,9 +2,9 @@
 //  - control schema `pgshift` with a heartbeat table (one row per migration,
 //    source clock), in the publication, so lag is measured from the source
 //    clock on both ends;
-//  - REPLICA IDENTITY USING INDEX on tables keyed only by a UNIQUE index
-//    (set before they are published: a published table without identity
-//    would refuse UPDATE and DELETE);
+//  - REPLICA IDENTITY USING INDEX on tables keyed only by a UNIQUE index,
+//    FULL on acknowledged tables without key (set before they are published:
+//    a published table without identity would refuse UPDATE and DELETE);
 //  - publication pgshift_<name> listing the selected tables explicitly (no
 //    FOR TABLES IN SCHEMA before PostgreSQL 15), created before the slot: the
 //    slot decodes with the catalog as of each change, so a publication that
@@ -20,6 +20,7 @@ import type { Config } from '../../lib/config';
 import { captureSlotName, HEARTBEAT_TABLE, publicationName, SOURCE_CONTROL_SCHEMA } from '../../lib/capture/names';
 import { displayName, ident, qualified } from '../../lib/ident';
 import { session, withSession } from '../../lib/io/session';
+import { keylessTablesApplied } from '../../lib/selection';
 import { fenced } from '../control';
 import { readCopyTables } from '../full-load/tables';
 import { ensureCaptureTable, readCapture, recordSlot } from './control';
@@ -43,6 +44,8 @@ export interface PrepareSourceResult {
   tables: string[];
   /** Tables whose replica identity was set to their unique key index. */
   replicaIdentitySet: string[];
+  /** Tables without key whose replica identity was set to FULL (acknowledged primary-keys warning). */
+  replicaIdentityFull: string[];
 }
 
 const HEARTBEAT = qualified(SOURCE_CONTROL_SCHEMA, HEARTBEAT_TABLE);
@@ -91,9 +94,20 @@ interface IdentityRow {
   candidate_columns: string[] | null;
 }
 
-/** Tables keyed by a UNIQUE index without PK get REPLICA IDENTITY USING that index; unusable identities fail clearly. */
-async function ensureReplicaIdentity(src: Client, tables: Awaited<ReturnType<typeof readCopyTables>>): Promise<string[]> {
-  if (!tables.length) return [];
+/**
+ * Tables keyed by a UNIQUE index without PK get REPLICA IDENTITY USING that
+ * index; acknowledged tables without key get REPLICA IDENTITY FULL (their
+ * changes are applied by the whole old row, lib/selection.ts
+ * keylessTablesApplied); unusable identities fail clearly. Returns the
+ * tables changed, by kind.
+ */
+async function ensureReplicaIdentity(
+  src: Client,
+  config: Config,
+  tables: Awaited<ReturnType<typeof readCopyTables>>,
+): Promise<{ index: string[]; full: string[] }> {
+  const full: string[] = [];
+  if (!tables.length) return { index: [], full };
   const byName = new Map(tables.map((t) => [JSON.stringify([t.schema, t.table]), t]));
   const r = await src.query<IdentityRow & { schema: string; table: string }>(
     `SELECT c.oid, n.nspname AS schema, c.relname AS table, c.relreplident AS ident,
@@ -112,14 +126,33 @@ async function ensureReplicaIdentity(src: Client, tables: Awaited<ReturnType<typ
             AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k WHERE NOT a.attnotnull)
           ORDER BY i.indisprimary DESC, i.indnatts, i.indexrelid LIMIT 1) i2 ON true
        LEFT JOIN pg_class ci ON ci.oid = i2.indexrelid
-      WHERE c.oid = ANY($1::regclass[])`,
+      WHERE c.oid = ANY($1::regclass[])
+      ORDER BY n.nspname, c.relname`,
     [tables.map((t) => qualified(t.schema, t.table))],
   );
   const changed: string[] = [];
   for (const row of r.rows) {
     const t = byName.get(JSON.stringify([row.schema, row.table]))!;
     const key = t.chunkKey?.columns;
-    if (!key) throw new Error(`${t.display} has no PRIMARY KEY or non-null UNIQUE key: its changes cannot be applied (exclude it, or add a key)`);
+    if (!key) {
+      if (!keylessTablesApplied(config)) {
+        throw new Error(
+          `${t.display} has no PRIMARY KEY or non-null UNIQUE key: its changes cannot be applied by key (add a key, exclude it, or acknowledge the precheck warning primary-keys)`,
+        );
+      }
+      if (row.ident === 'f') continue;
+      await src
+        .query(`ALTER TABLE ${qualified(t.schema, t.table)} REPLICA IDENTITY FULL`)
+        .catch((e) =>
+          explain(
+            e,
+            `cannot set the replica identity of ${t.display}`,
+            `the source role must own the table, or run as the owner: ALTER TABLE ${t.display} REPLICA IDENTITY FULL;`,
+          ),
+        );
+      full.push(t.display);
+      continue;
+    }
     const same = (cols: string[] | null) => !!cols && cols.length === key.length && cols.every((c, i) => c === key[i]);
     if (row.ident === 'f') continue; // full: every old row carries the key
     if (row.ident === 'n') {
@@ -148,7 +181,7 @@ async function ensureReplicaIdentity(src: Client, tables: Awaited<ReturnType<typ
       );
     changed.push(t.display);
   }
-  return changed;
+  return { index: changed, full };
 }
 
 async function ensurePublication(src: Client, config: Config, tables: { schema: string; table: string }[], slotExists: boolean): Promise<void> {
@@ -187,7 +220,7 @@ export async function prepareSource(input: PrepareSourceInput): Promise<PrepareS
     await src.query('SELECT pg_advisory_lock(hashtext($1))', [`pgshift prepare ${slot}`]);
     const tables = await readCopyTables(src, config);
     await ensureSourceControl(src, config);
-    const replicaIdentitySet = await ensureReplicaIdentity(src, tables);
+    const identities = await ensureReplicaIdentity(src, config, tables);
 
     const found = await src.query<{ plugin: string | null; database: string | null; slot_type: string; confirmed: string | null }>(
       `SELECT plugin, database, slot_type, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1`,
@@ -223,7 +256,16 @@ export async function prepareSource(input: PrepareSourceInput): Promise<PrepareS
       if (!createdSlot && row && row.slotName === slot) startLsn = row.startLsn;
       await fenced(dst, config.name, runToken, () => recordSlot(dst, config.name, slot, pub, startLsn));
     });
-    return { slotName: slot, publication: pub, startLsn, createdSlot, readyLsn, tables: tables.map((t) => t.display), replicaIdentitySet };
+    return {
+      slotName: slot,
+      publication: pub,
+      startLsn,
+      createdSlot,
+      readyLsn,
+      tables: tables.map((t) => t.display),
+      replicaIdentitySet: identities.index,
+      replicaIdentityFull: identities.full,
+    };
   } finally {
     await src.end().catch(() => undefined);
   }

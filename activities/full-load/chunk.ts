@@ -132,7 +132,14 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
       const t = row.spec;
       display = t.display;
 
+      // The snapshot is taken by the transaction's first statement, between the two WAL
+      // insert positions read here; recorded with the done mark, they prove the slot is
+      // older than the snapshot (SPEC §3.1) and tell the apply which source transactions the
+      // copy already holds (lib/capture/snapshot.ts). A standby has no insert position.
+      const insertLsn = `CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END`;
+      const before = (await src.query<{ lsn: string | null }>(`SELECT ${insertLsn} AS lsn`)).rows[0].lsn;
       await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const snap = (await src.query<{ snapshot: string; lsn: string | null }>(`SELECT txid_current_snapshot()::text AS snapshot, ${insertLsn} AS lsn`)).rows[0];
 
       const format = t.binary ? '(FORMAT binary)' : '';
       const where = [row.predicate, t.filter ? `(${t.filter})` : null].filter(Boolean).join(' AND ');
@@ -191,9 +198,10 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
         await dst.query(`INSERT INTO ${into} SELECT ${cols} FROM pg_temp.pgshift_chunk ON CONFLICT DO NOTHING`);
       }
       await dst.query(
-        `UPDATE pgshift.chunks SET state = 'done', rows = $4, bytes = $5, copied_at = now(), copied_by = $6, attempts = attempts + 1
+        `UPDATE pgshift.chunks SET state = 'done', rows = $4, bytes = $5, copied_at = now(), copied_by = $6, attempts = attempts + 1,
+                snapshot = $7, snapshot_min_lsn = $8::pg_lsn, snapshot_max_lsn = $9::pg_lsn
         WHERE migration = $1 AND table_key = $2 AND chunk = $3`,
-        [config.name, table, chunk, progress.rows, progress.bytes, `${hostname()}:${process.pid}`],
+        [config.name, table, chunk, progress.rows, progress.bytes, `${hostname()}:${process.pid}`, snap.snapshot, before, snap.lsn],
       );
       await dst.query('COMMIT');
       await src.query('COMMIT');

@@ -1,6 +1,7 @@
 // Full-load plan: every selected table split into chunks by key range
 // (integer arithmetic for one integer key, sampled boundaries for any other
-// key, page ranges for a table without key), stored on the destination in
+// key, page ranges for a table without key — one chunk when its changes are
+// captured, see lib/selection.ts copiedInOneChunk), stored on the destination in
 // pgshift.chunks so any worker can copy any chunk and a crash loses nothing.
 // The workflow reads it back a page at a time (the destination, not the
 // workflow state, knows which chunk of which table is done).
@@ -8,6 +9,7 @@ import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { displayName, ident, literal } from '../../lib/ident';
 import { withSessions } from '../../lib/io/session';
+import { copiedInOneChunk } from '../../lib/selection';
 import { STATUS_TABLES, type FullLoadPage, type FullLoadTotals } from '../../lib/full-load-progress';
 import { ensureControlSchema, fenced } from '../control';
 import { heartbeat } from '../heartbeat';
@@ -30,6 +32,11 @@ export async function ensureChunkTable(dst: Client): Promise<void> {
       attempts   int NOT NULL DEFAULT 0,
       copied_at  timestamptz,
       copied_by  text,
+      -- the source snapshot the chunk was copied at (txid_current_snapshot() text) and the
+      -- source's WAL insert position just before / just after it was taken (lib/capture/snapshot.ts)
+      snapshot          text,
+      snapshot_min_lsn  pg_lsn,
+      snapshot_max_lsn  pg_lsn,
       PRIMARY KEY (migration, table_key, chunk)
     );
     -- How to copy each table (columns, key, format), so a chunk needs one read.
@@ -44,6 +51,15 @@ export async function ensureChunkTable(dst: Client): Promise<void> {
       migration  text PRIMARY KEY,
       planned_at timestamptz NOT NULL DEFAULT now()
     )`);
+  // Control tables made by an earlier version lack the snapshot columns. Only then
+  // altered: the lock it takes would wait for every chunk copy in flight.
+  const snap = await dst.query(`SELECT 1 FROM pg_attribute WHERE attrelid = 'pgshift.chunks'::regclass AND attname = 'snapshot_max_lsn' AND NOT attisdropped`);
+  if (!snap.rowCount) {
+    await dst.query(
+      `ALTER TABLE pgshift.chunks ADD COLUMN IF NOT EXISTS snapshot text, ADD COLUMN IF NOT EXISTS snapshot_min_lsn pg_lsn,
+         ADD COLUMN IF NOT EXISTS snapshot_max_lsn pg_lsn`,
+    );
+  }
 }
 
 const cols = (names: string[]) => names.map(ident).join(', ');
@@ -110,7 +126,7 @@ interface PlannedChunk {
   range: KeyRange | null;
 }
 
-/** Page ranges for a table without any key (correct only while nobody writes: full-only mode). */
+/** Page ranges for a table without any key (correct only while nobody writes: full-only mode; see copiedInOneChunk). */
 async function pageChunks(src: Client, t: CopyTable, chunks: number): Promise<PlannedChunk[]> {
   const r = await src.query<{ pages: string }>(`SELECT pg_relation_size($1::regclass) / current_setting('block_size')::int AS pages`, [sourceName(t)]);
   const pages = Number(r.rows[0].pages);
@@ -123,9 +139,11 @@ async function pageChunks(src: Client, t: CopyTable, chunks: number): Promise<Pl
   });
 }
 
-export async function planTableChunks(src: Client, t: CopyTable, chunkBytes: number): Promise<PlannedChunk[]> {
+export async function planTableChunks(src: Client, t: CopyTable, chunkBytes: number, mode: Pick<Config['mode'], 'incremental'>): Promise<PlannedChunk[]> {
   const chunks = Math.min(1000, Math.max(1, Math.ceil(t.bytes / chunkBytes)));
   const key = t.chunkKey;
+  // A keyless table whose changes are applied: one chunk, one snapshot (lib/selection.ts).
+  if (copiedInOneChunk(key, mode)) return [{ predicate: 'true', range: null }];
   if (!key) return pageChunks(src, t, chunks);
   return rangesFromBounds(await chunkBounds(src, t, chunks)).map((range) => ({
     predicate: rangePredicate(key.columns, key.types, range),
@@ -173,7 +191,7 @@ async function planTables(src: Client, dst: Client, config: Config, runToken: st
     for (const [i, t] of tables.entries()) {
       if (known.has(t.key)) continue;
       heartbeat(`planning ${t.display} (${i + 1}/${tables.length})`);
-      const preds = await planTableChunks(src, t, config.fullLoad.chunkMb * 1024 * 1024);
+      const preds = await planTableChunks(src, t, config.fullLoad.chunkMb * 1024 * 1024, config.mode);
       await fenced(dst, config.name, runToken, async () => {
         await dst.query(`INSERT INTO pgshift.copy_tables (migration, table_key, spec) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
           config.name,

@@ -92,11 +92,17 @@ const primaryKeys = needs(['source'], 'primary-keys', async ({ config, selection
       { keys },
     );
   }
+  // Each table named with the fix; acknowledged, pgshift migrates them exactly by whole-row image (lib/selection.ts keylessTablesApplied).
+  const fixes = keyless.map((t) => `${t.display}: ALTER TABLE ${t.display} ADD PRIMARY KEY (…), or objects.exclude: [${t.display}]`);
   return item(
     'primary-keys',
-    'fail',
-    `${names.length} table(s) without PRIMARY KEY or non-null UNIQUE key: ${list(names)} — their changes cannot be applied exactly once`,
-    `add a primary key (ALTER TABLE … ADD PRIMARY KEY (…)) or exclude them (objects.exclude: [${names.slice(0, 3).join(', ')}])`,
+    'warn',
+    `${names.length} table(s) without PRIMARY KEY or non-null UNIQUE key: ${list(names)} — nothing names one of their rows, ` +
+      'so their changes cannot be applied by key (with duplicate rows, by key-less replay they may end up duplicated)',
+    `for each table, add a key or exclude it (${list(fixes, 5)}); or acknowledge this warning (acknowledgeWarnings: [primary-keys]): ` +
+      'pgshift then sets REPLICA IDENTITY FULL on them (UPDATE and DELETE log the whole old row: more WAL), copies each in one chunk ' +
+      'and applies their inserts as plain inserts and each update or delete to exactly one row matching the whole old row ' +
+      '(a sequential scan unless an index covers some of its columns); a change that finds no such row stops the migration',
     { objects: names, keys },
   );
 });

@@ -6,6 +6,7 @@
 // filter is written in source terms), in the same statement as the write.
 // Pure: builds SQL text only.
 import { ident, qualified } from '../ident';
+import type { ChunkSnapshot } from './snapshot';
 
 export interface ApplyColumn {
   /** Column name on the source (what the filter and the stream use). */
@@ -29,6 +30,18 @@ export interface ApplyTable {
   /** Source type of each key column (to look rows up on the source). */
   sourceKeyTypes: string[];
   filter: string | null;
+  /** Set for a table without row key (key and sourceKeyTypes empty): its changes go through activities/capture/apply-keyless.ts. */
+  keyless?: KeylessTable;
+}
+
+/** What the apply knows of a table without row key. */
+export interface KeylessTable {
+  /** The snapshots its copy was taken at (one per chunk); none when it was not copied (incremental-only). */
+  snapshots: ChunkSnapshot[];
+  /** Per column: also compared with `=` (an index may narrow the search; lib/capture/keyless-sql.ts). */
+  narrow: boolean[];
+  /** Partitioned on the destination: rows are named by (tableoid, ctid). */
+  partitioned: boolean;
 }
 
 const KEEP = ident('pgshift$keep');
