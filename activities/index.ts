@@ -18,6 +18,7 @@ import { syncSequences } from './sequences';
 import { listCopiedTables, verifyTableData } from './verify-data';
 import { captureActivities } from './capture';
 import { cutoverActivities } from './cutover';
+import { sendAlert } from './alerts';
 import { activityMeter } from '../worker/metrics';
 
 /** Feed the worker's metrics from an activity's beats and result (activities that take a config: its name labels them). */
@@ -55,6 +56,7 @@ export function createActivities() {
     verifyTableData: withRetryWindows(verifyTableData),
     ...captureActivities(),
     ...cutoverActivities(),
+    sendAlert,
   };
   return Object.fromEntries(
     Object.entries(activities).map(([k, fn]) => [k, metered(k, withKeepalive(reportingCancellation(fn as (...a: unknown[]) => Promise<unknown>)))]),

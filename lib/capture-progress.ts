@@ -3,6 +3,7 @@
 // consistency point, where the apply stands and how far it lags. The apply's
 // resume position itself lives on the destination (pgshift.capture), never here.
 // Pure: imported by workflow code and by the CLI.
+import type { AlertingState } from './alerts';
 import { lagBucket } from './search-attributes';
 
 export interface CaptureProgress {
@@ -36,6 +37,8 @@ export interface CaptureProgress {
   updatedAt: string | null;
   /** The slot's WAL as of the last round (absent before it was measured). */
   wal?: SlotWal | null;
+  /** Alert conditions raised and not yet resolved (lib/alerts.ts). */
+  alerting?: AlertingState;
 }
 
 export function newCaptureProgress(slot: string, startLsn: string): CaptureProgress {
