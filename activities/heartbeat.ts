@@ -9,6 +9,8 @@ import { Context } from '@temporalio/activity';
 // The last progress details of each running activity, resent by the keep-alive
 // so it never blanks what the UI shows.
 const lastDetails = new WeakMap<Context, unknown>();
+// Who else reads a running activity's progress beats (the worker's metrics).
+const observers = new WeakMap<Context, (details: unknown) => void>();
 
 function current(): Context | undefined {
   try {
@@ -22,8 +24,17 @@ function current(): Context | undefined {
 export function heartbeat(details?: unknown): void {
   const ctx = current();
   if (!ctx) return;
-  if (details !== undefined) lastDetails.set(ctx, details);
+  if (details !== undefined) {
+    lastDetails.set(ctx, details);
+    observers.get(ctx)?.(details);
+  }
   ctx.heartbeat(details ?? lastDetails.get(ctx));
+}
+
+/** Pass every progress beat of the current activity to `fn` too; a no-op outside an activity. */
+export function observeBeats(fn: (details: unknown) => void): void {
+  const ctx = current();
+  if (ctx) observers.set(ctx, fn);
 }
 
 /** The worker sends at most one beat per throttle interval (3 s); beating more often locally costs nothing. */

@@ -7,7 +7,7 @@ import { precheck } from './precheck';
 import { abortDestination } from './abort';
 import { prepareDestination } from './prepare';
 import { reportingCancellation } from './cancellation';
-import { withKeepalive } from './heartbeat';
+import { observeBeats, withKeepalive } from './heartbeat';
 import { withRetryWindows } from './retry';
 import { applySchemaStage, buildTableIndexes, planSchema } from './schema';
 import { verifySchema } from './verify-schema';
@@ -18,6 +18,25 @@ import { syncSequences } from './sequences';
 import { listCopiedTables, verifyTableData } from './verify-data';
 import { captureActivities } from './capture';
 import { cutoverActivities } from './cutover';
+import { sendAlert } from './alerts';
+import { activityMeter } from '../worker/metrics';
+
+/** Feed the worker's metrics from an activity's beats and result (activities that take a config: its name labels them). */
+function metered<A extends unknown[], R>(activity: string, fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    const migration = (args[0] as { config?: { name?: unknown } } | undefined)?.config?.name;
+    if (typeof migration !== 'string') return fn(...args);
+    const meter = activityMeter(activity, migration);
+    observeBeats(meter.beat);
+    try {
+      const r = await fn(...args);
+      meter.result(r);
+      return r;
+    } finally {
+      meter.end();
+    }
+  };
+}
 
 export function createActivities() {
   const activities = {
@@ -37,9 +56,10 @@ export function createActivities() {
     verifyTableData: withRetryWindows(verifyTableData),
     ...captureActivities(),
     ...cutoverActivities(),
+    sendAlert,
   };
   return Object.fromEntries(
-    Object.entries(activities).map(([k, fn]) => [k, withKeepalive(reportingCancellation(fn as (...a: unknown[]) => Promise<unknown>))]),
+    Object.entries(activities).map(([k, fn]) => [k, metered(k, withKeepalive(reportingCancellation(fn as (...a: unknown[]) => Promise<unknown>)))]),
   ) as typeof activities;
 }
 

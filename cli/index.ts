@@ -258,12 +258,23 @@ export function buildProgram(): Command {
       .command('worker')
       .description('run a pgshift worker (workflows and activities) until SIGINT/SIGTERM')
       .option('--task-queue <name>', 'task queue to poll (env PGSHIFT_TASK_QUEUE, default pgshift)')
-      .option('--max-activities <n>', 'activities run at the same time', (v) => parseInt(v, 10)),
+      .option('--max-activities <n>', 'activities run at the same time', (v) => parseInt(v, 10))
+      .option('--metrics-port <n>', 'serve Prometheus metrics on this port (GET /metrics; see README "Monitoring")', (v) => parseInt(v, 10))
+      .option('--metrics-host <address>', 'address the metrics endpoint listens on', '0.0.0.0'),
   ).action(async (o) => {
     // Loaded only here: the worker package (native bridge, bundler) is heavy for the other commands.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runWorker } = require('../worker') as typeof import('../worker');
-    await runWorker({ ...temporalFlags(o), taskQueue: o.taskQueue, maxConcurrentActivityTaskExecutions: o.maxActivities });
+    if (o.metricsPort !== undefined && !(Number.isInteger(o.metricsPort) && o.metricsPort >= 0 && o.metricsPort < 65536)) {
+      throw new UsageError('worker: --metrics-port expects a port number');
+    }
+    await runWorker({
+      ...temporalFlags(o),
+      taskQueue: o.taskQueue,
+      maxConcurrentActivityTaskExecutions: o.maxActivities,
+      metricsPort: o.metricsPort,
+      metricsHost: o.metricsHost,
+    });
   });
 
   withTemporalOptions(program.command('list').description('list pgshift migrations and evaluations').option('--json', 'print JSON')).action(async (o) => {

@@ -3,6 +3,7 @@
 // consistency point, where the apply stands and how far it lags. The apply's
 // resume position itself lives on the destination (pgshift.capture), never here.
 // Pure: imported by workflow code and by the CLI.
+import type { AlertingState } from './alerts';
 import { lagBucket } from './search-attributes';
 
 export interface CaptureProgress {
@@ -34,6 +35,10 @@ export interface CaptureProgress {
   replicaRole: boolean | null;
   rounds: number;
   updatedAt: string | null;
+  /** The slot's WAL as of the last round (absent before it was measured). */
+  wal?: SlotWal | null;
+  /** Alert conditions raised and not yet resolved (lib/alerts.ts). */
+  alerting?: AlertingState;
 }
 
 export function newCaptureProgress(slot: string, startLsn: string): CaptureProgress {
@@ -65,6 +70,18 @@ export function lsnValue(lsn: string): bigint {
 
 export const lsnAtLeast = (a: string | null, b: string | null): boolean => a !== null && b !== null && lsnValue(a) >= lsnValue(b);
 
+/** The replication slot's WAL as the apply measures it on the source. */
+export interface SlotWal {
+  /** WAL the slot holds back from removal (current position − restart_lsn). */
+  retainedBytes: number | null;
+  /** pg_replication_slots.safe_wal_size (PG13+): WAL that can still be written before the slot is at risk; null when unlimited or before PG13. */
+  safeBytes: number | null;
+  /** max_slot_wal_keep_size in bytes (PG13+); null when unlimited (-1) or before PG13. */
+  maxKeepBytes: number | null;
+  /** pg_replication_slots.wal_status (PG13+): reserved, extended, unreserved or lost. */
+  walStatus: string | null;
+}
+
 /** Where a running apply stands: what its heartbeats and its result both carry. */
 export interface ApplyPosition {
   /** Commit end LSN of the last source transaction applied (and committed on the destination). */
@@ -79,6 +96,8 @@ export interface ApplyPosition {
   fallbacks: number;
   /** Whether apply sessions run with session_replication_role = replica (no FK checks, no user triggers). */
   replicaRole: boolean;
+  /** The slot's WAL on the source (absent in results of older workers). */
+  wal?: SlotWal | null;
 }
 
 /** What one apply round returns to the workflow. */
@@ -96,6 +115,7 @@ export function recordApplyRound(p: CaptureProgress, r: ApplyRound, now: string)
   p.changes += r.changes;
   p.fallbacks += r.fallbacks;
   p.replicaRole = r.replicaRole;
+  if (r.wal !== undefined) p.wal = r.wal;
   p.changesPerSecond = r.seconds > 0 ? Math.round(r.changes / r.seconds) : null;
   p.transactionsPerSecond = r.seconds > 0 ? Math.round(r.transactions / r.seconds) : null;
   p.rounds++;
@@ -123,7 +143,9 @@ export function renderCapture(p: CaptureProgress, paused: boolean): string[] {
       : 'waiting for the full load to finish';
   return [
     `### Change capture: ${consistency}${paused ? ' · paused (the slot keeps the WAL)' : ''}`,
-    `- ${lag} · applied ${p.appliedLsn ?? p.startLsn} (slot ${p.slot} from ${p.startLsn})`,
+    `- ${lag} · applied ${p.appliedLsn ?? p.startLsn} (slot ${p.slot} from ${p.startLsn})` +
+      (p.wal?.retainedBytes != null ? ` · the slot retains ${bytes(p.wal.retainedBytes)} of WAL` : '') +
+      (p.wal?.safeBytes != null ? ` (${bytes(p.wal.safeBytes)} left before max_slot_wal_keep_size)` : ''),
     `- ${fmt(p.transactions)} transactions, ${fmt(p.changes)} changes applied` +
       (p.changesPerSecond !== null ? ` · last round ${fmt(p.changesPerSecond)} changes/s, ${fmt(p.transactionsPerSecond ?? 0)} transactions/s` : '') +
       (p.fallbacks ? ` · ${fmt(p.fallbacks)} batches applied change by change after a constraint conflict` : '') +

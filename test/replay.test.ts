@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, inject, it } from 'vitest';
+import { workerSinks } from '../worker/metrics';
 import { historyFromJSON, HISTORIES_DIR } from './harness/histories';
 
 const fixtures = readdirSync(HISTORIES_DIR)
@@ -33,7 +34,7 @@ describe('replay of recorded histories', () => {
 
   it('replays every history against the current workflow code', async () => {
     const results = Worker.runReplayHistories(
-      { workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: 'pgshift fixtures' },
+      { workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: 'pgshift fixtures', sinks: workerSinks() },
       fixtures.map((f) => ({ workflowId: f, history: load(f) })),
     );
     const failures: string[] = [];

@@ -1,9 +1,10 @@
 // The pgshift worker: runs MigrationWorkflow / EvaluationWorkflow (control plane)
 // and every activity (data plane) for one task queue. Any number of workers can
 // poll the same queue; each picks up activities (chunks, checks) independently.
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { resolveTemporal, type TemporalFlags } from '../lib/io/temporal';
+import { freePort, startMetricsServer, workerSinks } from './metrics';
 
 export const DEFAULT_TASK_QUEUE = 'pgshift';
 
@@ -12,13 +13,17 @@ export const DEFAULT_TASK_QUEUE = 'pgshift';
  * cancellation) and a dead worker are then noticed within seconds, not the
  * SDK's default of up to a minute.
  */
-export const WORKER_DEFAULTS = { maxHeartbeatThrottleInterval: '3s', defaultHeartbeatThrottleInterval: '3s' } as const;
+export const WORKER_DEFAULTS = { maxHeartbeatThrottleInterval: '3s', defaultHeartbeatThrottleInterval: '3s', sinks: workerSinks() } as const;
 
 export interface WorkerOptions extends TemporalFlags {
   taskQueue?: string;
   /** Pre-built workflow bundle (tests build it once for the suite). */
   workflowBundlePath?: string;
   maxConcurrentActivityTaskExecutions?: number;
+  /** Serve Prometheus metrics on this port (GET /metrics): pgshift's series and the Temporal SDK's runtime metrics. */
+  metricsPort?: number;
+  /** Address the metrics endpoint listens on (default all interfaces). */
+  metricsHost?: string;
 }
 
 export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: Worker; connection: NativeConnection }> {
@@ -39,6 +44,7 @@ export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: 
 
 /** `pgshift worker`: run until SIGINT/SIGTERM, then finish gracefully. */
 export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
+  const metrics = opts.metricsPort !== undefined ? await serveMetrics(opts.metricsPort, opts.metricsHost) : null;
   const { worker, connection } = await createWorker(opts);
   const { taskQueue, namespace } = worker.options;
   console.error(`pgshift worker polling task queue ${taskQueue} in namespace ${namespace}`);
@@ -46,5 +52,25 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<void> {
     await worker.run();
   } finally {
     await connection.close();
+    await metrics?.close();
   }
+}
+
+/**
+ * The metrics endpoint. The Temporal SDK exports its runtime metrics (temporal_*)
+ * through its own Prometheus exporter, which must be set up before the first
+ * connection: it listens on a free loopback port and /metrics appends what it serves.
+ */
+async function serveMetrics(port: number, host?: string) {
+  let temporalMetricsUrl: string | undefined;
+  try {
+    const sdkPort = await freePort();
+    Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${sdkPort}` } } } });
+    temporalMetricsUrl = `http://127.0.0.1:${sdkPort}/metrics`;
+  } catch (e) {
+    console.error(`pgshift worker: the Temporal SDK's runtime metrics are not served (${(e as Error).message})`);
+  }
+  const server = await startMetricsServer(port, { host, temporalMetricsUrl });
+  console.error(`pgshift worker metrics on http://${host ?? '0.0.0.0'}:${server.port}/metrics`);
+  return server;
 }

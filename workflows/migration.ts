@@ -51,6 +51,7 @@ import { SA_PHASE } from '../lib/search-attributes';
 import { ABORTED, CONTINUE_AS_NEW, DONE, type PhaseContext, type PhaseOutcome } from './phases/contract';
 import { PHASE_RUNNERS, type RunnablePhase } from './phases';
 import { applyLane } from './phases/incremental';
+import { alertOnFailure, reportPhase } from './monitoring';
 
 /** Activities beat every second (activities/heartbeat.ts): 15 s without one means the worker is gone. */
 const HEARTBEAT_TIMEOUT = '15s' as const;
@@ -152,6 +153,7 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
   const enter = (phase: Phase) => {
     state.phase = phase;
     upsertSearchAttributes([{ key: SA_PHASE, value: phase }]);
+    reportPhase(config.name, phase);
     show();
   };
   /** Wait while paused; false when an abort came in meanwhile. */
@@ -235,9 +237,11 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     if (!state.abortRequested) {
       // Status, current details and the workflow's failure all say what failed, not "Activity task failed".
       recordError(state, new Date().toISOString(), rootCause(err));
+      const alerted = isCancellation(err) ? null : alertOnFailure(acts, config, state.phase, rootCause(err));
       // Failed or cancelled, the migration will not consume its slot again: release the source before it fills the disk.
       if (patched('release-source-on-every-ending')) await releaseAfterEnding();
       enter('failed');
+      await alerted;
       // A cancelled workflow (not an abort) stays a cancellation.
       throw isCancellation(err) ? err : failureOf(err);
     }

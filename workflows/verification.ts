@@ -50,7 +50,14 @@ export async function VerificationWorkflow(input: VerificationInput): Promise<Ve
   }
   if (input.data) {
     result.data = (
-      await runDataVerification({ config, acts, heartbeatTimeout: HEARTBEAT_TIMEOUT, onStart: (v) => (result.data = v), onProgress: show })
+      await runDataVerification({
+        config,
+        acts,
+        heartbeatTimeout: HEARTBEAT_TIMEOUT,
+        onStart: (v) => (result.data = v),
+        onProgress: show,
+        awaitAlert: true,
+      })
     ).verification;
   }
   result.consistent = !(result.schema?.differences.length ?? 0) && !(result.data?.inconsistent ?? 0);

@@ -45,7 +45,7 @@ import { applyPiece, applyTruncate, Piece, type PieceStats } from './apply-batch
 import { applyKeyless, copyHolds, keylessChange, KeylessChanges, readKeylessTable, type SourceTxn } from './apply-keyless';
 import { beatSource } from './prepare-source';
 import { ChangeStream, type StreamItem, type StreamOptions } from './stream';
-import type { ApplyPosition, ApplyRound } from '../../lib/capture-progress';
+import type { ApplyPosition, ApplyRound, SlotWal } from '../../lib/capture-progress';
 
 export interface ApplyInput {
   config: Config;
@@ -264,6 +264,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
 
     // Background: source heartbeat every second, lag + activity heartbeat, throttle refresh.
     let lag: { seconds: number | null; bytes: number | null } = { seconds: null, bytes: null };
+    let wal: SlotWal | null = null;
     const standing = (): ApplyPosition => ({
       appliedLsn: formatLsn(position),
       receivedLsn: formatLsn(received),
@@ -273,16 +274,32 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       changes,
       fallbacks: stats.fallbacks,
       replicaRole,
+      wal,
     });
     const beat = async () => {
-      const r = await srcClient.query<{ bytes: string | null; seconds: string | null }>(
-        `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::text AS bytes,
-                extract(epoch FROM clock_timestamp() - $2::timestamptz)::text AS seconds
-           FROM pg_replication_slots WHERE slot_name = $1`,
+      // safe_wal_size and wal_status exist from PG13 on (read through to_jsonb so PG11/12 give null), as does max_slot_wal_keep_size.
+      const r = await srcClient.query<{
+        bytes: string | null;
+        seconds: string | null;
+        retained: string | null;
+        safe: string | null;
+        wal_status: string | null;
+        max_keep: string | null;
+      }>(
+        `SELECT (pg_current_wal_lsn() - s.confirmed_flush_lsn)::text AS bytes,
+                extract(epoch FROM clock_timestamp() - $2::timestamptz)::text AS seconds,
+                (pg_current_wal_lsn() - s.restart_lsn)::text AS retained,
+                to_jsonb(s) ->> 'safe_wal_size' AS safe,
+                to_jsonb(s) ->> 'wal_status' AS wal_status,
+                (SELECT CASE WHEN setting <> '-1' THEN pg_size_bytes(setting || coalesce(unit, ''))::text END
+                   FROM pg_settings WHERE name = 'max_slot_wal_keep_size') AS max_keep
+           FROM pg_replication_slots s WHERE s.slot_name = $1`,
         [slot, durableSourceTime],
       );
       const row = r.rows[0];
       lag = { seconds: row?.seconds != null ? Math.max(0, Number(row.seconds)) : null, bytes: row?.bytes != null ? Number(row.bytes) : null };
+      const num = (v: string | null | undefined) => (v != null ? Number(v) : null);
+      wal = row ? { retainedBytes: num(row.retained), safeBytes: num(row.safe), maxKeepBytes: num(row.max_keep), walStatus: row.wal_status ?? null } : null;
       const t = await throttleSource.current();
       if (t !== undefined && t !== rowsPerSecond) {
         rowsPerSecond = t;

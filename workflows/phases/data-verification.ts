@@ -8,6 +8,7 @@ import type { Duration } from '@temporalio/common';
 import { CancellationScope, isCancellation } from '@temporalio/workflow';
 import type { Config } from '../../lib/config';
 import { newDataVerification, VerificationCursor, type DataVerification } from '../../lib/verification-progress';
+import { alertOnMismatch } from '../monitoring';
 import { ABORTED, allLanes, CONTINUE_AS_NEW, DONE, type ActivityProxies, type PhaseOutcome } from './contract';
 
 /** Tables read from the destination's list at a time. */
@@ -26,6 +27,8 @@ export interface VerifyDeps {
   mayProceed?: () => Promise<boolean>;
   /** A continue-as-new outcome stops the comparisons part-way. */
   stopReason?: () => PhaseOutcome | null;
+  /** Wait for the mismatch alert (a workflow that ends next); otherwise it is sent in the background. */
+  awaitAlert?: boolean;
 }
 
 export async function runDataVerification(d: VerifyDeps): Promise<{ outcome: PhaseOutcome; verification: DataVerification }> {
@@ -93,5 +96,9 @@ export async function runDataVerification(d: VerifyDeps): Promise<{ outcome: Pha
   if (stopped) return { outcome: stopped, verification: v };
   v.finishedAt = new Date().toISOString();
   d.onProgress?.();
+  if (v.inconsistent) {
+    const sent = alertOnMismatch(acts, config, v);
+    if (d.awaitAlert) await sent;
+  }
   return { outcome: DONE, verification: v };
 }

@@ -25,6 +25,7 @@ import { CancellationScope, condition, isCancellation, upsertSearchAttributes } 
 import { newCaptureProgress, recordApplyRound } from '../../lib/capture-progress';
 import { lagBucket, SA_LAG_BUCKET } from '../../lib/search-attributes';
 import { DONE, type PhaseContext, type PhaseOutcome } from './contract';
+import { alertOnApplyRound } from '../monitoring';
 
 /** Length of one apply round: how stale the workflow's view of the lag may get. */
 export const APPLY_ROUND_SECONDS = 20;
@@ -84,6 +85,7 @@ export function applyLane(ctx: Omit<PhaseContext, 'apply'>): ApplyLane {
       const r = await call;
       const p = state.capture!;
       recordApplyRound(p, r, new Date().toISOString());
+      alertOnApplyRound(acts, config, p);
       const bucket = lagBucket(p.lagSeconds);
       if (bucket) upsertSearchAttributes([{ key: SA_LAG_BUCKET, value: bucket }]);
       ctx.show();

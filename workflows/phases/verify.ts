@@ -32,6 +32,7 @@ export async function runVerify(ctx: PhaseContext): Promise<PhaseOutcome> {
     onProgress: ctx.show,
     mayProceed: ctx.mayProceed,
     stopReason: ctx.stopReason,
+    awaitAlert: true,
   });
   return outcome;
 }
