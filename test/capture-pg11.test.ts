@@ -61,6 +61,6 @@ describe('change capture 11 → 14', () => {
     expect(parseLsn(last.appliedLsn) >= parseLsn(target)).toBe(true);
     await expectOnlineTablesIdentical(pair);
 
-    expect(await releaseSource({ config })).toEqual({ droppedSlot: true, droppedPublication: true, droppedSchema: true });
+    expect(await releaseSource({ config })).toEqual({ droppedSlot: true, droppedPublication: true, droppedSchema: true, fence: 'none' });
   });
 });

@@ -57,8 +57,8 @@ describe('prepareSource / releaseSource', () => {
     // A stale run may not record anything on the destination.
     await expect(prepareSource({ config, runToken: 'stale' })).rejects.toThrow(/fenced/);
 
-    expect(await releaseSource({ config })).toEqual({ droppedSlot: true, droppedPublication: true, droppedSchema: true });
-    expect(await releaseSource({ config })).toEqual({ droppedSlot: false, droppedPublication: false, droppedSchema: false });
+    expect(await releaseSource({ config })).toEqual({ droppedSlot: true, droppedPublication: true, droppedSchema: true, fence: 'none' });
+    expect(await releaseSource({ config })).toEqual({ droppedSlot: false, droppedPublication: false, droppedSchema: false, fence: 'none' });
     expect(await pair.source.sql(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [first.slotName])).toHaveLength(0);
     expect(await pair.source.sql(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`)).toHaveLength(0);
   });
