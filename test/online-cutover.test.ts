@@ -20,6 +20,7 @@ import { clusters, temporalClient, uid, withWorker, type Side } from './harness/
 import { sleep, waitUntil } from './harness/wait';
 import { onlineConfig, onlinePair } from './harness/online';
 import type { CapturePair } from './harness/capture';
+import { recordHistories } from './harness/histories';
 
 /** Workload rounds until a write fails; the failure (the fence's) is kept, not thrown. */
 function fencedWorkload(source: Side) {
@@ -114,6 +115,7 @@ describe('cutover', () => {
       expect(workload.failure()!.message).toMatch(/read-only transaction|terminat|connection/);
 
       const final = await waitForMigration(client, config.name);
+      await recordHistories(client, final.workflowId, 'migration-online-cutover');
       expect(final.state.errors).toEqual([]);
       expect(final.state.phase).toBe('done');
       const c = final.state.cutover!;
@@ -188,6 +190,7 @@ describe('cutover', () => {
 
       await abort(client, config.name);
       const final = await waitForMigration(client, config.name);
+      await recordHistories(client, final.workflowId, 'migration-online-cutover-undone-then-aborted');
       expect(final.state.phase).toBe('aborted');
       expect(await sourceObjects(pair, config.name)).toEqual({ slots: '0', pubs: '0', schema: false, readonly: null });
     });
