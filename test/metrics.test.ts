@@ -90,7 +90,8 @@ describe('worker metrics', () => {
       expect(valueOf(series, 'pgshift_verify_tables_total', { result: 'consistent' })).toBe(ONLINE_TABLES.length);
       expect(valueOf(series, 'pgshift_verify_tables_total', { result: 'inconsistent' }) ?? 0).toBe(0);
       expect(valueOf(series, 'pgshift_verify_rows_total')).toBeGreaterThanOrEqual(27_000);
-      expect(valueOf(series, 'pgshift_activities_running', { activity: 'applyChanges' })).toBe(1);
+      // Between two apply rounds none runs for a moment.
+      expect([0, 1]).toContain(valueOf(series, 'pgshift_activities_running', { activity: 'applyChanges' }));
       // Node's process metrics and the Temporal SDK's runtime metrics, on the same endpoint.
       expect(series.has('process_cpu_user_seconds_total')).toBe(true);
       const temporal = [...series.keys()].filter((k) => k.startsWith('temporal_'));
