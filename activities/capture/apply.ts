@@ -129,7 +129,9 @@ function activitySignal(): AbortSignal | undefined {
 }
 
 type Relation =
-  { kind: 'table'; table: ApplyTable; map: number[] } | { kind: 'heartbeat'; migration: number; beatAt: number } | { kind: 'unknown'; display: string };
+  | { kind: 'table'; table: ApplyTable; map: number[]; identity: boolean }
+  | { kind: 'heartbeat'; migration: number; beatAt: number }
+  | { kind: 'unknown'; display: string };
 
 /** Destination types and key check for each selected table. */
 async function applyTables(dst: Client, tables: CopyTable[]): Promise<Map<string, ApplyTable>> {
@@ -354,10 +356,12 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
           `${t.display} changed on the source: its published columns (${m.columns.map((c) => c.name).join(', ')}) differ from the migrated ones (${t.columns.map((c) => c.source).join(', ')})`,
         );
       }
-      relations.set(m.relationOid, { kind: 'table', table: t, map });
+      relations.set(m.relationOid, { kind: 'table', table: t, map, identity: map.every((to, from) => to === from) });
     };
 
+    /** A tuple in table column order (the decoded tuple itself when the orders agree: it is not shared). */
     const reorder = (rel: Extract<Relation, { kind: 'table' }>, tuple: Datum[]): Datum[] => {
+      if (rel.identity) return tuple;
       const out: Datum[] = new Array(rel.table.columns.length);
       rel.map.forEach((to, from) => (out[to] = tuple[from]));
       return out;
