@@ -5,7 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { TableBatch } from '../lib/capture/batch';
 import { formatLsn, parseLsn } from '../lib/capture/lsn';
 import { decodePgoutput, UNCHANGED } from '../lib/capture/pgoutput';
-import { deleteSql, partialUpdateSql, upsertSql, type ApplyTable } from '../lib/capture/sql';
+import { deleteSql, partialUpdateSql, textArrayLiteral, upsertSql, type ApplyTable } from '../lib/capture/sql';
+// node-postgres' own conversion of a parameter (not in its typings).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { prepareValue } = require('pg/lib/utils') as { prepareValue: (v: unknown) => unknown };
 
 const u8 = (n: number) => Buffer.from([n]);
 const i16 = (n: number) => {
@@ -194,5 +197,14 @@ describe('apply statements', () => {
     expect(sql).toContain(`coalesce(("Id" > 10), false) AS "pgshift$keep"`);
     expect(sql).toMatch(/DELETE FROM "dst"."we""ird" AS d USING s WHERE NOT s."pgshift\$keep" AND d."id" = s."Id"$/);
     expect(partialUpdateSql(f, [0, 1])).toContain(`d."doc" AS "doc"`);
+  });
+});
+
+describe('text[] parameters', () => {
+  it('builds the array literal node-postgres would send', () => {
+    const values = ['plain', '', 'with "quotes"', 'back\\slash', '\\"', 'NULL', null, 'comma, {brace}', 'ünïcode ✓', ' spaced '];
+    expect(textArrayLiteral(values)).toBe(prepareValue(values));
+    expect(textArrayLiteral([])).toBe(prepareValue([]));
+    expect(textArrayLiteral([null])).toBe('{NULL}');
   });
 });

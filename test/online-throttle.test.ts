@@ -4,8 +4,12 @@
 // throttle.incrementalRowsPerSecond, and a throttle signal takes effect within
 // 5 s (the apply asks the workflow's live throttle every ~2 s). Incremental-only
 // mode: the table exists, empty, on both sides before the migration starts.
+// A pause and then an abort cancel a round that is mid-backlog: it stops at a
+// destination commit and its result still counts, so the status' applied
+// changes equal the rows on the destination (each source change is one row).
+import type { Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { abort, getStatus, startMigration, throttle, waitForMigration } from '../client';
+import { abort, getStatus, pause, resume, startMigration, throttle, waitForMigration } from '../client';
 import { capturePair } from './harness/capture';
 import { clusters, type Side, temporalClient, uid, withWorker } from './harness/env';
 import { sleep, waitUntil } from './harness/wait';
@@ -33,6 +37,15 @@ async function sample(dst: Side, seconds: number): Promise<{ at: number; n: numb
 }
 
 const rate = (a: { at: number; n: number }, b: { at: number; n: number }) => ((b.n - a.n) * 1000) / (b.at - a.at);
+
+/** Wait until the workflow runs no activity (the cancelled round has returned). */
+async function noActivityRunning(client: Client, name: string): Promise<void> {
+  await waitUntil(
+    'the apply round has stopped',
+    async () => ((await client.workflow.getHandle(`pgshift-${name}`).describe()).raw.pendingActivities ?? []).length === 0,
+    { timeoutMs: 30_000, everyMs: 100 },
+  );
+}
 
 describe('incremental throttle', () => {
   it('applies changes at the configured rows/s within ±10 % and follows a throttle signal within 5 s', async () => {
@@ -82,9 +95,27 @@ describe('incremental throttle', () => {
       // The backlog keeps the lag up: the apply runs in catch-up (or, once caught up, incremental).
       expect(['catch-up', 'incremental']).toContain(s.state.phase);
       expect(s.state.throttle.incrementalRowsPerSecond).toBe(6000);
+
+      // Pause mid-round: the round stops at a destination commit and what it applied stays counted.
+      const roundsBefore = s.state.capture!.rounds;
+      await pause(client, config.name);
+      await noActivityRunning(client, config.name);
+      const paused = await getStatus(client, config.name);
+      const atPause = await destinationRows(pair.destination);
+      console.log(`paused: ${paused.state.capture!.changes} changes counted in ${paused.state.capture!.rounds} rounds, ${atPause} rows on the destination`);
+      expect(paused.state.capture!.rounds).toBeGreaterThan(roundsBefore);
+      expect(paused.state.capture!.changes).toBe(atPause);
+      expect(atPause).toBeLessThan(TRANSACTIONS * PER_TRANSACTION);
+
+      // Resume, then abort mid-round (still throttled, still backlog): the aborted round counts too.
+      await resume(client, config.name);
+      await waitUntil('rows flow again', async () => (await destinationRows(pair.destination)) > atPause + 3000, { timeoutMs: 20_000, everyMs: 100 });
       await abort(client, config.name);
       const final = await waitForMigration(client, config.name);
       expect(final.state.phase).toBe('aborted');
+      const atAbort = await destinationRows(pair.destination);
+      console.log(`aborted: ${final.state.capture!.changes} changes counted, ${atAbort} rows on the destination`);
+      expect(final.state.capture!.changes).toBe(atAbort);
     });
     await client.connection.close();
   });

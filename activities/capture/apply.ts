@@ -103,6 +103,12 @@ export interface ApplyTuning {
   /** Stream queue bounds: reading pauses above them. */
   queueItems: number;
   queueBytes: number;
+  /**
+   * Cancelled inside a source transaction, the destination transaction waits
+   * this long for that transaction's commit (and commits there); past it, it
+   * rolls back (the next round streams it again from the applied position).
+   */
+  cancelGraceMs: number;
 }
 
 export interface ApplyOptions {
@@ -121,6 +127,7 @@ const DEFAULT_TUNING: ApplyTuning = {
   sourceBeatMs: 1_000,
   queueItems: 20_000,
   queueBytes: 32 << 20,
+  cancelGraceMs: 2_000,
 };
 
 /** The apply's rows/s from the workflow's live throttle (undefined: keep the last one). */
@@ -135,7 +142,9 @@ function activitySignal(): AbortSignal | undefined {
 }
 
 type Relation =
-  { kind: 'table'; table: ApplyTable; map: number[] } | { kind: 'heartbeat'; migration: number; beatAt: number } | { kind: 'unknown'; display: string };
+  | { kind: 'table'; table: ApplyTable; map: number[]; identity: boolean }
+  | { kind: 'heartbeat'; migration: number; beatAt: number }
+  | { kind: 'unknown'; display: string };
 
 /** Destination types and key check for each selected table. */
 async function applyTables(dst: Client, config: Config, tables: CopyTable[]): Promise<Map<string, ApplyTable>> {
@@ -216,17 +225,35 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
   const tuning = { ...DEFAULT_TUNING, ...opts.tuning };
   const throttleSource = opts.throttle ?? workflowThrottle();
   const started = Date.now();
-  // Stops the run: cancellation (activity or caller) or a failure of a background task.
+  // Cancellation (pause, hand-over, abort: activity or caller) ends the round
+  // at a destination commit, and the round returns its result like one that
+  // ran out of time, so the workflow's counters keep what it applied. A
+  // failure of a background task fails it. `signal` wakes every wait on either.
   const stop = new AbortController();
+  const failing = new AbortController();
+  // The sessions stay open through a cancellation (the round ends at a commit
+  // of its own); only a round that has not ended well after the grace (a
+  // statement stuck on a lock) has them ended, and fails as cancelled.
+  const hardStop = new AbortController();
+  let hardTimer: NodeJS.Timeout | undefined;
+  let cancelledAt: number | null = null;
+  const onCancel = (reason: unknown) => {
+    if (cancelledAt !== null) return;
+    cancelledAt = Date.now();
+    hardTimer = setTimeout(() => hardStop.abort(reason), tuning.cancelGraceMs + 10_000);
+    stop.abort(reason);
+  };
   const external = [opts.signal, activitySignal()].filter((s): s is AbortSignal => !!s);
   for (const s of external) {
-    if (s.aborted) stop.abort(s.reason);
-    else s.addEventListener('abort', () => stop.abort(s.reason), { once: true });
+    if (s.aborted) onCancel(s.reason);
+    else s.addEventListener('abort', () => onCancel(s.reason), { once: true });
   }
   const signal = stop.signal;
+  /** Thrown inside a batch cancelled mid-transaction: the destination transaction rolls back. */
+  const rolledBack = new Error('apply round cancelled inside a source transaction');
 
   // Data profile: values cross as exact text; named as a writer, so a fence ends it.
-  const dst = await session(config, 'destination', 'apply');
+  const dst = await session(config, 'destination', 'apply', hardStop.signal);
   let src: Client | undefined;
   let stream: ChangeStream | undefined;
   const timers: NodeJS.Timeout[] = [];
@@ -238,7 +265,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       if ((e as { code?: string }).code !== '42501') throw e;
       replicaRole = false; // the precheck warned: FK checks and user triggers fire on applied changes
     }
-    src = await session(config, 'source', 'capture');
+    src = await session(config, 'source', 'capture', hardStop.signal);
     const srcClient = src;
 
     const capture = await readCapture(dst, config.name);
@@ -259,7 +286,22 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     let rowsPerSecond = input.rowsPerSecond ?? config.throttle.incrementalRowsPerSecond ?? null;
     const limiter = new RateLimiter({ rowsPerSecond, bytesPerSecond: null }, 100, undefined, (ms) => sleep(ms, signal));
     const fail = (e: unknown) => {
-      if (!signal.aborted) stop.abort(e instanceof Error ? e : new Error(String(e)));
+      if (failing.signal.aborted) return;
+      const err = e instanceof Error ? e : new Error(String(e));
+      failing.abort(err);
+      stop.abort(err);
+    };
+    /** The next stream item; undefined once the round is cancelled (or, with `timeoutMs`, when nothing arrived in time). */
+    const next = async (timeoutMs?: number): Promise<StreamItem | undefined> => {
+      if (failing.signal.aborted) throw failing.signal.reason;
+      if (cancelledAt !== null) return undefined;
+      try {
+        return timeoutMs === undefined ? await s.next(signal) : await s.next(signal, timeoutMs);
+      } catch (e) {
+        if (failing.signal.aborted) throw failing.signal.reason;
+        if (cancelledAt !== null) return undefined;
+        throw e;
+      }
     };
 
     // Background: source heartbeat every second, lag + activity heartbeat, throttle refresh.
@@ -366,10 +408,12 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
           `${t.display} changed on the source: its published columns (${m.columns.map((c) => c.name).join(', ')}) differ from the migrated ones (${t.columns.map((c) => c.source).join(', ')})`,
         );
       }
-      relations.set(m.relationOid, { kind: 'table', table: t, map });
+      relations.set(m.relationOid, { kind: 'table', table: t, map, identity: map.every((to, from) => to === from) });
     };
 
+    /** A tuple in table column order (the decoded tuple itself when the orders agree: it is not shared). */
     const reorder = (rel: Extract<Relation, { kind: 'table' }>, tuple: Datum[]): Datum[] => {
+      if (rel.identity) return tuple;
       const out: Datum[] = new Array(rel.table.columns.length);
       rel.map.forEach((to, from) => (out[to] = tuple[from]));
       return out;
@@ -455,12 +499,17 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         if (unthrottled) {
           await limiter.take(unthrottled, 0);
           unthrottled = 0;
-          if (signal.aborted) throw signal.reason;
+          if (failing.signal.aborted) throw failing.signal.reason;
         }
         await applyPiece({ dst, src: srcClient }, stats, piece);
         piece = new Piece();
         // Tables without key after the keyed ones; without replica role (FK checks fire) the two never hold changes at once.
         if (keyless.size) await applyKeyless(dst, stats, keyless);
+      };
+      const commit = async () => {
+        await flush();
+        await advanceApplied(dst, config.name, formatLsn(persisted), formatLsn(batchEnd), sourceTime);
+        return { batchEnd, sourceTime };
       };
       let item = first;
       for (;;) {
@@ -520,16 +569,22 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
           }
         }
         // At a source commit boundary: commit when the stream has nothing more
-        // right now (lowest lag), or the batch is old or large enough.
+        // right now (lowest lag), or the batch is old or large enough, or the round is cancelled.
         if (!inTxn && batchEnd > position) {
           const reached = stopAt !== null && batchEnd >= stopAt;
-          if (reached || s.pending() === 0 || Date.now() - openedAt >= tuning.batchMs || batchChanges >= tuning.batchChanges) {
-            await flush();
-            await advanceApplied(dst, config.name, formatLsn(persisted), formatLsn(batchEnd), sourceTime);
-            return { batchEnd, sourceTime };
+          if (reached || cancelledAt !== null || s.pending() === 0 || Date.now() - openedAt >= tuning.batchMs || batchChanges >= tuning.batchChanges) {
+            return commit();
           }
         }
-        item = await s.next(signal);
+        let following = await next();
+        if (!following) {
+          // Cancelled: commit at this source commit, or at the one of the transaction in flight if it arrives within the grace.
+          if (!inTxn && batchEnd > position) return commit();
+          const left = cancelledAt! + tuning.cancelGraceMs - Date.now();
+          if (inTxn && left > 0) following = await s.next(failing.signal, left);
+          if (!following) throw rolledBack;
+        }
+        item = following;
         track(item);
       }
     };
@@ -537,19 +592,29 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     const deadline = input.maxSeconds ? started + input.maxSeconds * 1000 : null;
     for (;;) {
       if (stopAt !== null && position >= stopAt) break;
-      if (deadline !== null && Date.now() >= deadline) {
+      if (cancelledAt !== null || (deadline !== null && Date.now() >= deadline)) {
         if (position > persisted) await persistIdle();
         break;
       }
       // A position confirmed but not yet recorded is recorded once the stream pauses for a second.
-      const item = position > persisted || deadline !== null ? await s.next(signal, 1000) : await s.next(signal);
+      const item = position > persisted || deadline !== null ? await next(1000) : await next();
       if (!item) {
-        await persistIdle();
+        if (cancelledAt === null) await persistIdle();
         continue;
       }
       track(item);
       if (needsDestination(item)) {
-        const done = await fenced(dst, config.name, runToken, () => batch(item));
+        // Counted as applied only once committed: a batch cancelled mid-transaction rolls back.
+        const before = { transactions, changes, fallbacks: stats.fallbacks, partialImages: stats.partialImages, sourceReads: stats.sourceReads };
+        let done;
+        try {
+          done = await fenced(dst, config.name, runToken, () => batch(item));
+        } catch (e) {
+          if (e !== rolledBack) throw e;
+          ({ transactions, changes } = before);
+          Object.assign(stats, { fallbacks: before.fallbacks, partialImages: before.partialImages, sourceReads: before.sourceReads });
+          break;
+        }
         persisted = position = done.batchEnd;
         if (done.sourceTime) durableSourceTime = done.sourceTime;
         s.confirm(position);
@@ -580,10 +645,12 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       seconds: (Date.now() - started) / 1000,
     };
   } catch (e) {
-    // A background failure or cancellation is the reason, not the interrupted wait.
+    // A background failure (or, for a failure while cancelled, the cancellation) is the reason, not the interrupted wait.
+    if (failing.signal.aborted) throw failing.signal.reason;
     if (signal.aborted) throw signal.reason;
     throw e;
   } finally {
+    clearTimeout(hardTimer);
     for (const t of timers) clearInterval(t);
     await stream?.close();
     await dst.end().catch(() => undefined);

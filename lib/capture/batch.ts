@@ -24,7 +24,8 @@ export type FinalState =
   /** origin: where UNCHANGED columns come from (pre-batch row); null when the image is complete. */
   | { kind: 'image'; key: Key; values: Datum[]; origin: Key | null };
 
-export const keyString = (k: Key): string => JSON.stringify(k);
+/** A key as one string: the value itself for a one-column key (a table's keys all have the same arity). */
+export const keyString = (k: Key): string => (k.length === 1 ? k[0] : JSON.stringify(k));
 export const isPartial = (values: Datum[]): boolean => values.includes(UNCHANGED);
 
 export function keyOf(values: Datum[], keyIdx: number[], what: string): Key {

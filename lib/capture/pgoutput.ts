@@ -86,9 +86,12 @@ class Reader {
   }
   text(n: number): string {
     this.need(n);
-    const s = utf8.decode(this.b.subarray(this.p, this.p + n));
-    this.p += n;
-    return s;
+    const { b, p } = this;
+    const end = p + n;
+    this.p = end;
+    // Most values are ASCII: read them straight from the buffer; anything else is checked UTF-8.
+    for (let i = p; i < end; i++) if (b[i] > 0x7f) return utf8.decode(b.subarray(p, end));
+    return b.toString('latin1', p, end);
   }
   skip(n: number): void {
     this.need(n);

@@ -137,6 +137,24 @@ export function partialUpdateSql(t: ApplyTable, present: number[]): string {
   );
 }
 
+const NEEDS_ESCAPE = /["\\]/;
+
+/**
+ * A text[] parameter as its array literal (what node-postgres would send for
+ * the JS array, built in one pass): every element double-quoted, `"` and `\`
+ * escaped, NULL bare. The server parses it as $n::text[].
+ */
+export function textArrayLiteral(values: readonly (string | null)[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (i) out += ',';
+    if (v === null) out += 'NULL';
+    else out += NEEDS_ESCAPE.test(v) ? `"${v.replace(/[\\"]/g, '\\$&')}"` : `"${v}"`;
+  }
+  return out + '}';
+}
+
 export function truncateSql(tables: ApplyTable[], restartIdentity: boolean, cascade: boolean): string {
   return `TRUNCATE TABLE ${tables.map(target).join(', ')}${restartIdentity ? ' RESTART IDENTITY' : ''}${cascade ? ' CASCADE' : ''}`;
 }

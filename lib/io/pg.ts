@@ -129,16 +129,23 @@ export function describeConnectError(side: Side, e: Endpoint, err: unknown): Con
 /**
  * Connect to one side of the migration; errors are ConnectionSetupError naming
  * the field to fix. Inside an activity the session ends with the activity's
- * cancellation (its running statement is cancelled on the server).
+ * cancellation (its running statement is cancelled on the server), or with
+ * `endsWith` when given: an activity that stops cooperatively passes a signal
+ * of its own (null: the caller ends it).
  */
-export async function connect(config: Pick<Config, 'source' | 'destination'>, side: Side, applicationName = 'pgshift'): Promise<Client> {
+export async function connect(
+  config: Pick<Config, 'source' | 'destination'>,
+  side: Side,
+  applicationName = 'pgshift',
+  endsWith?: AbortSignal | null,
+): Promise<Client> {
   let client: Client | undefined;
   try {
     client = new Client(clientConfig(config, side, applicationName));
     // An idle connection dropped by the server must not crash the worker.
     client.on('error', () => undefined);
     await client.connect();
-    endWithActivity(client, config[side]);
+    if (endsWith !== null) endWithActivity(client, config[side], endsWith);
     return client;
   } catch (err) {
     await client?.end().catch(() => undefined);

@@ -106,9 +106,12 @@ async function applyProfile(c: Client, profile: SettingsProfile, extra: Record<s
   );
 }
 
-/** A session on one side for one purpose; the caller ends it. Errors are lib/io/pg.ts ConnectionSetupError. */
-export async function session(config: SessionConfig, side: Side, purpose: Purpose): Promise<Client> {
-  const c = await connect(config, side, applicationName(purpose, config.name));
+/**
+ * A session on one side for one purpose; the caller ends it. Errors are lib/io/pg.ts ConnectionSetupError.
+ * `endsWith`: the signal that ends it (default: the activity's cancellation; see connect).
+ */
+export async function session(config: SessionConfig, side: Side, purpose: Purpose, endsWith?: AbortSignal | null): Promise<Client> {
+  const c = await connect(config, side, applicationName(purpose, config.name), endsWith);
   try {
     const p: { profile: SettingsProfile; sourceControl?: boolean } = PURPOSES[purpose];
     await applyProfile(c, p.profile, side === 'source' && p.sourceControl ? SOURCE_CONTROL_SETTINGS : {});
