@@ -227,7 +227,8 @@ export function buildProgram(): Command {
     .action(async (o) => {
       const config = readConfig(o.config);
       // Loaded only here: the other commands do not talk to the databases.
-      const { releaseMigration } = await import('../activities/release');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { releaseMigration } = require('../activities/release') as typeof import('../activities/release');
       const r = await releaseMigration(config, { destination: !!o.destination });
       if (!r.removed.length) console.log(`nothing left to release for migration ${config.name}`);
       for (const x of r.removed) console.log(`removed ${x}`);

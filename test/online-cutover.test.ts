@@ -13,6 +13,7 @@
 // migration's back) is undone: the fence is lifted, the apply goes on; an
 // abort then leaves the source clean and writable.
 import { describe, expect, it } from 'vitest';
+import { runCli } from './harness/cli';
 import { abort, cutover, getStatus, startMigration, throttle, waitForMigration } from '../client';
 import { syncSequences } from '../activities/sequences';
 import { expectOnlineTablesIdentical, workloadRound } from './fixtures/online-workload';
@@ -85,6 +86,10 @@ describe('cutover', () => {
         });
         const early = await cutover(client, config.name);
         expect(early).toEqual({ accepted: false, reason: expect.stringMatching(/full load/) });
+        // The CLI says the same and exits 1.
+        const refused = await runCli(['cutover', config.name, '--wait']);
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toMatch(/^cutover refused: still in full load/);
         await client.workflow.getHandle(`pgshift-${config.name}`).signal('cutover');
         await waitUntil(
           'the refused signal shows in status',

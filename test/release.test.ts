@@ -3,28 +3,12 @@
 // hold the source's WAL forever. Release removes the slot, the publication
 // and the control schema (and, with --destination, the migration's control
 // rows there, its fencing row included); a second run finds nothing left.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { getStatus, startMigration } from '../client';
-import { main } from '../cli';
+import { configFile, runCli } from './harness/cli';
 import { clusters, temporalClient, uid, withWorker } from './harness/env';
 import { waitUntil } from './harness/wait';
 import { onlineConfig, onlinePair } from './harness/online';
-
-async function cli(args: string[]): Promise<{ code: number; out: string }> {
-  const lines: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  const err = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void lines.push(a.join(' ')));
-  try {
-    const code = await main(args);
-    return { code, out: lines.join('\n') };
-  } finally {
-    log.mockRestore();
-    err.mockRestore();
-  }
-}
 
 describe('pgshift release', () => {
   it('removes what a terminated migration left on the source (and with --destination its control rows); a second run finds nothing', async () => {
@@ -33,8 +17,7 @@ describe('pgshift release', () => {
     const taskQueue = `tq-${uid()}`;
     const raw = pair.raw({ taskQueue, mode: { schema: false, full: false, incremental: true } });
     const config = onlineConfig(pair, { taskQueue, mode: { schema: false, full: false, incremental: true } });
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'pgshift-release-')), 'migration.json');
-    writeFileSync(file, JSON.stringify({ ...raw, objects: { schemas: ['shop'] }, acknowledgeWarnings: config.acknowledgeWarnings }));
+    const file = configFile({ ...raw, objects: { schemas: ['shop'] }, acknowledgeWarnings: config.acknowledgeWarnings }, 'json');
     const client = await temporalClient();
     const slot = `pgshift_${config.name}`;
     const sourceObjects = async () =>
@@ -53,19 +36,19 @@ describe('pgshift release', () => {
     await client.connection.close();
     expect(await sourceObjects()).toBe('3');
 
-    const first = await cli(['release', '--config', file, '--destination']);
-    expect(first.code, first.out).toBe(0);
-    expect(first.out).toContain(`removed source: replication slot ${slot}`);
-    expect(first.out).toContain(`removed source: publication ${slot}`);
-    expect(first.out).toContain('removed source: control schema pgshift');
-    expect(first.out).toMatch(/removed destination: \d+ control rows of migration/);
+    const first = await runCli(['release', '--config', file, '--destination']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain(`removed source: replication slot ${slot}`);
+    expect(first.stdout).toContain(`removed source: publication ${slot}`);
+    expect(first.stdout).toContain('removed source: control schema pgshift');
+    expect(first.stdout).toMatch(/removed destination: \d+ control rows of migration/);
     expect(await sourceObjects()).toBe('0');
     expect(await pair.destination.sql(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgshift'`)).toEqual([]);
     // Nothing secret in what it printed.
-    expect(first.out).not.toContain(process.env[pair.source.passwordEnv]!);
+    expect(first.stdout).not.toContain(process.env[pair.source.passwordEnv]!);
 
-    const second = await cli(['release', '--config', file, '--destination']);
-    expect(second.code, second.out).toBe(0);
-    expect(second.out).toBe(`nothing left to release for migration ${config.name}`);
+    const second = await runCli(['release', '--config', file, '--destination']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout.trim()).toBe(`nothing left to release for migration ${config.name}`);
   });
 });
