@@ -15,6 +15,7 @@ export const PRECHECK_ITEMS = {
   'destination-privileges': 'Destination role can create and own the migrated objects',
   'replica-role': 'Destination apply sessions can set session_replication_role=replica',
   'ddl-capture': 'DDL on the source can be captured (event trigger)',
+  'cutover-fence': "The cutover's read-only fence can be set on the source",
   'wal-retention': 'Source keeps enough WAL for the migration to resume after an outage',
   'long-running-transactions': 'No long-running transaction holds back the snapshot',
   'prepared-transactions': 'No prepared transaction is pending on the source',

@@ -64,8 +64,9 @@ describe('cutover', () => {
   it('is refused during the full load, then fences the source, drains, verifies, releases the source and retires the run token', async () => {
     const cs = clusters();
     const pair = await onlinePair(cs.pg15, cs.pg18);
-    // The read-only fence is ALTER DATABASE: the source role owns the database, as the fence's error message advises.
-    await pair.source.sql(`ALTER DATABASE ${pair.name} OWNER TO ${pair.source.user}`);
+    // The read-only fence is ALTER DATABASE and ends other sessions: the source role owns the database and may
+    // signal other roles' backends, as the precheck's cutover-fence item advises.
+    await pair.source.sql(`ALTER DATABASE ${pair.name} OWNER TO ${pair.source.user}; GRANT pg_signal_backend TO ${pair.source.user}`);
     const taskQueue = `tq-${uid()}`;
     const config = onlineConfig(pair, {
       taskQueue,
@@ -160,7 +161,7 @@ describe('cutover', () => {
   it('undoes a cutover whose final verification fails (fence lifted, apply goes on); an abort then leaves the source clean', async () => {
     const cs = clusters();
     const pair = await onlinePair(cs.pg15, cs.pg18);
-    await pair.source.sql(`ALTER DATABASE ${pair.name} OWNER TO ${pair.source.user}`);
+    await pair.source.sql(`ALTER DATABASE ${pair.name} OWNER TO ${pair.source.user}; GRANT pg_signal_backend TO ${pair.source.user}`);
     const taskQueue = `tq-${uid()}`;
     const config = onlineConfig(pair, { taskQueue, cutover: { fence: 'read-only', graceSeconds: 1, verify: 'full' } });
     const client = await temporalClient();

@@ -30,6 +30,22 @@ describe('precheck items', () => {
     expect(r['server-versions'].cause).toMatch(/^source PostgreSQL 15\.\d+.* → destination 18\.\d+/);
   });
 
+  it('cutover-fence: fails when the source role does not own the database, warns without pg_signal_backend, passes with both', async () => {
+    const p = await makePair();
+    await p.source.sql(TABLE);
+    const fenced = { cutover: { fence: 'read-only' as const } };
+    expect((await check(p))['cutover-fence'].cause).toMatch(/not needed: cutover.fence is none/);
+    const notOwner = (await check(p, fenced))['cutover-fence'];
+    expect(notOwner).toMatchObject({ verdict: 'fail', fix: expect.stringContaining(`ALTER DATABASE ${p.name} OWNER TO ${p.source.user}`) });
+    await p.source.sql(`ALTER DATABASE ${p.name} OWNER TO ${p.source.user}`);
+    expect((await check(p, fenced))['cutover-fence']).toMatchObject({
+      verdict: 'warn',
+      fix: expect.stringContaining(`GRANT pg_signal_backend TO ${p.source.user}`),
+    });
+    await p.source.sql(`GRANT pg_signal_backend TO ${p.source.user}`);
+    expect((await check(p, fenced))['cutover-fence'].verdict).toBe('pass');
+  });
+
   it('source role without REPLICATION fails source-privileges', async () => {
     const p = await makePair({ sourceRoleOptions: '' });
     await p.source.sql(TABLE);

@@ -204,6 +204,43 @@ const ddlCapture = needs(['source'], 'ddl-capture', async ({ source, config }) =
   return item('ddl-capture', 'pass', 'DDL will be captured by an event trigger');
 });
 
+/**
+ * The cutover's read-only fence (cutover.fence: read-only) sets the source
+ * database's default with ALTER DATABASE, which needs its owner, and ends the
+ * sessions that connected before, which needs pg_signal_backend for other
+ * roles' sessions (a superuser's only a superuser may end). Found now, not
+ * at the cutover weeks later.
+ */
+const cutoverFence = needs(['source'], 'cutover-fence', async ({ source, config }) => {
+  if (!config.mode.incremental) return notNeeded('cutover-fence');
+  if (config.cutover.fence !== 'read-only')
+    return item('cutover-fence', 'pass', 'not needed: cutover.fence is none (the application stops writing before the cutover)');
+  const r = await one<{ name: string; db: string; owner: boolean; signal: boolean }>(
+    source!,
+    `SELECT current_user AS name, current_database() AS db,
+            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+              OR pg_has_role(current_user, (SELECT datdba FROM pg_database WHERE datname = current_database()), 'MEMBER') AS owner,
+            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS signal`,
+  );
+  if (!r.owner) {
+    return item(
+      'cutover-fence',
+      'fail',
+      `role ${r.name} does not own database ${r.db}: the cutover's read-only fence (ALTER DATABASE … SET default_transaction_read_only) would fail`,
+      `ALTER DATABASE ${displayName(r.db)} OWNER TO ${displayName(r.name)}; (as a superuser), or set cutover.fence: none and stop the application's writes before the cutover`,
+    );
+  }
+  if (!r.signal) {
+    return item(
+      'cutover-fence',
+      'warn',
+      `role ${r.name} may not end other roles' sessions: at the fence, sessions that connected before keep writing until they reconnect (the fence check then undoes the cutover)`,
+      `GRANT pg_signal_backend TO ${displayName(r.name)}; (as a superuser), or acknowledge this warning and end the application's sessions yourself at the cutover`,
+    );
+  }
+  return item('cutover-fence', 'pass', `the read-only fence can be set on ${r.db} and can end the sessions that connected before it`);
+});
+
 const walRetention = needs(['source'], 'wal-retention', async ({ source, config }) => {
   if (!config.mode.incremental) return notNeeded('wal-retention');
   const needDays = config.mode.full ? 7 : 1;
@@ -298,6 +335,7 @@ export const SERVER_CHECKS: Check[] = [
   destinationPrivileges,
   replicaRole,
   ddlCapture,
+  cutoverFence,
   walRetention,
   longTransactions,
   preparedTransactions,
