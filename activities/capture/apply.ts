@@ -17,11 +17,13 @@
 // applied in source order by whole-row image, those their copy already holds
 // skipped (apply-keyless.ts).
 //
-// Lag: seconds = source now − source time of the newest applied heartbeat
-// row (this activity updates it every second, in the stream like any other
-// change); bytes = the source's current WAL position − the slot's confirmed
-// position. Keepalives and transactions with nothing to apply move the
-// position forward, so an idle source shows no growing lag.
+// Lag: seconds = source now − source commit time of the newest applied
+// transaction (both source clock); the heartbeat row this activity updates
+// every second is such a transaction, so an idle source still shows a lag
+// near zero, and a backlog shows its true age from the first applied
+// transaction on. Bytes = the source's current WAL position − the slot's
+// confirmed position. Keepalives and transactions with nothing to apply move
+// the position forward, so an idle source shows no growing lag.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
@@ -379,6 +381,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     let skipping = false;
     /** The source transaction being read (tables without key need its xid). */
     let txn: SourceTxn = { xid: 0, commitLsn: 0n };
+    let txnCommitTime = 0n;
     const keyless = new KeylessChanges();
 
     const relationOf = (oid: number): Relation => {
@@ -480,6 +483,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         // Already applied: its commit is before the applied position.
         skipping = m.finalLsn < position;
         txn = { xid: m.xid, commitLsn: m.finalLsn };
+        txnCommitTime = m.commitTime;
       }
     };
 
@@ -546,9 +550,6 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
                 unthrottled = 0;
               }
               if (piece.size + keyless.size >= tuning.pieceChanges || piece.bytes + keyless.bytes >= tuning.pieceBytes) await flush();
-            } else if (rel.kind === 'heartbeat' && m.tag !== 'delete' && m.new[rel.migration] === config.name) {
-              const at = m.new[rel.beatAt];
-              if (typeof at === 'string') sourceTime = at;
             }
           } else if (m.tag === 'truncate') {
             await flush();
@@ -564,6 +565,8 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
               transactions++;
               received = maxLsn(received, m.endLsn);
               batchEnd = maxLsn(batchEnd, m.endLsn);
+              // The destination now holds the source as of this commit (source clock).
+              sourceTime = sourceCommitTime(txnCommitTime);
             }
             skipping = false;
           }
@@ -657,6 +660,10 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     await src?.end().catch(() => undefined);
   }
 }
+
+/** pgoutput's commit timestamp (µs since 2000-01-01 UTC, source clock) as ISO 8601. */
+const PG_EPOCH_MS = Date.UTC(2000, 0, 1);
+export const sourceCommitTime = (us: bigint): string => new Date(PG_EPOCH_MS + Number(us / 1000n)).toISOString();
 
 /** A change committed on the source after the cutover's fence: the fence was bypassed, the destination would miss it. */
 function writeAfterFence(table: string, commit: Lsn, fence: Lsn): Error {
