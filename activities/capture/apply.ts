@@ -219,7 +219,7 @@ async function applyTables(dst: Client, config: Config, tables: CopyTable[]): Pr
   return out;
 }
 
-type StoredTable = Omit<ApplyTable, 'keyless'> & { keylessTable?: boolean };
+type StoredTable = Omit<ApplyTable, 'keyless'> & { keylessTable?: 'copied' | 'created' };
 
 /** The apply's tables as recorded on the destination with the applied position (activities/capture/control.ts readTablesView). */
 async function storedTables(dst: Client, config: Config): Promise<Map<string, ApplyTable> | null> {
@@ -231,7 +231,10 @@ async function storedTables(dst: Client, config: Config): Promise<Map<string, Ap
     if (keylessTable) {
       const reg = await dst.query<{ oid: number | null }>('SELECT to_regclass($1)::oid AS oid', [qualified(t.target.schema, t.target.table)]);
       if (!reg.rows[0].oid) throw new Error(`destination table ${displayName(t.target.schema, t.target.table)} does not exist`);
-      table.keyless = await readKeylessTable(dst, config, JSON.stringify([t.source.schema, t.source.table]), t.display, t.columns, reg.rows[0].oid);
+      const created = keylessTable === 'created';
+      const c = created ? { name: config.name, mode: { ...config.mode, full: false } } : config;
+      const keyless = await readKeylessTable(dst, c, JSON.stringify([t.source.schema, t.source.table]), t.display, t.columns, reg.rows[0].oid);
+      table.keyless = created ? { ...keyless, created } : keyless;
     }
     out.set(JSON.stringify([t.source.schema, t.source.table]), table);
   }
@@ -239,7 +242,7 @@ async function storedTables(dst: Client, config: Config): Promise<Map<string, Ap
 }
 
 async function saveTables(dst: Client, config: Config, tables: Map<string, ApplyTable>): Promise<void> {
-  const list: StoredTable[] = [...tables.values()].map(({ keyless, ...t }) => ({ ...t, ...(keyless ? { keylessTable: true } : {}) }));
+  const list: StoredTable[] = [...tables.values()].map(({ keyless, ...t }) => ({ ...t, ...(keyless ? { keylessTable: keyless.created ? 'created' : 'copied' } : {}) }));
   await writeTablesView(dst, config.name, list);
 }
 

@@ -177,6 +177,8 @@ function createTable(ctx: PlanContext, s: TableShape, sequences: TableName[]): s
   for (const c of cons) parts.push(`CONSTRAINT ${ident(ctx.map.plain(c.name))} ${rewrite(ctx, scope, c.def, `constraint ${c.name}`, rel)}`);
   out.push(`CREATE TABLE ${q(rel.target)} (${parts.join(', ')})`);
   for (const i of s.indexes.filter((x) => !x.constraint)) out.push(indexSql(ctx, scope, rel, i));
+  // Without a primary key the trigger made it REPLICA IDENTITY FULL on the source (as the seed advises): the same here.
+  if (s.replident === 'f' || !s.constraints.some((c) => c.type === 'p')) out.push(`ALTER TABLE ${q(rel.target)} REPLICA IDENTITY FULL`);
   return out;
 }
 

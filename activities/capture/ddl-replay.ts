@@ -207,7 +207,10 @@ export class DdlReplay {
       if (!keylessTablesApplied(this.config)) {
         throw new Error(`${display} has no PRIMARY KEY or non-null UNIQUE key after the DDL: its changes cannot be applied by key (acknowledge the precheck warning primary-keys to apply such tables by whole row)`);
       }
-      return { ...base, key: [], sourceKeyTypes: [], keyless: await readKeylessTable(this.dst, this.config, tableKey(s.schema, s.name), display, columns, oid) };
+      const created = !previous || !!previous.keyless?.created;
+      const config = created ? { name: this.config.name, mode: { ...this.config.mode, full: false } } : this.config;
+      const keyless = await readKeylessTable(this.dst, config, tableKey(s.schema, s.name), display, columns, oid);
+      return { ...base, key: [], sourceKeyTypes: [], keyless: { ...keyless, ...(created ? { created } : {}) } };
     }
     const idx = key.map((k) => sourceCols.findIndex((c) => c.name === k));
     return { ...base, key: idx, sourceKeyTypes: idx.map((i) => sourceCols[i].type) };
