@@ -112,3 +112,55 @@ describe('DDL replication', () => {
     expect(await pair.source.sql(`SELECT evtname FROM pg_event_trigger WHERE evtname LIKE $1`, [`%${config.name}`])).toEqual([]);
   }, 90_000);
 });
+
+describe('DDL replication with a name mapping and what is not replayed', () => {
+  it('lands on the mapped names (rename map, nameCase lower); an unsupported DDL is reported, a refused one stops the apply until skipped', async () => {
+    const pair = await capturePair(SUPER);
+    await pair.source.sql(`
+      CREATE SCHEMA "App";
+      CREATE TABLE "App"."Items" ("Id" int PRIMARY KEY, "Qty" int, "Name" text);
+      INSERT INTO "App"."Items" SELECT g, g, 'n' || g FROM generate_series(1, 10) g`);
+    const { config } = await migrated(pair, {
+      objects: { schemas: ['App'], nameCase: 'lower', rename: { schemas: { App: 'shop' }, tables: {}, columns: { '"App"."Items"."Qty"': 'quantity' } } },
+    });
+    await applyChanges({ config, runToken: pair.runToken, stopAtLsn: await sourceInsertLsn(pair.source) });
+    await pair.source.sql(`
+      ALTER TABLE "App"."Items" ADD COLUMN "Color" text DEFAULT 'Red';
+      INSERT INTO "App"."Items" VALUES (11, 11, 'eleven', 'Blue');
+      ALTER TABLE "App"."Items" ALTER COLUMN "Qty" TYPE bigint;
+      ALTER TABLE "App"."Items" RENAME COLUMN "Name" TO "Title";
+      CREATE INDEX "Items_Color" ON "App"."Items" ("Color");
+      ALTER TABLE "App"."Items" ADD CONSTRAINT "Qty_Positive" CHECK ("Qty" > 0);
+      CREATE TABLE "App"."New" ("K" int PRIMARY KEY, "V" text);
+      INSERT INTO "App"."New" VALUES (1, 'one');
+      UPDATE "App"."Items" SET "Title" = 'renamed' WHERE "Id" = 1;
+      ALTER TABLE "App"."Items" SET (fillfactor = 90)`);
+    const r = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: await sourceInsertLsn(pair.source) });
+    expect(r.ddl?.blocked ?? null).toBeNull();
+    // The storage parameter is not replayed, and says so.
+    expect(r.ddl!.events.filter((e) => e.what === 'reported').map((e) => e.statement)).toEqual([expect.stringContaining('fillfactor')]);
+    const cols = await pair.destination.sql<{ c: string }>(
+      `SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) AS c FROM pg_attribute WHERE attrelid = 'shop.items'::regclass AND attnum > 0 AND NOT attisdropped`,
+    );
+    expect(cols[0].c).toBe('id integer, quantity bigint, title text, color text');
+    expect(await tableRows(pair.destination, 'shop.items', 'id', 'id IN (1, 11)')).toEqual(['(1,1,renamed,Red)', '(11,11,eleven,Blue)']);
+    expect(await tableRows(pair.destination, 'shop.new', 'k')).toEqual(['(1,one)']);
+    const idx = await pair.destination.sql(`SELECT indexname FROM pg_indexes WHERE schemaname = 'shop' AND indexname = 'items_color'`);
+    expect(idx).toHaveLength(1);
+    const con = await pair.destination.sql<{ d: string }>(`SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint WHERE conname = 'qty_positive'`);
+    expect(con[0].d).toBe('CHECK ((quantity > 0))');
+
+    // A DDL the destination refuses (a row there violates it): the apply stops at it, names it, and goes on once skipped.
+    await pair.destination.sql(`INSERT INTO shop.items VALUES (-1, 1, 'only here', NULL)`);
+    await pair.source.sql(`ALTER TABLE "App"."Items" ADD CONSTRAINT "Title_Known" CHECK ("Title" <> 'only here'); INSERT INTO "App"."Items" VALUES (12, 12, 'after', NULL)`);
+    const target = await sourceInsertLsn(pair.source);
+    const stopped = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: target, maxSeconds: 5 });
+    expect(stopped.ddl!.blocked).toMatchObject({ what: 'blocked', tag: 'ALTER TABLE', statement: expect.stringContaining('Title_Known') });
+    expect(stopped.ddl!.blocked!.reason).toMatch(/destination refused/);
+    expect(await tableRows(pair.destination, 'shop.items', 'id', 'id = 12')).toEqual([]);
+    const again = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: target, ddlSkips: [stopped.ddl!.blocked!.entry] });
+    expect(again.ddl!.blocked).toBeNull();
+    expect(again.ddl!.events.map((e) => e.what)).toEqual(['skipped']);
+    expect(await tableRows(pair.destination, 'shop.items', 'id', 'id = 12')).toEqual(['(12,12,after,)']);
+  }, 90_000);
+});
