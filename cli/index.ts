@@ -178,14 +178,14 @@ export function buildProgram(): Command {
   }
 
   const ddl = program.command('ddl').description('captured DDL of a running migration');
-  withTemporalOptions(ddl.command('skip <id> <entry>').description('skip one captured DDL entry the apply stopped at (see status); recorded in the workflow history')).action(
-    async (id: string, entry: string, o) => {
-      await withClient(o, async (client) => {
-        await skipDdl(client, id, Number(entry));
-        console.log(`ddl skip ${entry} sent to ${id}`);
-      });
-    },
-  );
+  withTemporalOptions(
+    ddl.command('skip <id> <entry>').description('skip one captured DDL entry the apply stopped at (see status); recorded in the workflow history'),
+  ).action(async (id: string, entry: string, o) => {
+    await withClient(o, async (client) => {
+      await skipDdl(client, id, Number(entry));
+      console.log(`ddl skip ${entry} sent to ${id}`);
+    });
+  });
 
   withTemporalOptions(
     program

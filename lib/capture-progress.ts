@@ -205,7 +205,9 @@ function renderDdl(d: DdlProgress | undefined): string[] {
     );
   }
   for (const ev of d.events.filter((e) => e.what === 'reported' || (e.what === 'replayed' && e.reason)).slice(-5)) {
-    lines.push(`- ⚠ DDL entry ${ev.entry} (${ev.tag} at LSN ${ev.lsn}) ${ev.what === 'reported' ? 'not replayed' : 'replayed'}: ${ev.reason} — ${ev.statement}`);
+    lines.push(
+      `- ⚠ DDL entry ${ev.entry} (${ev.tag} at LSN ${ev.lsn}) ${ev.what === 'reported' ? 'not replayed' : 'replayed'}: ${ev.reason} — ${ev.statement}`,
+    );
   }
   return lines;
 }

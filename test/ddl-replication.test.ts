@@ -152,7 +152,9 @@ describe('DDL replication with a name mapping and what is not replayed', () => {
 
     // A DDL the destination refuses (a row there violates it): the apply stops at it, names it, and goes on once skipped.
     await pair.destination.sql(`INSERT INTO shop.items VALUES (-1, 1, 'only here', NULL)`);
-    await pair.source.sql(`ALTER TABLE "App"."Items" ADD CONSTRAINT "Title_Known" CHECK ("Title" <> 'only here'); INSERT INTO "App"."Items" VALUES (12, 12, 'after', NULL)`);
+    await pair.source.sql(
+      `ALTER TABLE "App"."Items" ADD CONSTRAINT "Title_Known" CHECK ("Title" <> 'only here'); INSERT INTO "App"."Items" VALUES (12, 12, 'after', NULL)`,
+    );
     const target = await sourceInsertLsn(pair.source);
     const stopped = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: target, maxSeconds: 5 });
     expect(stopped.ddl!.blocked).toMatchObject({ what: 'blocked', tag: 'ALTER TABLE', statement: expect.stringContaining('Title_Known') });

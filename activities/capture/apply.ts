@@ -242,7 +242,10 @@ async function storedTables(dst: Client, config: Config): Promise<Map<string, Ap
 }
 
 async function saveTables(dst: Client, config: Config, tables: Map<string, ApplyTable>): Promise<void> {
-  const list: StoredTable[] = [...tables.values()].map(({ keyless, ...t }) => ({ ...t, ...(keyless ? { keylessTable: keyless.created ? 'created' : 'copied' } : {}) }));
+  const list: StoredTable[] = [...tables.values()].map(({ keyless, ...t }) => ({
+    ...t,
+    ...(keyless ? { keylessTable: keyless.created ? 'created' : 'copied' } : {}),
+  }));
   await writeTablesView(dst, config.name, list);
 }
 
@@ -602,8 +605,10 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
                 await flush();
                 await ddl.replay(ddlEntry(rel.columns, m.new), txn.commitLsn);
                 // The tables it changed are mapped again from the Relation messages that follow.
-                for (const [oid, r] of relations) if (r.kind === 'table' && !tables.has(JSON.stringify([r.table.source.schema, r.table.source.table]))) relations.delete(oid);
-                for (const [oid, r] of relations) if (r.kind === 'table' && tables.get(JSON.stringify([r.table.source.schema, r.table.source.table])) !== r.table) relations.delete(oid);
+                for (const [oid, r] of relations)
+                  if (r.kind === 'table' && !tables.has(JSON.stringify([r.table.source.schema, r.table.source.table]))) relations.delete(oid);
+                for (const [oid, r] of relations)
+                  if (r.kind === 'table' && tables.get(JSON.stringify([r.table.source.schema, r.table.source.table])) !== r.table) relations.delete(oid);
                 ddlSeen = true;
                 changes++;
               }
@@ -633,7 +638,14 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         // right now (lowest lag), or the batch is old or large enough, or the round is cancelled.
         if (!inTxn && batchEnd > position) {
           const reached = stopAt !== null && batchEnd >= stopAt;
-          if (reached || ddlSeen || cancelledAt !== null || s.pending() === 0 || Date.now() - openedAt >= tuning.batchMs || batchChanges >= tuning.batchChanges) {
+          if (
+            reached ||
+            ddlSeen ||
+            cancelledAt !== null ||
+            s.pending() === 0 ||
+            Date.now() - openedAt >= tuning.batchMs ||
+            batchChanges >= tuning.batchChanges
+          ) {
             return commit();
           }
         }

@@ -99,7 +99,9 @@ export async function writeTablesView<T>(c: Client, migration: string, tables: T
   const t = await c.query<{ t: string | null }>(`SELECT to_regclass('${CONTROL_SCHEMA}.capture_tables')::text AS t`);
   if (!t.rows[0].t) {
     await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['pgshift control schema']);
-    await c.query(`CREATE TABLE IF NOT EXISTS ${CONTROL_SCHEMA}.capture_tables (migration text PRIMARY KEY, tables jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`);
+    await c.query(
+      `CREATE TABLE IF NOT EXISTS ${CONTROL_SCHEMA}.capture_tables (migration text PRIMARY KEY, tables jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
+    );
   }
   await c.query(
     `INSERT INTO ${CONTROL_SCHEMA}.capture_tables (migration, tables) VALUES ($1, $2::jsonb)

@@ -96,7 +96,12 @@ CREATE TABLE IF NOT EXISTS ${SHAPES} (
 function captureFunction(config: Config): string {
   const { fn } = ddlCaptureNames(config);
   const m = literal(config.name);
-  const schemas = `ARRAY[${config.objects.schemas.filter((s) => s !== SOURCE_CONTROL_SCHEMA).map(literal).join(', ') || "''"}]::text[]`;
+  const schemas = `ARRAY[${
+    config.objects.schemas
+      .filter((s) => s !== SOURCE_CONTROL_SCHEMA)
+      .map(literal)
+      .join(', ') || "''"
+  }]::text[]`;
   const pairs = (list: string[]) => literal(JSON.stringify(list.map((t) => Object.values(parseTableName(t)))));
   const pub = literal(publicationName(config));
   return `

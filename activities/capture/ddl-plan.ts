@@ -231,7 +231,8 @@ export function diffTable(ctx: PlanContext, b: TableShape, a: TableShape): strin
       out.push(`ALTER TABLE ${t} DROP CONSTRAINT IF EXISTS ${ident(ctx.map.plain(name))}`);
     }
   }
-  const tail = (scope: NameScope, rel: RelationNames, i: ShapeIndex) => `${i.unique}${rewrite(ctx, scope, i.def.slice(indexUsingOffset(i.def)), `index ${i.name}`, rel)}`;
+  const tail = (scope: NameScope, rel: RelationNames, i: ShapeIndex) =>
+    `${i.unique}${rewrite(ctx, scope, i.def.slice(indexUsingOffset(i.def)), `index ${i.name}`, rel)}`;
   const idxA = new Map(a.indexes.filter((i) => !i.constraint).map((i) => [i.name, i]));
   const idxB = new Map(b.indexes.filter((i) => !i.constraint).map((i) => [i.name, i]));
   const changedIdx = new Set<string>();
@@ -261,7 +262,8 @@ export function diffTable(ctx: PlanContext, b: TableShape, a: TableShape): strin
     if (ca.generated) continue;
     const defB = cb.default === null ? null : rewrite(ctx, scopeB, cb.default, `default of ${cb.name}`, relBasA);
     const defA = ca.default === null ? null : rewrite(ctx, scopeA, ca.default, `default of ${ca.name}`, relA);
-    if (defB !== defA) out.push(defA === null ? `ALTER TABLE ${t} ALTER COLUMN ${col} DROP DEFAULT` : `ALTER TABLE ${t} ALTER COLUMN ${col} SET DEFAULT ${defA}`);
+    if (defB !== defA)
+      out.push(defA === null ? `ALTER TABLE ${t} ALTER COLUMN ${col} DROP DEFAULT` : `ALTER TABLE ${t} ALTER COLUMN ${col} SET DEFAULT ${defA}`);
     if (cb.notnull !== ca.notnull && !ca.identity) out.push(`ALTER TABLE ${t} ALTER COLUMN ${col} ${ca.notnull ? 'SET' : 'DROP'} NOT NULL`);
   }
   // New and changed constraints (foreign keys last), then indexes.
@@ -337,9 +339,12 @@ export function planDdl(ctx: PlanContext, e: DdlEntry): DdlPlan {
       if (a.kind === 'p' || a.partition) throw new Blocked(`${a.schema}.${a.name} is partitioned or a partition: its DDL is not replayed`);
       if (!b) {
         if (e.tag === 'CREATE TABLE AS' || e.tag === 'SELECT INTO') {
-          throw new Blocked(`${e.tag} ${a.schema}.${a.name}: the rows it was created with are not in the stream (create and fill it on the destination by hand)`);
+          throw new Blocked(
+            `${e.tag} ${a.schema}.${a.name}: the rows it was created with are not in the stream (create and fill it on the destination by hand)`,
+          );
         }
-        if (e.tag !== 'CREATE TABLE') throw new Blocked(`no earlier shape of ${a.schema}.${a.name} was recorded (was it created during the schema migration or full load?)`);
+        if (e.tag !== 'CREATE TABLE')
+          throw new Blocked(`no earlier shape of ${a.schema}.${a.name} was recorded (was it created during the schema migration or full load?)`);
         const sequences = e.objects
           .filter((o) => o.type === 'sequence' && o.tag === 'CREATE TABLE' && o.schema)
           .map((o) => ctx.map.object(o.schema!, o.identity.slice(o.identity.lastIndexOf('.') + 1).replace(/^"|"$/g, '')));
@@ -350,10 +355,15 @@ export function planDdl(ctx: PlanContext, e: DdlEntry): DdlPlan {
       tables.push({ op: 'upsert', before: b, shape: a });
     }
     const others = e.objects.filter((o) => !(o.classid === 'pg_class' && ['table', 'index', 'table column'].includes(o.type)) && o.classid !== 'pg_constraint');
-    const othersOwn = others.filter((o) => !(e.tag === 'CREATE TABLE' && (o.type === 'sequence' || o.type === 'type')) && !(o.type === 'sequence' && o.tag === 'ALTER SEQUENCE' && touched));
+    const othersOwn = others.filter(
+      (o) => !(e.tag === 'CREATE TABLE' && (o.type === 'sequence' || o.type === 'type')) && !(o.type === 'sequence' && o.tag === 'ALTER SEQUENCE' && touched),
+    );
     if (touched && !othersOwn.length) {
       if (!statements.length) {
-        return { kind: 'report', why: `${e.tag} changes nothing pgshift replays (columns, constraints, indexes, names): not replayed (tablespace, storage, owner, statistics, triggers, replica identity…)` };
+        return {
+          kind: 'report',
+          why: `${e.tag} changes nothing pgshift replays (columns, constraints, indexes, names): not replayed (tablespace, storage, owner, statistics, triggers, replica identity…)`,
+        };
       }
       return { kind: 'replay', statements, tables, notes };
     }
@@ -361,7 +371,8 @@ export function planDdl(ctx: PlanContext, e: DdlEntry): DdlPlan {
     if (touched) return { kind: 'block', why: `${e.tag} changes a table and other objects (${othersOwn.map((o) => o.identity).join(', ')}) at once` };
     // Views, functions, types, sequences: the text itself.
     if (!e.statement) return { kind: 'block', why: 'no statement text was captured' };
-    if (statementCount(e.statement) !== 1) return { kind: 'block', why: 'the query string holds several statements: this one cannot be told apart to replay it' };
+    if (statementCount(e.statement) !== 1)
+      return { kind: 'block', why: 'the query string holds several statements: this one cannot be told apart to replay it' };
     if (!unmapped(ctx, othersOwn)) {
       return { kind: 'block', why: `names ${othersOwn.map((o) => o.identity).join(', ')}, which a name mapping applies to: pgshift does not rewrite DDL text` };
     }

@@ -36,7 +36,10 @@ export class DdlBlocked extends Error {
 }
 
 /** Column positions of the DDL log's Relation message. */
-export type DdlColumns = Record<'id' | 'migration' | 'event' | 'tag' | 'statement' | 'objects' | 'relations' | 'role' | 'replica' | 'search_path' | 'problems', number>;
+export type DdlColumns = Record<
+  'id' | 'migration' | 'event' | 'tag' | 'statement' | 'objects' | 'relations' | 'role' | 'replica' | 'search_path' | 'problems',
+  number
+>;
 
 export function ddlColumns(names: string[]): DdlColumns {
   const at = (n: string) => names.indexOf(n);
@@ -205,7 +208,9 @@ export class DdlReplay {
     const base = { display, source: { schema: s.schema, table: s.name }, target, columns, filter: previous?.filter ?? null };
     if (!key) {
       if (!keylessTablesApplied(this.config)) {
-        throw new Error(`${display} has no PRIMARY KEY or non-null UNIQUE key after the DDL: its changes cannot be applied by key (acknowledge the precheck warning primary-keys to apply such tables by whole row)`);
+        throw new Error(
+          `${display} has no PRIMARY KEY or non-null UNIQUE key after the DDL: its changes cannot be applied by key (acknowledge the precheck warning primary-keys to apply such tables by whole row)`,
+        );
       }
       const created = !previous || !!previous.keyless?.created;
       const config = created ? { name: this.config.name, mode: { ...this.config.mode, full: false } } : this.config;

@@ -217,7 +217,9 @@ async function ensurePublication(
   const missing = all.filter((t) => !got.has(JSON.stringify([t.schema, t.table])));
   if (missing.length === 1 && missing[0] === ddlLog) {
     // A slot made before DDL capture was set up: DDL is captured from now on.
-    await src.query(`ALTER PUBLICATION ${ident(pub)} ADD TABLE ${qualified(ddlLog.schema, ddlLog.table)}`).catch((e) => explain(e, `cannot update publication ${pub}`, fix));
+    await src
+      .query(`ALTER PUBLICATION ${ident(pub)} ADD TABLE ${qualified(ddlLog.schema, ddlLog.table)}`)
+      .catch((e) => explain(e, `cannot update publication ${pub}`, fix));
     return;
   }
   if (missing.length) {
