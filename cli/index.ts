@@ -6,7 +6,7 @@ import type { Config } from '../lib/config';
 import { ConfigError, loadConfigFile } from '../lib/io/config-load';
 import { renderReportMarkdown } from '../lib/report';
 import { renderStatusMarkdown } from '../lib/migration-state';
-import { abort, cutover, evaluate, getStatus, hasWorkers, list, pause, resume, startMigration, throttle, verify } from '../client/index';
+import { abort, cutover, evaluate, getStatus, hasWorkers, list, pause, resume, skipDdl, startMigration, throttle, verify } from '../client/index';
 import { renderCutover } from '../lib/cutover-progress';
 import { connectClient, ensureSearchAttributes, type TemporalFlags } from '../lib/io/temporal';
 
@@ -176,6 +176,16 @@ export function buildProgram(): Command {
       });
     });
   }
+
+  const ddl = program.command('ddl').description('captured DDL of a running migration');
+  withTemporalOptions(
+    ddl.command('skip <id> <entry>').description('skip one captured DDL entry the apply stopped at (see status); recorded in the workflow history'),
+  ).action(async (id: string, entry: string, o) => {
+    await withClient(o, async (client) => {
+      await skipDdl(client, id, Number(entry));
+      console.log(`ddl skip ${entry} sent to ${id}`);
+    });
+  });
 
   withTemporalOptions(
     program

@@ -9,11 +9,13 @@
 //                          lost, or wal_status unreserved/lost); resolved above
 //                          WAL_CLEAR_RATIO. PG13+ only (PG11/12 have neither)
 //   verification-mismatch  a data verification found inconsistent tables
+//   ddl                    a captured DDL was not replayed: reported (warning)
+//                          or the apply stopped at it (critical, until skipped)
 // Pure: imported by workflow code.
 import type { SlotWal } from './capture-progress';
 import type { DataVerification } from './verification-progress';
 
-export type AlertKind = 'failure' | 'lag' | 'wal-retention' | 'verification-mismatch';
+export type AlertKind = 'failure' | 'lag' | 'wal-retention' | 'verification-mismatch' | 'ddl';
 export type AlertSeverity = 'critical' | 'warning' | 'resolved';
 
 /** The JSON body POSTed to alerts.webhookUrl (documented in README "Monitoring"). */
@@ -133,6 +135,27 @@ export function failureAlert(migration: string, phase: string, cause: { message:
     at,
     message: redact(`migration failed in ${phase}: ${cause.message}`),
     details: { phase, type: cause.type, activity: cause.activity },
+  };
+}
+
+/** A DDL the apply did not replay: stopped at (critical) or only reported (warning). */
+export function ddlAlert(
+  migration: string,
+  ev: { entry: number; lsn: string; tag: string; statement: string; what: string; reason: string | null },
+  at: string,
+): Alert {
+  const stopped = ev.what === 'blocked';
+  return {
+    migration,
+    kind: 'ddl',
+    severity: stopped ? 'critical' : 'warning',
+    at,
+    message: redact(
+      stopped
+        ? `the apply stopped at DDL entry ${ev.entry} (${ev.tag} at LSN ${ev.lsn}): ${ev.reason}; statement: ${ev.statement}; once the destination is fixed by hand: pgshift ddl skip ${migration} ${ev.entry}`
+        : `DDL entry ${ev.entry} (${ev.tag} at LSN ${ev.lsn}) not replayed: ${ev.reason}; statement: ${ev.statement}`,
+    ),
+    details: { entry: ev.entry, lsn: ev.lsn, tag: ev.tag, statement: ev.statement, reason: ev.reason, stopped },
   };
 }
 

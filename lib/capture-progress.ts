@@ -39,7 +39,38 @@ export interface CaptureProgress {
   wal?: SlotWal | null;
   /** Alert conditions raised and not yet resolved (lib/alerts.ts). */
   alerting?: AlertingState;
+  /** DDL replication (activities/capture/ddl-replay.ts): absent before the first DDL. */
+  ddl?: DdlProgress;
 }
+
+/** One captured DDL entry the apply replayed, reported, skipped or stopped at. */
+export interface DdlEvent {
+  /** The entry's id in the source's pgshift.ddl_log (what `pgshift ddl skip ID ENTRY` names). */
+  entry: number;
+  /** Commit LSN of the source transaction it belongs to. */
+  lsn: string;
+  tag: string;
+  statement: string;
+  what: 'replayed' | 'reported' | 'skipped' | 'blocked';
+  reason: string | null;
+  /** The destination statements (replayed, or refused). */
+  statements?: string[];
+}
+
+export interface DdlProgress {
+  replayed: number;
+  /** The newest events (bounded), reported and skipped ones included. */
+  events: DdlEvent[];
+  /** The entry the apply stopped at, waiting for `pgshift ddl skip` (null: none). */
+  blocked: DdlEvent | null;
+  /** Entries the operator skipped (signal ddlSkip), passed to every apply round. */
+  skipped: number[];
+}
+
+export const newDdlProgress = (): DdlProgress => ({ replayed: 0, events: [], blocked: null, skipped: [] });
+
+/** DDL events kept in the progress. */
+export const DDL_EVENTS_KEPT = 30;
 
 export function newCaptureProgress(slot: string, startLsn: string): CaptureProgress {
   return {
@@ -103,6 +134,8 @@ export interface ApplyPosition {
 /** What one apply round returns to the workflow. */
 export interface ApplyRound extends ApplyPosition {
   seconds: number;
+  /** DDL the round met (absent in results of older workers): replayed count, events, the entry it stopped at. */
+  ddl?: { replayed: number; events: DdlEvent[]; blocked: DdlEvent | null };
 }
 
 /** Fold one apply round into the progress; true when this round passed the consistency point. */
@@ -120,6 +153,14 @@ export function recordApplyRound(p: CaptureProgress, r: ApplyRound, now: string)
   p.transactionsPerSecond = r.seconds > 0 ? Math.round(r.transactions / r.seconds) : null;
   p.rounds++;
   p.updatedAt = now;
+  if (r.ddl && (r.ddl.events.length || r.ddl.blocked || p.ddl)) {
+    const d = (p.ddl ??= newDdlProgress());
+    d.replayed += r.ddl.replayed;
+    // A blocked entry is re-met by every round until it is skipped: keep it once.
+    for (const ev of r.ddl.events) if (!(ev.what === 'blocked' && d.events.some((x) => x.what === 'blocked' && x.entry === ev.entry))) d.events.push(ev);
+    d.events.splice(0, Math.max(0, d.events.length - DDL_EVENTS_KEPT));
+    d.blocked = r.ddl.blocked;
+  }
   if (!p.consistentAt && lsnAtLeast(p.appliedLsn, p.consistencyLsn)) {
     p.consistentAt = now;
     return true;
@@ -150,5 +191,23 @@ export function renderCapture(p: CaptureProgress, paused: boolean): string[] {
       (p.changesPerSecond !== null ? ` · last round ${fmt(p.changesPerSecond)} changes/s, ${fmt(p.transactionsPerSecond ?? 0)} transactions/s` : '') +
       (p.fallbacks ? ` · ${fmt(p.fallbacks)} batches applied change by change after a constraint conflict` : '') +
       (p.replicaRole === false ? ' · ⚠ apply sessions cannot set session_replication_role = replica: FK checks and user triggers fire' : ''),
+    ...renderDdl(p.ddl),
   ];
+}
+
+function renderDdl(d: DdlProgress | undefined): string[] {
+  if (!d) return [];
+  const lines = [`- DDL: ${fmt(d.replayed)} replayed`];
+  if (d.blocked) {
+    lines.push(
+      `- ⚠ the apply stopped at DDL entry ${d.blocked.entry} (${d.blocked.tag} at LSN ${d.blocked.lsn}): ${d.blocked.reason} — statement: ${d.blocked.statement} — ` +
+        `fix the destination by hand if needed, then: pgshift ddl skip <ID> ${d.blocked.entry}`,
+    );
+  }
+  for (const ev of d.events.filter((e) => e.what === 'reported' || (e.what === 'replayed' && e.reason)).slice(-5)) {
+    lines.push(
+      `- ⚠ DDL entry ${ev.entry} (${ev.tag} at LSN ${ev.lsn}) ${ev.what === 'reported' ? 'not replayed' : 'replayed'}: ${ev.reason} — ${ev.statement}`,
+    );
+  }
+  return lines;
 }

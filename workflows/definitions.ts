@@ -23,6 +23,8 @@ export const throttleSignal = defineSignal<[Partial<Throttle>]>('throttle');
 export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
 export const abortSignal = defineSignal('abort');
+/** Skip one captured DDL entry the apply stopped at (pgshift ddl skip ID ENTRY); recorded in the history. */
+export const ddlSkipSignal = defineSignal<[number]>('ddlSkip');
 /** Read by running copies and the apply every ~2 s: the live throttle and how many copies share the full-load rates. */
 export interface LiveThrottle {
   throttle: Throttle;

@@ -28,6 +28,7 @@ import {
   type CutoverRequest,
   liveThrottleQuery,
   type MigrationStatus,
+  ddlSkipSignal,
   pauseSignal,
   requestCutoverUpdate,
   resumeSignal,
@@ -35,6 +36,7 @@ import {
   throttleSignal,
 } from './definitions';
 import { cutoverRefusal, newCutover } from '../lib/cutover-progress';
+import { newDdlProgress } from '../lib/capture-progress';
 import {
   initialState,
   type MigrationInput,
@@ -100,6 +102,14 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
   });
   setHandler(pauseSignal, () => {
     state.paused = true;
+    show();
+  });
+  // Skip a captured DDL entry (pgshift ddl skip): the next apply round passes it by; the signal is the record in the history.
+  setHandler(ddlSkipSignal, (entry: number) => {
+    if (!state.capture || !Number.isSafeInteger(entry) || entry <= 0) return;
+    const d = (state.capture.ddl ??= newDdlProgress());
+    if (!d.skipped.includes(entry)) d.skipped.push(entry);
+    d.skipped.splice(0, Math.max(0, d.skipped.length - 200));
     show();
   });
   setHandler(resumeSignal, () => {

@@ -10,8 +10,8 @@
 // holds nothing up; the failure alert is awaited, since the run ends right
 // after it. New commands: behind patched('alerts') (README "Contributing").
 import { ActivityCancellationType, CancellationScope, log, patched, proxySinks } from '@temporalio/workflow';
-import { type Alert, failureAlert, mismatchAlert, newAlertingState, roundAlerts } from '../lib/alerts';
-import type { CaptureProgress } from '../lib/capture-progress';
+import { type Alert, ddlAlert, failureAlert, mismatchAlert, newAlertingState, roundAlerts } from '../lib/alerts';
+import type { CaptureProgress, DdlEvent } from '../lib/capture-progress';
 import type { Config } from '../lib/config';
 import type { RootCause } from '../lib/failure';
 import type { PgshiftSinks } from '../lib/metrics-sink';
@@ -56,6 +56,15 @@ export function alertOnApplyRound(acts: ActivityProxies, config: Config, p: Capt
   const now = new Date().toISOString();
   for (const a of roundAlerts(config.name, p.alerting, { lagSeconds: p.lagSeconds, lagBytes: p.lagBytes, wal }, config.alerts.lagSeconds, now)) {
     void raiseAlert(acts, config, a);
+  }
+}
+
+/** DDL events of an apply round that were not replayed (a stopped-at entry once, however many rounds meet it). */
+export function alertOnDdl(acts: ActivityProxies, config: Config, events: DdlEvent[], alreadyBlocked: number | null): void {
+  for (const ev of events) {
+    if (ev.what !== 'reported' && ev.what !== 'blocked') continue;
+    if (ev.what === 'blocked' && ev.entry === alreadyBlocked) continue;
+    void raiseAlert(acts, config, ddlAlert(config.name, ev, new Date().toISOString()));
   }
 }
 

@@ -17,6 +17,12 @@
 // applied in source order by whole-row image, those their copy already holds
 // skipped (apply-keyless.ts).
 //
+// DDL: a row of the source's DDL log (in the publication) is replayed at its
+// position, in the destination transaction of its source transaction, after
+// the changes before it are flushed (ddl-replay.ts); a DDL the apply cannot
+// replay ends the round before that source transaction (result `ddl.blocked`)
+// until the operator skips it.
+//
 // Lag: seconds = source now − source commit time of the newest applied
 // transaction (both source clock); the heartbeat row this activity updates
 // every second is such a transaction, so an idle source still shows a lag
@@ -28,7 +34,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
-import { captureSlotName, HEARTBEAT_TABLE, SOURCE_CONTROL_SCHEMA } from '../../lib/capture/names';
+import { captureSlotName, DDL_LOG_TABLE, ddlCaptureNames, HEARTBEAT_TABLE, SOURCE_CONTROL_SCHEMA } from '../../lib/capture/names';
 import { formatLsn, type Lsn, maxLsn, parseLsn } from '../../lib/capture/lsn';
 import { type Datum, type PgoutputMessage, UNCHANGED } from '../../lib/capture/pgoutput';
 import { type Key, keyOf, type RowChange } from '../../lib/capture/batch';
@@ -42,12 +48,13 @@ import { applicationName, session } from '../../lib/io/session';
 import { readCopyTables, type CopyTable } from '../full-load/tables';
 import { heartbeat } from '../heartbeat';
 import { queryLiveThrottle } from '../live-throttle';
-import { advanceApplied, readCapture } from './control';
+import { advanceApplied, readCapture, readTablesView, writeTablesView } from './control';
 import { applyPiece, applyTruncate, Piece, type PieceStats } from './apply-batch';
 import { applyKeyless, copyHolds, keylessChange, KeylessChanges, readKeylessTable, type SourceTxn } from './apply-keyless';
 import { beatSource } from './prepare-source';
+import { DdlBlocked, type DdlColumns, ddlColumns, ddlEntry, DdlReplay } from './ddl-replay';
 import { ChangeStream, type StreamItem, type StreamOptions } from './stream';
-import type { ApplyPosition, ApplyRound, SlotWal } from '../../lib/capture-progress';
+import type { ApplyPosition, ApplyRound, DdlEvent, SlotWal } from '../../lib/capture-progress';
 
 export interface ApplyInput {
   config: Config;
@@ -69,6 +76,8 @@ export interface ApplyInput {
    * the position and the lag and can pause, hand over or cut over in between.
    */
   maxSeconds?: number;
+  /** DDL log entries the operator skipped (pgshift ddl skip): not replayed. */
+  ddlSkips?: number[];
 }
 
 /** The round's result: where it stands when it returned (lag as of then), and what it did. */
@@ -146,6 +155,7 @@ function activitySignal(): AbortSignal | undefined {
 type Relation =
   | { kind: 'table'; table: ApplyTable; map: number[]; identity: boolean }
   | { kind: 'heartbeat'; migration: number; beatAt: number }
+  | { kind: 'ddl'; columns: DdlColumns }
   | { kind: 'unknown'; display: string };
 
 /** Destination types and key check for each selected table. */
@@ -211,6 +221,36 @@ async function applyTables(dst: Client, config: Config, tables: CopyTable[]): Pr
   return out;
 }
 
+type StoredTable = Omit<ApplyTable, 'keyless'> & { keylessTable?: 'copied' | 'created' };
+
+/** The apply's tables as recorded on the destination with the applied position (activities/capture/control.ts readTablesView). */
+async function storedTables(dst: Client, config: Config): Promise<Map<string, ApplyTable> | null> {
+  const stored = await readTablesView<StoredTable>(dst, config.name);
+  if (!stored) return null;
+  const out = new Map<string, ApplyTable>();
+  for (const { keylessTable, ...t } of stored) {
+    const table: ApplyTable = t;
+    if (keylessTable) {
+      const reg = await dst.query<{ oid: number | null }>('SELECT to_regclass($1)::oid AS oid', [qualified(t.target.schema, t.target.table)]);
+      if (!reg.rows[0].oid) throw new Error(`destination table ${displayName(t.target.schema, t.target.table)} does not exist`);
+      const created = keylessTable === 'created';
+      const c = created ? { name: config.name, mode: { ...config.mode, full: false } } : config;
+      const keyless = await readKeylessTable(dst, c, JSON.stringify([t.source.schema, t.source.table]), t.display, t.columns, reg.rows[0].oid);
+      table.keyless = created ? { ...keyless, created } : keyless;
+    }
+    out.set(JSON.stringify([t.source.schema, t.source.table]), table);
+  }
+  return out;
+}
+
+async function saveTables(dst: Client, config: Config, tables: Map<string, ApplyTable>): Promise<void> {
+  const list: StoredTable[] = [...tables.values()].map(({ keyless, ...t }) => ({
+    ...t,
+    ...(keyless ? { keylessTable: keyless.created ? 'created' : 'copied' } : {}),
+  }));
+  await writeTablesView(dst, config.name, list);
+}
+
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const t = setTimeout(done, ms);
@@ -274,7 +314,10 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     if (!capture) throw new Error(`no change capture is recorded for migration ${config.name} on the destination: prepareSource has not run`);
     const slot = captureSlotName(config);
     if (capture.slotName !== slot) throw new Error(`the destination records slot ${capture.slotName}, the config names ${slot}`);
-    const tables = await applyTables(dst, config, await readCopyTables(src, config));
+    const ddlCapture = !!(await src.query('SELECT 1 FROM pg_event_trigger WHERE evtname = $1', [ddlCaptureNames(config).endTrigger])).rowCount;
+    // With DDL capture, the tables as of the applied position (the source's catalog may be ahead of it).
+    const tables = (ddlCapture && (await storedTables(dst, config))) || (await applyTables(dst, config, await readCopyTables(src, config)));
+    if (ddlCapture) await saveTables(dst, config, tables);
 
     let persisted: Lsn = parseLsn(capture.appliedLsn);
     let position: Lsn = persisted;
@@ -377,6 +420,8 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     const s = stream;
 
     const relations = new Map<number, Relation>();
+    const ddl = new DdlReplay(config, dst, tables, new Set(input.ddlSkips ?? []), () => saveTables(dst, config, tables));
+    let ddlBlocked: DdlEvent | null = null;
     let inTxn = false;
     let skipping = false;
     /** The source transaction being read (tables without key need its xid). */
@@ -399,6 +444,10 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         });
         return;
       }
+      if (m.schema === SOURCE_CONTROL_SCHEMA && m.name === DDL_LOG_TABLE) {
+        relations.set(m.relationOid, { kind: 'ddl', columns: ddlColumns(m.columns.map((c) => c.name)) });
+        return;
+      }
       const t = tables.get(JSON.stringify([m.schema, m.name]));
       if (!t) {
         relations.set(m.relationOid, { kind: 'unknown', display: `${m.schema}.${m.name}` });
@@ -408,7 +457,9 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       const unknown = m.columns.filter((_, j) => map[j] < 0).map((c) => c.name);
       if (unknown.length || m.columns.length !== t.columns.length) {
         throw new Error(
-          `${t.display} changed on the source: its published columns (${m.columns.map((c) => c.name).join(', ')}) differ from the migrated ones (${t.columns.map((c) => c.source).join(', ')})`,
+          `${t.display} changed on the source: its published columns (${m.columns.map((c) => c.name).join(', ')}) differ from the migrated ones (${t.columns.map((c) => c.source).join(', ')}). ` +
+            `DDL is replicated only when the source role may create event triggers (superuser; precheck item ddl-capture): make the same change on the destination table ` +
+            `by hand (mapped names), then restart the migration's apply (it resumes where it stopped); or abort and start again`,
         );
       }
       relations.set(m.relationOid, { kind: 'table', table: t, map, identity: map.every((to, from) => to === from) });
@@ -466,6 +517,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         const rel = relationOf(m.relationOid);
         if (rel.kind === 'table') return true;
         if (rel.kind === 'unknown') throw new Error(`change to ${rel.display}, which is not in the migration's table list`);
+        if (rel.kind === 'ddl') return m.tag === 'insert' && m.new[rel.columns.migration] === config.name;
         return m.tag !== 'delete' && m.new[rel.migration] === config.name;
       }
       if (m.tag === 'truncate') return m.relationOids.some((oid) => relationOf(oid).kind === 'table');
@@ -499,6 +551,8 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       let sourceTime: string | null = null;
       let piece = new Piece();
       let unthrottled = 0;
+      /** A DDL was replayed: the batch ends at this source transaction's commit (an enum value added is usable only once committed). */
+      let ddlSeen = false;
       const flush = async () => {
         if (unthrottled) {
           await limiter.take(unthrottled, 0);
@@ -550,6 +604,18 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
                 unthrottled = 0;
               }
               if (piece.size + keyless.size >= tuning.pieceChanges || piece.bytes + keyless.bytes >= tuning.pieceBytes) await flush();
+            } else if (rel.kind === 'ddl') {
+              if (m.tag === 'insert' && m.new[rel.columns.migration] === config.name) {
+                await flush();
+                await ddl.replay(ddlEntry(rel.columns, m.new), txn.commitLsn);
+                // The tables it changed are mapped again from the Relation messages that follow.
+                for (const [oid, r] of relations)
+                  if (r.kind === 'table' && !tables.has(JSON.stringify([r.table.source.schema, r.table.source.table]))) relations.delete(oid);
+                for (const [oid, r] of relations)
+                  if (r.kind === 'table' && tables.get(JSON.stringify([r.table.source.schema, r.table.source.table])) !== r.table) relations.delete(oid);
+                ddlSeen = true;
+                changes++;
+              }
             }
           } else if (m.tag === 'truncate') {
             await flush();
@@ -575,7 +641,14 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         // right now (lowest lag), or the batch is old or large enough, or the round is cancelled.
         if (!inTxn && batchEnd > position) {
           const reached = stopAt !== null && batchEnd >= stopAt;
-          if (reached || cancelledAt !== null || s.pending() === 0 || Date.now() - openedAt >= tuning.batchMs || batchChanges >= tuning.batchChanges) {
+          if (
+            reached ||
+            ddlSeen ||
+            cancelledAt !== null ||
+            s.pending() === 0 ||
+            Date.now() - openedAt >= tuning.batchMs ||
+            batchChanges >= tuning.batchChanges
+          ) {
             return commit();
           }
         }
@@ -609,13 +682,17 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       if (needsDestination(item)) {
         // Counted as applied only once committed: a batch cancelled mid-transaction rolls back.
         const before = { transactions, changes, fallbacks: stats.fallbacks, partialImages: stats.partialImages, sourceReads: stats.sourceReads };
+        const ddlBefore = { replayed: ddl.replayed, events: ddl.events.length };
         let done;
         try {
           done = await fenced(dst, config.name, runToken, () => batch(item));
         } catch (e) {
-          if (e !== rolledBack) throw e;
+          if (e !== rolledBack && !(e instanceof DdlBlocked)) throw e;
           ({ transactions, changes } = before);
           Object.assign(stats, { fallbacks: before.fallbacks, partialImages: before.partialImages, sourceReads: before.sourceReads });
+          // A DDL that cannot be replayed: the round ends before its source transaction, which the next round meets again unless skipped.
+          ddl.rollBack(ddlBefore, e instanceof DdlBlocked ? e.event : null);
+          if (e instanceof DdlBlocked) ddlBlocked = e.event;
           break;
         }
         persisted = position = done.batchEnd;
@@ -646,6 +723,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       statements: stats.statements,
       stream: { ...s.stats },
       seconds: (Date.now() - started) / 1000,
+      ddl: { replayed: ddl.replayed, events: ddl.events, blocked: ddlBlocked },
     };
   } catch (e) {
     // A background failure (or, for a failure while cancelled, the cancellation) is the reason, not the interrupted wait.

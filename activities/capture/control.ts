@@ -81,3 +81,31 @@ export async function advanceApplied(c: Client, migration: string, from: string,
   );
   if (r.rowCount !== 1) throw new ApplyTakenOverError(migration);
 }
+
+/**
+ * The apply's view of its tables (source columns, destination names and types,
+ * key) as of the applied position, once DDL has been replayed or the first round
+ * ran: written in the destination transaction of each replayed DDL, so a restart
+ * maps the stream as of its resume position, not as of the source's catalog now.
+ */
+export async function readTablesView<T>(c: Client, migration: string): Promise<T[] | null> {
+  const t = await c.query<{ t: string | null }>(`SELECT to_regclass('${CONTROL_SCHEMA}.capture_tables')::text AS t`);
+  if (!t.rows[0].t) return null;
+  const r = await c.query<{ tables: T[] }>(`SELECT tables FROM ${CONTROL_SCHEMA}.capture_tables WHERE migration = $1`, [migration]);
+  return r.rows[0]?.tables ?? null;
+}
+
+export async function writeTablesView<T>(c: Client, migration: string, tables: T[]): Promise<void> {
+  const t = await c.query<{ t: string | null }>(`SELECT to_regclass('${CONTROL_SCHEMA}.capture_tables')::text AS t`);
+  if (!t.rows[0].t) {
+    await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['pgshift control schema']);
+    await c.query(
+      `CREATE TABLE IF NOT EXISTS ${CONTROL_SCHEMA}.capture_tables (migration text PRIMARY KEY, tables jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
+    );
+  }
+  await c.query(
+    `INSERT INTO ${CONTROL_SCHEMA}.capture_tables (migration, tables) VALUES ($1, $2::jsonb)
+     ON CONFLICT (migration) DO UPDATE SET tables = EXCLUDED.tables, updated_at = now()`,
+    [migration, JSON.stringify(tables)],
+  );
+}

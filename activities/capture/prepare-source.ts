@@ -13,11 +13,13 @@
 //    starts; the slot exists before any copy snapshot is taken, so every
 //    change committed after that point is either in a snapshot or in the
 //    stream (or both), never lost.
+//  - DDL capture (activities/capture/ddl-capture.ts): event triggers writing
+//    pgshift.ddl_log, which is in the publication, when the role is superuser;
 // Idempotent: a retry reuses the slot (never a second one) and returns the
 // same consistent point, recorded on the destination.
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
-import { captureSlotName, HEARTBEAT_TABLE, publicationName, SOURCE_CONTROL_SCHEMA } from '../../lib/capture/names';
+import { captureSlotName, DDL_LOG_TABLE, HEARTBEAT_TABLE, publicationName, SOURCE_CONTROL_SCHEMA } from '../../lib/capture/names';
 import { displayName, ident, qualified } from '../../lib/ident';
 import { session, withSession } from '../../lib/io/session';
 import { keylessTablesApplied } from '../../lib/selection';
@@ -25,6 +27,7 @@ import { fenced } from '../control';
 import { readCopyTables } from '../full-load/tables';
 import { ensureCaptureTable, readCapture, recordSlot } from './control';
 import { liftSourceFence } from '../cutover/fence-source';
+import { installDdlCapture, removeDdlCapture } from './ddl-capture';
 
 export interface PrepareSourceInput {
   config: Config;
@@ -46,6 +49,8 @@ export interface PrepareSourceResult {
   replicaIdentitySet: string[];
   /** Tables without key whose replica identity was set to FULL (acknowledged primary-keys warning). */
   replicaIdentityFull: string[];
+  /** DDL on the selected schemas is captured (event trigger) and replayed; false without a superuser on the source. */
+  ddlCapture: boolean;
 }
 
 const HEARTBEAT = qualified(SOURCE_CONTROL_SCHEMA, HEARTBEAT_TABLE);
@@ -184,9 +189,17 @@ async function ensureReplicaIdentity(
   return { index: changed, full };
 }
 
-async function ensurePublication(src: Client, config: Config, tables: { schema: string; table: string }[], slotExists: boolean): Promise<void> {
+async function ensurePublication(
+  src: Client,
+  config: Config,
+  tables: { schema: string; table: string }[],
+  slotExists: boolean,
+  ddlCapture: boolean,
+): Promise<void> {
   const pub = publicationName(config);
   const all = [...tables, { schema: SOURCE_CONTROL_SCHEMA, table: HEARTBEAT_TABLE }];
+  const ddlLog = { schema: SOURCE_CONTROL_SCHEMA, table: DDL_LOG_TABLE };
+  if (ddlCapture) all.push(ddlLog);
   const list = all.map((t) => qualified(t.schema, t.table)).join(', ');
   const fix = `the source role must own the selected tables (or be superuser) to publish them: ALTER TABLE … OWNER TO ${displayName(config.source.user)};`;
   const exists = await src.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [pub]);
@@ -202,6 +215,13 @@ async function ensurePublication(src: Client, config: Config, tables: { schema: 
   const have = await src.query<{ schemaname: string; tablename: string }>('SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1', [pub]);
   const got = new Set(have.rows.map((r) => JSON.stringify([r.schemaname, r.tablename])));
   const missing = all.filter((t) => !got.has(JSON.stringify([t.schema, t.table])));
+  if (missing.length === 1 && missing[0] === ddlLog) {
+    // A slot made before DDL capture was set up: DDL is captured from now on.
+    await src
+      .query(`ALTER PUBLICATION ${ident(pub)} ADD TABLE ${qualified(ddlLog.schema, ddlLog.table)}`)
+      .catch((e) => explain(e, `cannot update publication ${pub}`, fix));
+    return;
+  }
   if (missing.length) {
     throw new Error(
       `publication ${pub} lacks ${missing.map((t) => displayName(t.schema, t.table)).join(', ')} while its slot exists already: their changes since the slot was created are not captured; ` +
@@ -221,6 +241,8 @@ export async function prepareSource(input: PrepareSourceInput): Promise<PrepareS
     const tables = await readCopyTables(src, config);
     await ensureSourceControl(src, config);
     const identities = await ensureReplicaIdentity(src, config, tables);
+    // After pgshift's own ALTERs (replica identity), before the slot: every later DDL is in the stream.
+    const ddlCapture = config.mode.incremental && (await installDdlCapture(src, config, tables));
 
     const found = await src.query<{ plugin: string | null; database: string | null; slot_type: string; confirmed: string | null }>(
       `SELECT plugin, database, slot_type, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1`,
@@ -236,7 +258,7 @@ export async function prepareSource(input: PrepareSourceInput): Promise<PrepareS
         );
       }
     }
-    await ensurePublication(src, config, tables, !!existing);
+    await ensurePublication(src, config, tables, !!existing, ddlCapture);
 
     let startLsn: string;
     let createdSlot = false;
@@ -265,6 +287,7 @@ export async function prepareSource(input: PrepareSourceInput): Promise<PrepareS
       tables: tables.map((t) => t.display),
       replicaIdentitySet: identities.index,
       replicaIdentityFull: identities.full,
+      ddlCapture,
     };
   } finally {
     await src.end().catch(() => undefined);
@@ -317,6 +340,7 @@ export async function releaseSource(input: { config: Config; keepFence?: boolean
       }
     }
     const fence = await liftSourceFence(src, config.name, { keep: input.keepFence });
+    await removeDdlCapture(src, config);
     const pub = await src.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publicationName(config)]);
     if (pub.rowCount) await src.query(`DROP PUBLICATION IF EXISTS ${ident(publicationName(config))}`);
     let droppedSchema = false;

@@ -42,6 +42,8 @@ export interface KeylessTable {
   narrow: boolean[];
   /** Partitioned on the destination: rows are named by (tableoid, ctid). */
   partitioned: boolean;
+  /** Created on the source during change capture (DDL replication): never copied, every change of it is in the stream. */
+  created?: boolean;
 }
 
 const KEEP = ident('pgshift$keep');

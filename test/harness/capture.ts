@@ -16,7 +16,8 @@ export interface CapturePair extends Pair {
   destinationAsRole(sql: string): Promise<void>;
 }
 
-export async function capturePair(opts: { source?: ClusterHandle; destination?: ClusterHandle } = {}): Promise<CapturePair> {
+/** `sourceRoleOptions`: e.g. 'SUPERUSER REPLICATION' for DDL capture (event triggers need a superuser). */
+export async function capturePair(opts: { source?: ClusterHandle; destination?: ClusterHandle; sourceRoleOptions?: string } = {}): Promise<CapturePair> {
   const pair = await makePair(opts);
   await pair.source.sql(`GRANT CREATE ON DATABASE ${pair.name} TO ${pair.source.user}`);
   if (pair.destination.cluster.version >= 15) {

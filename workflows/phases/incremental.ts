@@ -25,7 +25,7 @@ import { CancellationScope, condition, isCancellation, upsertSearchAttributes } 
 import { newCaptureProgress, recordApplyRound } from '../../lib/capture-progress';
 import { lagBucket, SA_LAG_BUCKET } from '../../lib/search-attributes';
 import { DONE, type PhaseContext, type PhaseOutcome } from './contract';
-import { alertOnApplyRound } from '../monitoring';
+import { alertOnApplyRound, alertOnDdl } from '../monitoring';
 
 /** Length of one apply round: how stale the workflow's view of the lag may get. */
 export const APPLY_ROUND_SECONDS = 20;
@@ -63,6 +63,7 @@ export function applyLane(ctx: Omit<PhaseContext, 'apply'>): ApplyLane {
             // While the lag is unknown (no heartbeat applied yet) rounds are short: a cutover needs a measured lag.
             maxSeconds: state.capture?.lagSeconds == null ? 3 : APPLY_ROUND_SECONDS,
             rowsPerSecond: state.throttle.incrementalRowsPerSecond,
+            ...(state.capture?.ddl?.skipped.length ? { ddlSkips: state.capture.ddl.skipped } : {}),
             // Catching up: the round returns as soon as it passes the consistency point, so post-data starts at once.
             ...(state.capture?.consistencyLsn && !state.capture.consistentAt ? { stopAtLsn: state.capture.consistencyLsn } : {}),
           },
@@ -84,8 +85,10 @@ export function applyLane(ctx: Omit<PhaseContext, 'apply'>): ApplyLane {
     try {
       const r = await call;
       const p = state.capture!;
+      const blockedBefore = p.ddl?.blocked?.entry ?? null;
       recordApplyRound(p, r, new Date().toISOString());
       alertOnApplyRound(acts, config, p);
+      if (r.ddl) alertOnDdl(acts, config, r.ddl.events, blockedBefore);
       const bucket = lagBucket(p.lagSeconds);
       if (bucket) upsertSearchAttributes([{ key: SA_LAG_BUCKET, value: bucket }]);
       ctx.show();
@@ -100,6 +103,12 @@ export function applyLane(ctx: Omit<PhaseContext, 'apply'>): ApplyLane {
       // Paused: nothing is consumed, the slot keeps the WAL; resume continues from the applied position.
       await condition(() => !state.paused || stopping);
       if (stopping) return;
+      // Stopped at a DDL it cannot replay: the next round waits for the operator's skip (pgshift ddl skip).
+      const blocked = state.capture?.ddl?.blocked;
+      if (blocked) {
+        await condition(() => stopping || state.paused || !!state.capture?.ddl?.skipped.includes(blocked.entry));
+        if (stopping || state.paused) continue;
+      }
       await round();
     }
   };
