@@ -60,8 +60,7 @@ export function applyLane(ctx: Omit<PhaseContext, 'apply'>): ApplyLane {
           {
             config,
             runToken: state.runToken,
-            // While the lag is unknown (no heartbeat applied yet) rounds are short: a cutover needs a measured lag.
-            maxSeconds: state.capture?.lagSeconds == null ? 3 : APPLY_ROUND_SECONDS,
+            maxSeconds: APPLY_ROUND_SECONDS,
             rowsPerSecond: state.throttle.incrementalRowsPerSecond,
             ...(state.capture?.ddl?.skipped.length ? { ddlSkips: state.capture.ddl.skipped } : {}),
             // Catching up: the round returns as soon as it passes the consistency point, so post-data starts at once.
