@@ -125,8 +125,9 @@ export async function getStatus(client: Client, idOrName: string): Promise<Migra
   for (const a of pending) {
     const payload = a.activityType?.name === 'applyChanges' && c ? a.heartbeatDetails?.payloads?.[0] : undefined;
     if (!payload) continue;
-    const beat = defaultPayloadConverter.fromPayload<Partial<ApplyBeat>>(payload);
-    if (typeof beat.appliedLsn !== 'string' || typeof beat.changes !== 'number') continue;
+    // A new attempt's keep-alive beats carry no details until its first progress beat.
+    const beat = defaultPayloadConverter.fromPayload<Partial<ApplyBeat> | null | undefined>(payload);
+    if (!beat || typeof beat.appliedLsn !== 'string' || typeof beat.changes !== 'number') continue;
     c!.appliedLsn = beat.appliedLsn;
     c!.lagSeconds = beat.lagSeconds ?? c!.lagSeconds;
     c!.lagBytes = beat.lagBytes ?? c!.lagBytes;
@@ -138,8 +139,8 @@ export async function getStatus(client: Client, idOrName: string): Promise<Migra
   for (const a of pending) {
     const payload = a.activityType?.name === 'copyChunk' ? a.heartbeatDetails?.payloads?.[0] : undefined;
     if (!payload) continue;
-    const beat = defaultPayloadConverter.fromPayload<Partial<ChunkBeat>>(payload);
-    if (typeof beat.rows !== 'number' || typeof beat.bytes !== 'number') continue;
+    const beat = defaultPayloadConverter.fromPayload<Partial<ChunkBeat> | null | undefined>(payload);
+    if (!beat || typeof beat.rows !== 'number' || typeof beat.bytes !== 'number') continue;
     f.totals.rows += beat.rows;
     f.totals.bytes += beat.bytes;
     const t = beat.table !== undefined ? tables[beat.table] : undefined;
