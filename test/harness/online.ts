@@ -62,7 +62,8 @@ export function startWorkload(source: Side): RunningWorkload {
  * starts after a pause. A round cut short leaves the source consistent (each
  * of its transactions committed or not), so the comparison still holds.
  */
-export function startTolerantWorkload(source: Side): RunningWorkload & { failedRounds(): number } {
+export function startTolerantWorkload(source: Side, opts: { pauseMs?: number } = {}): RunningWorkload & { failedRounds(): number } {
+  const pauseMs = opts.pauseMs ?? 200;
   let round = 0;
   let failed = 0;
   let writing = true;
@@ -70,7 +71,7 @@ export function startTolerantWorkload(source: Side): RunningWorkload & { failedR
     while (writing) {
       try {
         await workloadRound(source, ++round);
-        await sleep(200);
+        await sleep(pauseMs);
       } catch {
         failed++;
         await sleep(1000);

@@ -120,11 +120,14 @@ export async function databaseOutageScenario(which: 'source' | 'destination', ou
       cutover: { fence: 'none', verify: 'full' },
     });
     const server = own[which];
+    const t0 = Date.now();
+    const mark = (what: string) => console.log(`[outage ${which}] ${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
     const client = await temporalClient();
     try {
       await withWorker(taskQueue, async () => {
         await startMigration(client, config);
-        const workload = startTolerantWorkload(pair.source);
+        // A round a second: the WAL written during an outage is applied after it, within the test's budget.
+        const workload = startTolerantWorkload(pair.source, { pauseMs: 1000 });
         try {
           await waitUntil(
             'the full load has copied rows',
@@ -134,7 +137,9 @@ export async function databaseOutageScenario(which: 'source' | 'destination', ou
             },
             { timeoutMs: 60_000, everyMs: 100 },
           );
+          mark('full load copying; stopping the server');
           const during = await outage(server, client, config.name, outageMs);
+          mark('server started again');
           expect((await getStatus(client, config.name)).state.phase, 'still in the full load after the first outage').toBe('full-load');
           expect(during.filter((f) => f.type === 'ConnectionError').length, `retried failures: ${JSON.stringify(during)}`).toBeGreaterThan(0);
           expect(
@@ -144,9 +149,12 @@ export async function databaseOutageScenario(which: 'source' | 'destination', ou
           await throttle(client, config.name, { fullRowsPerSecond: null });
 
           await waitForPhase(client, config.name, 'incremental', 180_000);
+          mark('incremental');
           const before = workload.rounds();
           await waitUntil('two workload rounds in the incremental phase', async () => workload.rounds() >= before + 2, { timeoutMs: 60_000 });
+          mark('stopping the server');
           const applying = await outage(server, client, config.name, outageMs);
+          mark('server started again');
           expect(
             applying.some((f) => f.activity === 'applyChanges' && f.type === 'ConnectionError'),
             `retried failures: ${JSON.stringify(applying)}`,
@@ -162,7 +170,9 @@ export async function databaseOutageScenario(which: 'source' | 'destination', ou
           await workload.stop();
         }
         if (which === 'source') expect(workload.failedRounds(), 'workload rounds cut short by the outages').toBeGreaterThan(0);
+        mark('workload stopped');
         await waitUntilApplied(pair, config, 120_000);
+        mark('applied');
         await expectOnlineTablesIdentical(pair);
         const s = await getStatus(client, config.name);
         expect(s.state.phase).toBe('incremental');
@@ -170,6 +180,7 @@ export async function databaseOutageScenario(which: 'source' | 'destination', ou
 
         await cutOver(client, config.name, { fence: 'none', verify: 'full' });
         const final = await waitForMigration(client, config.name);
+        mark('cut over');
         expect(final.state.errors).toEqual([]);
         expect(final.state.phase).toBe('done');
         expect(final.state.cutover!.verification).toMatch(/all consistent/);
