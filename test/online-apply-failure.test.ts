@@ -33,6 +33,7 @@ describe('apply failure past the other-failure window', () => {
       await pair.source.sql(`UPDATE shop.customers SET updates = updates + 1 WHERE id <= 100`);
       const updated = async () => (await pair.destination.sql<{ n: number }>(`SELECT count(*)::int AS n FROM shop.customers WHERE updates = 1`))[0].n;
       await waitUntil('the first change is applied', async () => (await updated()) === 100, { timeoutMs: 30_000, everyMs: 250 });
+      const committedAt = Date.now();
       await pair.source.sql(
         `BEGIN; INSERT INTO shop.tags SELECT g, 'tag ' || g FROM generate_series(100, 199) g; UPDATE shop.tags SET label = 'forbidden' WHERE id = 142; COMMIT`,
       );
@@ -45,6 +46,18 @@ describe('apply failure past the other-failure window', () => {
       );
       expect(retried.type).toBe('OperationError');
       expect(retried.message).toMatch(/shop\.tags, key \(id\)=\(142\)/);
+      // Between attempts the last beat says since when the round fails: the window counts from there.
+      const beat = await waitUntil(
+        'a failed attempt records when the failures began',
+        async () =>
+          (await pendingFailures(client, config.name)).find(
+            (f) => f.activity === 'applyChanges' && typeof (f.details as { failingSince?: { other?: unknown } } | undefined)?.failingSince?.other === 'number',
+          ),
+        { timeoutMs: 30_000, everyMs: 100 },
+      );
+      const since = (beat.details as { failingSince: { other: number } }).failingSince.other;
+      expect(since).toBeGreaterThanOrEqual(committedAt);
+      expect(since).toBeLessThan(Date.now());
 
       const err = await waitForMigration(client, config.name).then(
         () => null,
@@ -57,7 +70,9 @@ describe('apply failure past the other-failure window', () => {
       expect(root.message).toMatch(/^table shop\.tags, key \(id\)=\(142\), update: .*tags_label_not_forbidden.*\[23514\].*1-minute other-failure retry window/);
       expect(root.type).toBe('RetryWindowExceeded');
       expect(root.nonRetryable).toBe(true);
-      expect(elapsed).toBeGreaterThan(50);
+      // The window counts from the first failure, not from the round's start.
+      expect((Date.now() - since) / 1000).toBeGreaterThanOrEqual(60);
+      expect(elapsed).toBeGreaterThan(55);
       expect(elapsed).toBeLessThan(150);
 
       const s = await getStatus(client, config.name);
