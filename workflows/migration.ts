@@ -20,7 +20,6 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 export * from './definitions';
-import type { Config } from '../lib/config';
 import {
   abortSignal,
   configQuery,
