@@ -57,11 +57,18 @@ function recordFailingSince(failingSince: FailureBeat['failingSince']): void {
   }
 }
 
-/** An error's message with its SQLSTATE (or system error code) appended, as the operator reads it. */
+/**
+ * An error's message with its SQLSTATE (or system error code) appended, as the operator reads it; a
+ * constraint violation's key from the server's detail too (`Key (id)=(5) already exists.`): a deferred
+ * constraint fails at COMMIT, where nothing else names the row.
+ */
 export function withCode(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code && !message.endsWith(`[${code}]`) ? `${message} [${code}]` : message;
+  if (typeof code !== 'string' || !code || message.endsWith(`[${code}]`)) return message;
+  const detail = (err as { detail?: unknown } | null)?.detail;
+  const key = typeof detail === 'string' && detail.startsWith('Key (') && !message.includes(detail) ? ` (${detail.slice(0, 500)})` : '';
+  return `${message}${key} [${code}]`;
 }
 
 /** Put the object an error is about (a table, a chunk, a sequence) in front of its message; its code stays for the classification. */

@@ -82,6 +82,11 @@ describe('apply failure past the other-failure window', () => {
       expect(await updated()).toBe(100);
       expect(await pair.destination.sql(`SELECT count(*)::int AS n FROM shop.tags WHERE id >= 100`)).toEqual([{ n: 0 }]);
       expect(await sourceLeftovers(pair, config.name)).toEqual({ slots: '0', pubs: '0', schema: false });
+      // What the activity cannot classify (a worker dying on every attempt, none at all) is retried up to the 7-day ceiling.
+      const { events } = await client.workflow.getHandle(s.workflowId).fetchHistory();
+      const round = events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyChanges')!.activityTaskScheduledEventAttributes!;
+      expect(Number(round.scheduleToCloseTimeout!.seconds)).toBe(7 * 24 * 3600);
+      expect(Number(round.retryPolicy!.maximumInterval!.seconds)).toBe(15);
     });
     await client.connection.close();
   }, 240_000);
