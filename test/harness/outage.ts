@@ -129,7 +129,9 @@ export async function databaseOutageScenario(which: 'source' | 'destination', ou
     });
     const server = own[which];
     const t0 = Date.now();
-    const mark = (what: string) => console.log(`[outage ${which}] ${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
+    // The timeline, printed once at the end (where the time went, when the machine is slow).
+    const timeline: string[] = [];
+    const mark = (what: string) => void timeline.push(`${((Date.now() - t0) / 1000).toFixed(1)} s ${what}`);
     const client = await temporalClient();
     try {
       await withWorker(taskQueue, async () => {
@@ -157,7 +159,6 @@ export async function databaseOutageScenario(which: 'source' | 'destination', ou
           await throttle(client, config.name, { fullRowsPerSecond: null });
 
           await waitForPhase(client, config.name, 'incremental', 180_000, mark);
-          mark('incremental');
           const before = workload.rounds();
           await waitUntil('two workload rounds in the incremental phase', async () => workload.rounds() >= before + 2, { timeoutMs: 60_000 });
           mark('stopping the server');
@@ -196,6 +197,7 @@ export async function databaseOutageScenario(which: 'source' | 'destination', ou
         expect(await sourceLeftovers(pair, config.name)).toEqual({ slots: '0', pubs: '0', schema: false });
       });
     } finally {
+      console.log(`${which} outage timeline: ${timeline.join(' | ')}`);
       await client.connection.close();
     }
   } finally {
