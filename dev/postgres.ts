@@ -45,7 +45,12 @@ export interface ClusterHandle extends ClusterRef {
 export interface LocalCluster extends ClusterHandle {
   dataDir: string;
   binDir: string;
+  /** Stop and remove the cluster. */
   stop(): Promise<void>;
+  /** Shut the server down (`pg_ctl stop -m fast`), keeping its data directory and port: an outage. */
+  shutDown(): Promise<void>;
+  /** Start a shut-down server again on the same data directory and port. */
+  startAgain(): Promise<void>;
 }
 
 /** Superuser access to a running cluster. */
@@ -160,6 +165,8 @@ export async function startCluster(opts: ClusterOptions): Promise<LocalCluster> 
     dataDir,
     binDir,
     stop: () => stopCluster(binDir, pgdata, dataDir, port),
+    shutDown: () => runPg(binDir, 'pg_ctl', ['-D', pgdata, '-m', 'fast', '-w', '-t', '60', 'stop']).then(() => undefined),
+    startAgain: () => runPg(binDir, 'pg_ctl', ['-D', pgdata, '-l', path.join(dataDir, 'server.log'), '-w', '-t', '60', 'start']).then(() => undefined),
   };
 }
 

@@ -38,16 +38,57 @@ export interface DevServer {
   address: string;
   uiUrl: string;
   namespace: string;
+  /** The server process now (a new one after startAgain). */
   pid: number;
   ports: number[];
   stop(): Promise<void>;
+  /** SIGKILL the server: an outage (with `dbFile` its state survives). */
+  kill(): Promise<void>;
+  /** Start the server again on the same ports (and database file). */
+  startAgain(): Promise<void>;
 }
 
-export function startDevServer(opts: { namespace?: string; ui?: boolean } = {}): Promise<DevServer> {
+export interface DevServerOptions {
+  namespace?: string;
+  ui?: boolean;
+  /** Keep the server's state in this SQLite file (`--db-filename`), so a restart resumes its workflows. */
+  dbFile?: string;
+}
+
+export function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
   return startOnFreePorts(() => startDevServerOnce(opts));
 }
 
-async function startDevServerOnce(opts: { namespace?: string; ui?: boolean }): Promise<DevServer> {
+interface Running {
+  child: ChildProcess;
+  exited: Promise<void>;
+}
+
+/** Spawn the server and wait until it answers on `address`. */
+async function spawnServer(cli: string, args: string[], address: string): Promise<Running> {
+  const child: ChildProcess = spawn(cli, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`temporal dev server exited (${child.exitCode}): ${stderr}`);
+    try {
+      const conn = await Connection.connect({ address, connectTimeout: 1000 });
+      await conn.workflowService.getSystemInfo({});
+      await conn.close();
+      return { child, exited };
+    } catch (e) {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`temporal dev server did not answer on ${address} within 60 s: ${stderr || e}`, { cause: e });
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+async function startDevServerOnce(opts: DevServerOptions): Promise<DevServer> {
   const cli = resolveTemporalCli();
   const [port, uiPort, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const namespace = opts.namespace ?? 'default';
@@ -67,41 +108,31 @@ async function startDevServerOnce(opts: { namespace?: string; ui?: boolean }): P
     '--log-level',
     'error',
     ...(opts.ui === false ? ['--headless'] : ['--ui-port', String(uiPort), '--ui-disable-news-fetch']),
+    ...(opts.dbFile ? ['--db-filename', opts.dbFile] : []),
     ...SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${cliType(k.type)}`]),
   ];
-  const child: ChildProcess = spawn(cli, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   const address = `127.0.0.1:${port}`;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`temporal dev server exited (${child.exitCode}): ${stderr}`);
-    try {
-      const conn = await Connection.connect({ address, connectTimeout: 1000 });
-      await conn.workflowService.getSystemInfo({});
-      await conn.close();
-      break;
-    } catch (e) {
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new Error(`temporal dev server did not answer on ${address} within 60 s: ${stderr || e}`, { cause: e });
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-  return {
+  let running = await spawnServer(cli, args, address);
+  const kill = async (signal: NodeJS.Signals) => {
+    const { child, exited } = running;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const server: DevServer = {
     address,
     uiUrl: `http://127.0.0.1:${uiPort}`,
     namespace,
-    pid: child.pid!,
+    pid: running.child.pid!,
     ports: [port, uiPort, httpPort, metricsPort],
-    async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
+    stop: () => kill('SIGTERM'),
+    kill: () => kill('SIGKILL'),
+    async startAgain() {
+      running = await spawnServer(cli, args, address);
+      server.pid = running.child.pid!;
     },
   };
+  return server;
 }

@@ -17,15 +17,33 @@
 // swapping a value, an FK without replica role), the piece is rolled back to
 // its savepoint and applied again in halves, down to change by change in
 // source order (always a valid order) for the few changes around the conflict.
+// A data or constraint error that order cannot cure (a destination-only CHECK,
+// a value the destination type refuses) is narrowed the same way, so the
+// failure names the change: its table, its key and its operation.
 import type { Client } from 'pg';
-import { isPartial, type Key, keyString, type RowChange, TableBatch, type FinalState } from '../../lib/capture/batch';
+import { isPartial, type Key, keyOf, keyString, type RowChange, TableBatch, type FinalState } from '../../lib/capture/batch';
 import { type Datum, UNCHANGED } from '../../lib/capture/pgoutput';
 import { type ApplyTable, deleteSql, partialUpdateSql, readColumnsSql, textArrayLiteral, truncateSql, upsertSql } from '../../lib/capture/sql';
+import { about } from '../retry';
 
 type Image = Extract<FinalState, { kind: 'image' }>;
 
 /** Errors where row order matters: unique/exclusion/FK violations, a key twice in one upsert. */
 const ORDER_SENSITIVE = new Set(['23505', '23P01', '23503', '21000']);
+/** Errors a row's values cause (data exceptions, integrity violations): narrowed down to the change, so the failure names its key. */
+const rowError = (code: string) => code.startsWith('22') || code.startsWith('23');
+
+/** Name the change an error is about: its table, its key and what it did, e.g. `table shop.t, key (id)=(5), insert: …`. */
+function aboutChange({ table, change }: Piece['changes'][number], err: unknown): unknown {
+  let key: Key | null = null;
+  try {
+    key = change.op === 'delete' ? change.oldKey : keyOf(change.values, table.key, table.display);
+  } catch {
+    // the key itself is what failed: the message says so
+  }
+  const cols = table.key.map((i) => table.columns[i].source).join(', ');
+  return about(`table ${table.display}${key ? `, key (${cols})=(${key.join(', ')})` : ''}, ${change.op}`, err);
+}
 
 export class Piece {
   readonly tables = new Map<ApplyTable, TableBatch>();
@@ -189,12 +207,19 @@ async function applyRange(ctx: PieceContext, stats: PieceStats, changes: Piece['
   await ctx.dst.query('SAVEPOINT pgshift_piece');
   try {
     if (changes.length <= ROW_BY_ROW && !tables) {
-      for (const c of changes) await applyCollapsed(ctx, stats, collapse([c]));
+      for (const c of changes) {
+        try {
+          await applyCollapsed(ctx, stats, collapse([c]));
+        } catch (e) {
+          throw aboutChange(c, e);
+        }
+      }
     } else {
       await applyCollapsed(ctx, stats, tables ?? collapse(changes));
     }
   } catch (e) {
-    if (!ORDER_SENSITIVE.has((e as { code?: string }).code ?? '') || (changes.length <= ROW_BY_ROW && !tables)) throw e;
+    const code = (e as { code?: string }).code ?? '';
+    if (!(ORDER_SENSITIVE.has(code) || rowError(code)) || (changes.length <= ROW_BY_ROW && !tables)) throw e;
     await ctx.dst.query('ROLLBACK TO SAVEPOINT pgshift_piece');
     if (tables) stats.fallbacks++;
     if (changes.length <= ROW_BY_ROW) {

@@ -85,7 +85,10 @@ export function isConnectionError(err: unknown): boolean {
   if (!e) return false;
   if (err instanceof ConnectionSetupError) return err.transient;
   if (e.code && (TRANSIENT_CODES.has(e.code) || e.code.startsWith('08') || ['57P01', '57P02', '57P03', '53300'].includes(e.code))) return true;
-  return /Connection terminated|timeout expired|Connection ended unexpectedly/i.test(e.message ?? '');
+  // node-postgres' own texts: a session lost mid-query, and a query on a session an earlier error already broke.
+  return /Connection terminated|timeout expired|Connection ended unexpectedly|has encountered a connection error and is not queryable|Client was closed and is not queryable/i.test(
+    e.message ?? '',
+  );
 }
 
 /** Explain a connect failure in terms of the config fields that cause it. */

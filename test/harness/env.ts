@@ -95,17 +95,18 @@ export async function makePair(opts: { source?: ClusterHandle; destination?: Clu
   return { name, source, destination, raw, config: (o) => parseConfig(raw(o)) };
 }
 
-export async function temporalClient(): Promise<TemporalClient> {
+/** A client of the suite's Temporal server (or of the server at `address`). */
+export async function temporalClient(address?: string): Promise<TemporalClient> {
   const t = inject('temporal');
-  const connection = await Connection.connect({ address: t.address });
+  const connection = await Connection.connect({ address: address ?? t.address });
   return new TemporalClient({ connection, namespace: t.namespace });
 }
 
-/** Run a real worker on its own task queue while `fn` runs. */
-export async function withWorker<T>(taskQueue: string, fn: () => Promise<T>): Promise<T> {
+/** Run a real worker on its own task queue while `fn` runs (on the suite's Temporal server, or the one at `address`). */
+export async function withWorker<T>(taskQueue: string, fn: () => Promise<T>, address?: string): Promise<T> {
   quietRuntime();
   const t = inject('temporal');
-  const connection = await NativeConnection.connect({ address: t.address });
+  const connection = await NativeConnection.connect({ address: address ?? t.address });
   try {
     const worker = await Worker.create({
       connection,

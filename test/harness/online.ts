@@ -56,6 +56,38 @@ export function startWorkload(source: Side): RunningWorkload {
   };
 }
 
+/**
+ * Workload rounds that go on through an outage of the source: a round that
+ * fails (the server is down, a session is ended) is counted and the next round
+ * starts after a pause. A round cut short leaves the source consistent (each
+ * of its transactions committed or not), so the comparison still holds.
+ */
+export function startTolerantWorkload(source: Side, opts: { pauseMs?: number } = {}): RunningWorkload & { failedRounds(): number } {
+  const pauseMs = opts.pauseMs ?? 200;
+  let round = 0;
+  let failed = 0;
+  let writing = true;
+  const running = (async () => {
+    while (writing) {
+      try {
+        await workloadRound(source, ++round);
+        await sleep(pauseMs);
+      } catch {
+        failed++;
+        await sleep(1000);
+      }
+    }
+  })();
+  return {
+    rounds: () => round,
+    failedRounds: () => failed,
+    stop: async () => {
+      writing = false;
+      await running;
+    },
+  };
+}
+
 /** Wait until the destination has applied everything the source committed so far. */
 export async function waitUntilApplied(pair: CapturePair, config: Config, timeoutMs: number): Promise<void> {
   const end = parseLsn(await sourceInsertLsn(pair.source));
