@@ -19,6 +19,7 @@ import {
   type CutoverRequest,
   type MigrationStatus,
   pauseSignal,
+  ddlSkipSignal,
   requestCutoverUpdate,
   resumeSignal,
   statusQuery,
@@ -102,7 +103,7 @@ export async function startMigration(client: Client, config: Config, opts: CallO
     staticDetails: [
       `Migration **${config.name}**, environment ${config.environmentTag || '(none)'}.`,
       `Schemas: ${config.objects.schemas.join(', ')}; include ${config.objects.include.length || 'all'}, exclude ${config.objects.exclude.length}.`,
-      `Signals: throttle, pause, resume, abort, cutover. Update: requestCutover. Query: status.`,
+      `Signals: throttle, pause, resume, abort, cutover, ddlSkip. Update: requestCutover. Query: status.`,
     ].join('\n'),
   });
   return workflowId;
@@ -125,9 +126,9 @@ export async function getStatus(client: Client, idOrName: string): Promise<Migra
   for (const a of pending) {
     const payload = a.activityType?.name === 'applyChanges' && c ? a.heartbeatDetails?.payloads?.[0] : undefined;
     if (!payload) continue;
-    // A new attempt's keep-alive beats carry no details until its first progress beat.
-    const beat = defaultPayloadConverter.fromPayload<Partial<ApplyBeat> | null | undefined>(payload);
-    if (!beat || typeof beat.appliedLsn !== 'string' || typeof beat.changes !== 'number') continue;
+    // A beat without details (the keep-alive's) decodes to undefined.
+    const beat = defaultPayloadConverter.fromPayload<Partial<ApplyBeat> | undefined>(payload);
+    if (typeof beat?.appliedLsn !== 'string' || typeof beat.changes !== 'number') continue;
     c!.appliedLsn = beat.appliedLsn;
     c!.lagSeconds = beat.lagSeconds ?? c!.lagSeconds;
     c!.lagBytes = beat.lagBytes ?? c!.lagBytes;
@@ -139,7 +140,7 @@ export async function getStatus(client: Client, idOrName: string): Promise<Migra
   for (const a of pending) {
     const payload = a.activityType?.name === 'copyChunk' ? a.heartbeatDetails?.payloads?.[0] : undefined;
     if (!payload) continue;
-    const beat = defaultPayloadConverter.fromPayload<Partial<ChunkBeat> | null | undefined>(payload);
+    const beat = defaultPayloadConverter.fromPayload<Partial<ChunkBeat> | undefined>(payload);
     if (!beat || typeof beat.rows !== 'number' || typeof beat.bytes !== 'number') continue;
     f.totals.rows += beat.rows;
     f.totals.bytes += beat.bytes;
@@ -157,6 +158,12 @@ export async function pause(client: Client, idOrName: string): Promise<void> {
 
 export async function resume(client: Client, idOrName: string): Promise<void> {
   await client.workflow.getHandle(toWorkflowId(idOrName)).signal(resumeSignal);
+}
+
+/** Skip one captured DDL entry the apply stopped at (`pgshift ddl skip ID ENTRY`); the signal is recorded in the workflow history. */
+export async function skipDdl(client: Client, idOrName: string, entry: number): Promise<void> {
+  if (!Number.isSafeInteger(entry) || entry <= 0) throw new Error(`DDL entry ${entry}: expected the positive entry number status shows`);
+  await client.workflow.getHandle(toWorkflowId(idOrName)).signal(ddlSkipSignal, entry);
 }
 
 export async function abort(client: Client, idOrName: string): Promise<void> {
