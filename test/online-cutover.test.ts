@@ -16,37 +16,12 @@ import { describe, expect, it } from 'vitest';
 import { runCli } from './harness/cli';
 import { abort, cutover, getStatus, startMigration, throttle, waitForMigration } from '../client';
 import { syncSequences } from '../activities/sequences';
-import { expectOnlineTablesIdentical, workloadRound } from './fixtures/online-workload';
-import { clusters, temporalClient, uid, withWorker, type Side } from './harness/env';
+import { expectOnlineTablesIdentical } from './fixtures/online-workload';
+import { clusters, temporalClient, uid, withWorker } from './harness/env';
 import { sleep, waitUntil } from './harness/wait';
-import { onlineConfig, onlinePair } from './harness/online';
+import { onlineConfig, onlinePair, startTolerantWorkload } from './harness/online';
 import type { CapturePair } from './harness/capture';
 import { recordHistories } from './harness/histories';
-
-/** Workload rounds until a write fails; the failure (the fence's) is kept, not thrown. */
-function fencedWorkload(source: Side) {
-  let round = 0;
-  let writing = true;
-  let failure: (Error & { code?: string }) | null = null;
-  const running = (async () => {
-    while (writing && !failure) {
-      try {
-        await workloadRound(source, ++round);
-      } catch (e) {
-        failure = e as Error & { code?: string };
-      }
-      await sleep(100);
-    }
-  })();
-  return {
-    rounds: () => round,
-    failure: () => failure,
-    stop: async () => {
-      writing = false;
-      await running;
-    },
-  };
-}
 
 async function sourceObjects(pair: CapturePair, name: string) {
   const [r] = await pair.source.sql<{ slots: string; pubs: string; schema: boolean; readonly: string | null }>(
@@ -79,7 +54,7 @@ describe('cutover', () => {
     await withWorker(taskQueue, async () => {
       await startMigration(client, config);
       await waitUntil('the slot exists', async () => (await getStatus(client, config.name)).state.capture, { timeoutMs: 60_000, everyMs: 100 });
-      const workload = fencedWorkload(pair.source);
+      const workload = startTolerantWorkload(pair.source, { pauseMs: 100 });
       try {
         await waitUntil('the full load runs', async () => (await getStatus(client, config.name)).state.phase === 'full-load', {
           timeoutMs: 60_000,
@@ -114,11 +89,11 @@ describe('cutover', () => {
           answer = await cutover(client, config.name);
         }
         expect(answer).toEqual({ accepted: true, fence: 'read-only', verify: 'full' });
-        await waitUntil('the fence stops the workload', async () => workload.failure(), { timeoutMs: 60_000, everyMs: 100 });
+        await waitUntil('the fence stops the workload', async () => workload.lastFailure(), { timeoutMs: 60_000, everyMs: 100 });
       } finally {
         await workload.stop();
       }
-      expect(workload.failure()!.message).toMatch(/read-only transaction|terminat|connection/);
+      expect(workload.lastFailure()!.message).toMatch(/read-only transaction|terminat|connection/);
 
       const final = await waitForMigration(client, config.name);
       await recordHistories(client, final.workflowId, 'migration-online-cutover');

@@ -564,6 +564,16 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         // Tables without key after the keyed ones; without replica role (FK checks fire) the two never hold changes at once.
         if (keyless.size) await applyKeyless(dst, stats, keyless);
       };
+      /** A row change was queued: count it, pace it, and apply the pending piece once it is full. */
+      const added = async () => {
+        batchChanges++;
+        changes++;
+        if (++unthrottled >= 100) {
+          await limiter.take(unthrottled, 0);
+          unthrottled = 0;
+        }
+        if (piece.size + keyless.size >= tuning.pieceChanges || piece.bytes + keyless.bytes >= tuning.pieceBytes) await flush();
+      };
       const commit = async () => {
         await flush();
         await advanceApplied(dst, config.name, formatLsn(persisted), formatLsn(batchEnd), sourceTime);
@@ -586,24 +596,12 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
                   keylessChange(rel.table, m, txn, (tuple) => reorder(rel, tuple)),
                   item.bytes,
                 );
-                batchChanges++;
-                changes++;
-                if (++unthrottled >= 100) {
-                  await limiter.take(unthrottled, 0);
-                  unthrottled = 0;
-                }
-                if (piece.size + keyless.size >= tuning.pieceChanges || piece.bytes + keyless.bytes >= tuning.pieceBytes) await flush();
+                await added();
               }
             } else if (rel.kind === 'table') {
               if (!replicaRole && keyless.size) await flush();
               piece.add(rel.table, rowChange(rel, m), item.bytes);
-              batchChanges++;
-              changes++;
-              if (++unthrottled >= 100) {
-                await limiter.take(unthrottled, 0);
-                unthrottled = 0;
-              }
-              if (piece.size + keyless.size >= tuning.pieceChanges || piece.bytes + keyless.bytes >= tuning.pieceBytes) await flush();
+              await added();
             } else if (rel.kind === 'ddl') {
               if (m.tag === 'insert' && m.new[rel.columns.migration] === config.name) {
                 await flush();

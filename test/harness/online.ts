@@ -57,23 +57,28 @@ export function startWorkload(source: Side): RunningWorkload {
 }
 
 /**
- * Workload rounds that go on through an outage of the source: a round that
- * fails (the server is down, a session is ended) is counted and the next round
- * starts after a pause. A round cut short leaves the source consistent (each
+ * Workload rounds that go on through an outage of the source (or its fence):
+ * a round that fails (the server is down, a session is ended, the database is
+ * read-only) is counted, its error kept, and the next round starts after a pause. A round cut short leaves the source consistent (each
  * of its transactions committed or not), so the comparison still holds.
  */
-export function startTolerantWorkload(source: Side, opts: { pauseMs?: number } = {}): RunningWorkload & { failedRounds(): number } {
+export function startTolerantWorkload(
+  source: Side,
+  opts: { pauseMs?: number } = {},
+): RunningWorkload & { failedRounds(): number; lastFailure(): (Error & { code?: string }) | null } {
   const pauseMs = opts.pauseMs ?? 200;
   let round = 0;
   let failed = 0;
+  let last: (Error & { code?: string }) | null = null;
   let writing = true;
   const running = (async () => {
     while (writing) {
       try {
         await workloadRound(source, ++round);
         await sleep(pauseMs);
-      } catch {
+      } catch (e) {
         failed++;
+        last = e as Error & { code?: string };
         await sleep(1000);
       }
     }
@@ -81,6 +86,7 @@ export function startTolerantWorkload(source: Side, opts: { pauseMs?: number } =
   return {
     rounds: () => round,
     failedRounds: () => failed,
+    lastFailure: () => last,
     stop: async () => {
       writing = false;
       await running;
