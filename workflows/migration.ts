@@ -109,6 +109,8 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     if (!state.capture || !Number.isSafeInteger(entry) || entry <= 0) return;
     const d = (state.capture.ddl ??= newDdlProgress());
     if (!d.skipped.includes(entry)) d.skipped.push(entry);
+    // Status no longer shows the apply stopped at it: the next round (started at once) passes it by.
+    if (d.blocked?.entry === entry) d.blocked = null;
     d.skipped.splice(0, Math.max(0, d.skipped.length - 200));
     show();
   });
