@@ -1,12 +1,14 @@
 // DDL replication end to end through the workflow (a real worker, 15 → 18,
 // superuser source role for the event trigger): during the incremental phase a
-// CHECK the destination refuses (a row only there violates it) stops the
-// apply — `pgshift status` names the entry, its LSN and the statement, a
-// critical `ddl` alert reaches a local webhook — until the operator fixes the
-// destination by hand and runs `pgshift ddl skip ID ENTRY` (the real CLI; the
-// signal is in the workflow history). The writes after it flow, then an ADD
-// COLUMN with rows before and after it flows too, and a cutover (fence none,
-// full verification) ends the migration with a clean final verification.
+// SET TABLESPACE is only reported (a warning alert), and a CHECK the
+// destination refuses (a row only there violates it) stops the apply — a
+// cutover is refused meanwhile, `pgshift status` names the entry, its LSN and
+// the statement, a critical `ddl` alert reaches a local webhook — until the
+// operator fixes the destination by hand and runs `pgshift ddl skip ID ENTRY`
+// (the real CLI; the signal is in the workflow history). The writes after it
+// flow, then an ADD COLUMN with rows before and after it flows too, and a
+// cutover (fence none, full verification) ends the migration with a clean
+// final verification.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -66,6 +68,10 @@ describe('DDL replication through the workflow', () => {
         await waitUntilApplied(pair, config, 30_000);
         await rowsEqual();
 
+        // A DDL that changes nothing pgshift replicates is reported (a warning alert), and the apply goes on.
+        await pair.source.sql(`ALTER TABLE app.items SET TABLESPACE pg_default`);
+        const reported = await waitUntil('the tablespace alert', async () => hook.received.find((a) => a.kind === 'ddl'), { timeoutMs: 30_000 });
+        expect(reported).toMatchObject({ severity: 'warning', details: { statement: expect.stringContaining('SET TABLESPACE'), stopped: false } });
         // A row only on the destination makes the destination refuse the CHECK.
         await pair.destination.sql(`INSERT INTO app.items VALUES (-1, -1, 'only here')`);
         await pair.source.sql(`ALTER TABLE app.items ADD CONSTRAINT qty_positive CHECK (qty > 0)`);
@@ -86,10 +92,15 @@ describe('DDL replication through the workflow', () => {
         expect(status.stdout).toContain(`the apply stopped at DDL entry ${blocked.entry} (ALTER TABLE at LSN ${blocked.lsn})`);
         expect(status.stdout).toContain('ADD CONSTRAINT qty_positive CHECK (qty > 0)');
         expect(status.stdout).toContain(`pgshift ddl skip <ID> ${blocked.entry}`);
-        const alert = await waitUntil('the ddl alert', async () => hook.received.find((a) => a.kind === 'ddl'), { timeoutMs: 15_000 });
+        const alert = await waitUntil('the critical ddl alert', async () => hook.received.find((a) => a.kind === 'ddl' && a.severity === 'critical'), {
+          timeoutMs: 15_000,
+        });
         expect(alert).toMatchObject({ migration: config.name, severity: 'critical', details: { entry: blocked.entry, lsn: blocked.lsn, stopped: true } });
         expect(alert.message).toContain(`pgshift ddl skip ${config.name} ${blocked.entry}`);
 
+        // No cutover while the apply cannot drain past the entry.
+        const refused = await cutover(client, config.name);
+        expect(refused).toEqual({ accepted: false, reason: expect.stringContaining(`stopped at DDL entry ${blocked.entry}`) });
         // The operator fixes the destination by hand, then skips the entry.
         await pair.destination.sql(`DELETE FROM app.items WHERE id = -1; ALTER TABLE app.items ADD CONSTRAINT qty_positive CHECK (qty > 0)`);
         const skip = await runCli(['ddl', 'skip', config.name, String(blocked.entry)]);

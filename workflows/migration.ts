@@ -128,6 +128,13 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     return null;
   };
   const refusal = (req?: CutoverRequest) => invalidChoice(req) ?? cutoverRefusal(state, config, cutoverChoice(req));
+  // Stopped at a DDL it cannot replay, the apply would never drain past it: a fenced source would stay fenced.
+  const ddlRefusal = (): string | null => {
+    const b = state.capture?.ddl?.blocked;
+    return b
+      ? `the apply is stopped at DDL entry ${b.entry} (${b.tag} at LSN ${b.lsn}): fix the destination by hand if needed, then pgshift ddl skip ${config.name} ${b.entry}`
+      : null;
+  };
   const acceptCutover = (req?: CutoverRequest) => {
     const choice = cutoverChoice(req);
     state.cutover = newCutover(new Date().toISOString(), (state.cutover?.attempt ?? 0) + 1, choice.fence, choice.verify);
@@ -137,12 +144,13 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
   };
   setHandler(requestCutoverUpdate, (req?: CutoverRequest) => ({ accepted: true as const, ...acceptCutover(req) }), {
     validator: (req?: CutoverRequest) => {
-      const why = refusal(req);
+      // Validators do not run on replay: no patch needed here.
+      const why = refusal(req) ?? ddlRefusal();
       if (why) throw new Error(why);
     },
   });
   setHandler(cutoverSignal, (req?: CutoverRequest) => {
-    const why = refusal(req);
+    const why = refusal(req) ?? (state.capture?.ddl?.blocked && patched('cutover-refused-at-blocked-ddl') ? ddlRefusal() : null);
     if (why) {
       state.cutoverRefused = { at: new Date().toISOString(), reason: why };
       show();
