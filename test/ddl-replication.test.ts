@@ -14,6 +14,7 @@ import { releaseSource } from '../activities/capture/prepare-source';
 import type { ConfigInput } from '../lib/config';
 import { planAllTables } from './harness/full-load';
 import { capturePair, type CapturePair } from './harness/capture';
+import { clusters } from './harness/env';
 import { sourceInsertLsn, tableRows } from './harness/capture-compare';
 
 const SCHEMA = `
@@ -87,30 +88,39 @@ async function migrated(pair: CapturePair, overrides: Partial<ConfigInput> = {})
 const SUPER = { sourceRoleOptions: 'SUPERUSER REPLICATION' };
 
 describe('DDL replication', () => {
-  it('replays the DDL sequence in stream order, interleaved with writes: data equal, schema verification clean (15 → 18)', async () => {
-    const pair = await capturePair(SUPER);
-    await pair.source.sql(SCHEMA);
-    const { config, prepared } = await migrated(pair);
-    expect(prepared.ddlCapture).toBe(true);
-    // First round before any DDL, so the apply's table view is recorded as of the stream.
-    await applyChanges({ config, runToken: pair.runToken, stopAtLsn: await sourceInsertLsn(pair.source) });
-    for (const step of DDL_STEPS) await pair.source.sql(step);
-    const r = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: await sourceInsertLsn(pair.source) });
-    expect(r.ddl?.blocked ?? null).toBeNull();
-    expect(r.ddl?.events.filter((e) => e.what !== 'replayed')).toEqual([]);
-    expect(r.ddl!.replayed).toBeGreaterThanOrEqual(13);
-    for (const t of DDL_TABLES) {
-      expect(await tableRows(pair.destination, t.destination ?? t.source, t.orderBy), t.source).toEqual(await tableRows(pair.source, t.source, t.orderBy));
-    }
-    expect(await pair.destination.sql(`SELECT to_regclass('app.gone') AS t`)).toEqual([{ t: null }]);
-    const loose = await pair.source.sql<{ r: string }>(`SELECT relreplident::text AS r FROM pg_class WHERE oid = 'app.loose'::regclass`);
-    expect(loose[0].r).toBe('f');
-    const v = await verifySchema({ config });
-    expect(v.differences).toEqual([]);
-    // Release removes the event triggers and the function.
-    await releaseSource({ config });
-    expect(await pair.source.sql(`SELECT evtname FROM pg_event_trigger WHERE evtname LIKE $1`, [`%${config.name}`])).toEqual([]);
-  }, 90_000);
+  // 11 → 14 too: the event-trigger function and the shapes it records must work on the oldest supported source.
+  it.each([
+    ['15', '18'],
+    ['11', '14'],
+  ] as const)(
+    'replays the DDL sequence in stream order, interleaved with writes: data equal, schema verification clean (%s → %s)',
+    async (from, to) => {
+      const cs = clusters();
+      const pair = await capturePair({ ...SUPER, source: cs[`pg${from}`], destination: cs[`pg${to}`] });
+      await pair.source.sql(SCHEMA);
+      const { config, prepared } = await migrated(pair);
+      expect(prepared.ddlCapture).toBe(true);
+      // First round before any DDL, so the apply's table view is recorded as of the stream.
+      await applyChanges({ config, runToken: pair.runToken, stopAtLsn: await sourceInsertLsn(pair.source) });
+      for (const step of DDL_STEPS) await pair.source.sql(step);
+      const r = await applyChanges({ config, runToken: pair.runToken, stopAtLsn: await sourceInsertLsn(pair.source) });
+      expect(r.ddl?.blocked ?? null).toBeNull();
+      expect(r.ddl?.events.filter((e) => e.what !== 'replayed')).toEqual([]);
+      expect(r.ddl!.replayed).toBeGreaterThanOrEqual(13);
+      for (const t of DDL_TABLES) {
+        expect(await tableRows(pair.destination, t.destination ?? t.source, t.orderBy), t.source).toEqual(await tableRows(pair.source, t.source, t.orderBy));
+      }
+      expect(await pair.destination.sql(`SELECT to_regclass('app.gone') AS t`)).toEqual([{ t: null }]);
+      const loose = await pair.source.sql<{ r: string }>(`SELECT relreplident::text AS r FROM pg_class WHERE oid = 'app.loose'::regclass`);
+      expect(loose[0].r).toBe('f');
+      const v = await verifySchema({ config });
+      expect(v.differences).toEqual([]);
+      // Release removes the event triggers and the function.
+      await releaseSource({ config });
+      expect(await pair.source.sql(`SELECT evtname FROM pg_event_trigger WHERE evtname LIKE $1`, [`%${config.name}`])).toEqual([]);
+    },
+    90_000,
+  );
 });
 
 describe('DDL replication with a name mapping and what is not replayed', () => {

@@ -26,6 +26,7 @@ describe('replay of recorded histories', () => {
       'migration-aborted-mid-copy',
       'migration-precheck-failed',
       'migration-schema-failed',
+      'migration-ddl-skip-cutover',
     ]) {
       expect(scenarios, s).toContain(s);
     }

@@ -116,6 +116,8 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     if (!state.capture || !Number.isSafeInteger(entry) || entry <= 0) return;
     const d = (state.capture.ddl ??= newDdlProgress());
     if (!d.skipped.includes(entry)) d.skipped.push(entry);
+    // Status no longer shows the apply stopped at it: the next round (started at once) passes it by.
+    if (d.blocked?.entry === entry) d.blocked = null;
     d.skipped.splice(0, Math.max(0, d.skipped.length - 200));
     show();
   });
@@ -133,6 +135,13 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
     return null;
   };
   const refusal = (req?: CutoverRequest) => invalidChoice(req) ?? cutoverRefusal(state, config, cutoverChoice(req));
+  // Stopped at a DDL it cannot replay, the apply would never drain past it: a fenced source would stay fenced.
+  const ddlRefusal = (): string | null => {
+    const b = state.capture?.ddl?.blocked;
+    return b
+      ? `the apply is stopped at DDL entry ${b.entry} (${b.tag} at LSN ${b.lsn}): fix the destination by hand if needed, then pgshift ddl skip ${config.name} ${b.entry}`
+      : null;
+  };
   const acceptCutover = (req?: CutoverRequest) => {
     const choice = cutoverChoice(req);
     state.cutover = newCutover(new Date().toISOString(), (state.cutover?.attempt ?? 0) + 1, choice.fence, choice.verify);
@@ -142,12 +151,13 @@ export async function MigrationWorkflow(input: MigrationInput): Promise<Migratio
   };
   setHandler(requestCutoverUpdate, (req?: CutoverRequest) => ({ accepted: true as const, ...acceptCutover(req) }), {
     validator: (req?: CutoverRequest) => {
-      const why = refusal(req);
+      // Validators do not run on replay: no patch needed here.
+      const why = refusal(req) ?? ddlRefusal();
       if (why) throw new Error(why);
     },
   });
   setHandler(cutoverSignal, (req?: CutoverRequest) => {
-    const why = refusal(req);
+    const why = refusal(req) ?? (state.capture?.ddl?.blocked && patched('cutover-refused-at-blocked-ddl') ? ddlRefusal() : null);
     if (why) {
       state.cutoverRefused = { at: new Date().toISOString(), reason: why };
       show();
