@@ -8,6 +8,7 @@ import { type CaptureProgress, renderCapture } from './capture-progress';
 import { type CutoverProgress, renderCutover } from './cutover-progress';
 import type { FullLoadProgress, FullLoadTotals } from './full-load-progress';
 import type { DataVerification } from './verification-progress';
+import { type IncrementalVerification, renderIncrementalVerification } from './incremental-verification';
 
 export type { FullLoadProgress, FullLoadTotals, TableProgress } from './full-load-progress';
 export type { DataVerification, TableDataVerification } from './verification-progress';
@@ -123,6 +124,8 @@ export interface MigrationState {
   cutover?: CutoverProgress | null;
   /** The last cutover request that was refused (a signal cannot answer; status does). */
   cutoverRefused?: { at: string; reason: string } | null;
+  /** Incremental verification (verification.incremental): absent before the incremental phase first runs. */
+  incrementalVerification?: IncrementalVerification | null;
   /** Why the full data verification did not run in the verify phase (null: it ran or is off). */
   dataVerificationDeferred?: string | null;
   /** What abort dropped on the destination (config.abort.dropCreatedObjects) and what it had to keep. */
@@ -256,6 +259,7 @@ export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' |
     lines.push('', `### Schema verification: ${n} objects compared, ${v.differences.length ? `${v.differences.length} differences` : 'no difference'}`);
     for (const d of v.differences.slice(0, 20)) lines.push(`- ${d.kind} ${d.object}: ${d.difference}`);
   }
+  if (s.incrementalVerification) lines.push('', ...renderIncrementalVerification(s.incrementalVerification));
   if (s.dataVerification) lines.push('', ...renderDataVerification(s.dataVerification));
   if (s.dataVerificationDeferred) lines.push('', `### Data verification: deferred — ${s.dataVerificationDeferred}`);
   if (s.errors.length) {

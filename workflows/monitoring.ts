@@ -10,7 +10,8 @@
 // holds nothing up; the failure alert is awaited, since the run ends right
 // after it. New commands: behind patched('alerts') (README "Contributing").
 import { ActivityCancellationType, CancellationScope, log, patched, proxySinks } from '@temporalio/workflow';
-import { type Alert, failureAlert, mismatchAlert, newAlertingState, roundAlerts } from '../lib/alerts';
+import { type Alert, failureAlert, incrementalMismatchAlert, mismatchAlert, newAlertingState, roundAlerts } from '../lib/alerts';
+import type { IncrementalMismatchView } from '../lib/incremental-verification';
 import type { CaptureProgress } from '../lib/capture-progress';
 import type { Config } from '../lib/config';
 import type { RootCause } from '../lib/failure';
@@ -61,6 +62,10 @@ export function alertOnApplyRound(acts: ActivityProxies, config: Config, p: Capt
 
 export function alertOnFailure(acts: ActivityProxies, config: Config, phase: string, cause: RootCause): Promise<void> {
   return raiseAlert(acts, config, failureAlert(config.name, phase, cause, new Date().toISOString()));
+}
+
+export function alertOnIncrementalMismatch(acts: ActivityProxies, config: Config, mismatches: IncrementalMismatchView[]): Promise<void> {
+  return raiseAlert(acts, config, incrementalMismatchAlert(config.name, mismatches, new Date().toISOString()));
 }
 
 export function alertOnMismatch(acts: ActivityProxies, config: Config, v: DataVerification): Promise<void> {

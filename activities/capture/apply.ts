@@ -45,6 +45,7 @@ import { applyPiece, applyTruncate, Piece, type PieceStats } from './apply-batch
 import { applyKeyless, copyHolds, keylessChange, KeylessChanges, readKeylessTable, type SourceTxn } from './apply-keyless';
 import { beatSource } from './prepare-source';
 import { ChangeStream, type StreamItem, type StreamOptions } from './stream';
+import { ensureTouchedTable, TouchedRecorder, type TouchedCounts } from './touched';
 import type { ApplyPosition, ApplyRound, SlotWal } from '../../lib/capture-progress';
 
 export interface ApplyInput {
@@ -67,6 +68,8 @@ export interface ApplyInput {
    * the position and the lag and can pause, hand over or cut over in between.
    */
   maxSeconds?: number;
+  /** Queue the keys applied for incremental verification (touched.ts; with verification.incremental, past the consistency point). */
+  recordTouched?: boolean;
 }
 
 /** The round's result: where it stands when it returned (lag as of then), and what it did. */
@@ -78,6 +81,8 @@ export interface ApplyResult extends ApplyRound {
   statements: number;
   /** Stream queue high-water marks and read pauses (memory bound). */
   stream: { maxQueuedItems: number; maxQueuedBytes: number; pauses: number };
+  /** Keys queued for incremental verification and left out by its sampling (absent when not recording). */
+  touched?: TouchedCounts;
 }
 
 /** Heartbeat details of the running apply. */
@@ -273,6 +278,9 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     const slot = captureSlotName(config);
     if (capture.slotName !== slot) throw new Error(`the destination records slot ${capture.slotName}, the config names ${slot}`);
     const tables = await applyTables(dst, config, await readCopyTables(src, config));
+    const touched =
+      input.recordTouched && config.verification.incremental ? new TouchedRecorder(config.name, config.verification.incrementalRowsPerSecond) : null;
+    if (touched) await ensureTouchedTable(dst);
 
     let persisted: Lsn = parseLsn(capture.appliedLsn);
     let position: Lsn = persisted;
@@ -501,7 +509,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
           unthrottled = 0;
           if (failing.signal.aborted) throw failing.signal.reason;
         }
-        await applyPiece({ dst, src: srcClient }, stats, piece);
+        await applyPiece({ dst, src: srcClient, ...(touched && { touched: { recorder: touched, lsn: txn.commitLsn } }) }, stats, piece);
         piece = new Piece();
         // Tables without key after the keyed ones; without replica role (FK checks fire) the two never hold changes at once.
         if (keyless.size) await applyKeyless(dst, stats, keyless);
@@ -555,7 +563,13 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
             // A table without key whose copy saw this TRUNCATE holds its effect (and the rows inserted after it) already.
             const ts = m.relationOids.map(relationOf).flatMap((r) => (r.kind === 'table' && !(r.table.keyless && copyHolds(r.table, txn)) ? [r.table] : []));
             if (fenceAt !== null && txn.commitLsn > fenceAt && ts.length) throw writeAfterFence(ts[0].display, txn.commitLsn, fenceAt);
-            await applyTruncate({ dst, src: srcClient }, stats, ts, m.restartIdentity, m.cascade);
+            await applyTruncate(
+              { dst, src: srcClient, ...(touched && { touched: { recorder: touched, lsn: txn.commitLsn } }) },
+              stats,
+              ts,
+              m.restartIdentity,
+              m.cascade,
+            );
             changes++;
           }
           if (m.tag === 'commit') {
@@ -642,6 +656,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       keylessSkipped: keyless.skipped,
       statements: stats.statements,
       stream: { ...s.stats },
+      ...(touched && { touched: { ...touched.counts } }),
       seconds: (Date.now() - started) / 1000,
     };
   } catch (e) {
