@@ -124,6 +124,11 @@ export interface MigrationState {
   cutover?: CutoverProgress | null;
   /** The last cutover request that was refused (a signal cannot answer; status does). */
   cutoverRefused?: { at: string; reason: string } | null;
+  /**
+   * The tables the apply wrote since the migration's full data verification started (verify phase, with
+   * change capture): what a cutover with `verify: changed` compares again. many: more than the apply counts.
+   */
+  changedSince?: { at: string; tables: { key: string; display: string }[]; many: boolean } | null;
   /** Incremental verification (verification.incremental): absent before the incremental phase first runs. */
   incrementalVerification?: IncrementalVerification | null;
   /** Why the full data verification did not run in the verify phase (null: it ran or is off). */
@@ -177,6 +182,24 @@ export function initialState(config: Config, runToken: string, now: string): Mig
 }
 
 export const MAX_ERRORS = 20;
+/** Tables kept in changedSince; past it a cutover's `verify: changed` compares every table. */
+export const CHANGED_SINCE_LIMIT = 200;
+
+/** Add an apply round's changed tables to changedSince (when it is kept). */
+export function recordChangedTables(s: MigrationState, tables: { key: string; display: string }[] | null | undefined): void {
+  const c = s.changedSince;
+  if (!c || c.many || tables === undefined) return;
+  if (tables === null) {
+    c.many = true;
+    c.tables = [];
+    return;
+  }
+  for (const t of tables) if (!c.tables.some((x) => x.key === t.key)) c.tables.push(t);
+  if (c.tables.length > CHANGED_SINCE_LIMIT) {
+    c.many = true;
+    c.tables = [];
+  }
+}
 
 export function recordError(state: MigrationState, at: string, cause: Pick<MigrationError, 'message' | 'type' | 'activity'>): void {
   state.errors.push({ at, phase: state.phase, message: cause.message, type: cause.type ?? null, activity: cause.activity ?? null });

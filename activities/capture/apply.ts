@@ -45,7 +45,7 @@ import { applyPiece, applyTruncate, Piece, type PieceStats } from './apply-batch
 import { applyKeyless, copyHolds, keylessChange, KeylessChanges, readKeylessTable, type SourceTxn } from './apply-keyless';
 import { beatSource } from './prepare-source';
 import { ChangeStream, type StreamItem, type StreamOptions } from './stream';
-import { ensureTouchedTable, TouchedRecorder, type TouchedCounts } from './touched';
+import { ensureTouchedTable, TouchedRecorder, type TouchedCounts, touchedTableKey } from './touched';
 import type { ApplyPosition, ApplyRound, SlotWal } from '../../lib/capture-progress';
 
 export interface ApplyInput {
@@ -83,7 +83,11 @@ export interface ApplyResult extends ApplyRound {
   stream: { maxQueuedItems: number; maxQueuedBytes: number; pauses: number };
   /** Keys queued for incremental verification and left out by its sampling (absent when not recording). */
   touched?: TouchedCounts;
+  /** The tables this round wrote (copy-plan key and display), for a cutover that verifies what changed; null: more than CHANGED_TABLES_LIMIT. */
+  changedTables?: { key: string; display: string }[] | null;
 }
+
+export const CHANGED_TABLES_LIMIT = 200;
 
 /** Heartbeat details of the running apply. */
 export interface ApplyBeat extends ApplyPosition {
@@ -281,6 +285,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     const touched =
       input.recordTouched && config.verification.incremental ? new TouchedRecorder(config.name, config.verification.incrementalRowsPerSecond) : null;
     if (touched) await ensureTouchedTable(dst);
+    const changedTables = new Map<string, string>();
 
     let persisted: Lsn = parseLsn(capture.appliedLsn);
     let position: Lsn = persisted;
@@ -532,6 +537,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
               if (copyHolds(rel.table, txn)) keyless.skipped++;
               else {
                 if (!replicaRole && piece.size) await flush();
+                changedTables.set(touchedTableKey(rel.table), rel.table.display);
                 keyless.add(
                   keylessChange(rel.table, m, txn, (tuple) => reorder(rel, tuple)),
                   item.bytes,
@@ -547,6 +553,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
             } else if (rel.kind === 'table') {
               if (!replicaRole && keyless.size) await flush();
               piece.add(rel.table, rowChange(rel, m), item.bytes);
+              changedTables.set(touchedTableKey(rel.table), rel.table.display);
               batchChanges++;
               changes++;
               if (++unthrottled >= 100) {
@@ -563,6 +570,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
             // A table without key whose copy saw this TRUNCATE holds its effect (and the rows inserted after it) already.
             const ts = m.relationOids.map(relationOf).flatMap((r) => (r.kind === 'table' && !(r.table.keyless && copyHolds(r.table, txn)) ? [r.table] : []));
             if (fenceAt !== null && txn.commitLsn > fenceAt && ts.length) throw writeAfterFence(ts[0].display, txn.commitLsn, fenceAt);
+            for (const t of ts) changedTables.set(touchedTableKey(t), t.display);
             await applyTruncate(
               { dst, src: srcClient, ...(touched && { touched: { recorder: touched, lsn: txn.commitLsn } }) },
               stats,
@@ -657,6 +665,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       statements: stats.statements,
       stream: { ...s.stats },
       ...(touched && { touched: { ...touched.counts } }),
+      changedTables: changedTables.size > CHANGED_TABLES_LIMIT ? null : [...changedTables].map(([key, display]) => ({ key, display })),
       seconds: (Date.now() - started) / 1000,
     };
   } catch (e) {

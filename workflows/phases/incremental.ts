@@ -30,7 +30,7 @@ import { CancellationScope, condition, isCancellation, patched, upsertSearchAttr
 import { newCaptureProgress, recordApplyRound } from '../../lib/capture-progress';
 import { newIncrementalVerification, recordTouchedCounts, recordVerifyRound } from '../../lib/incremental-verification';
 import { rootCause } from '../../lib/failure';
-import { recordError } from '../../lib/migration-state';
+import { recordChangedTables, recordError } from '../../lib/migration-state';
 import { lagBucket, SA_LAG_BUCKET } from '../../lib/search-attributes';
 import { DONE, type PhaseContext, type PhaseOutcome } from './contract';
 import { alertOnApplyRound, alertOnIncrementalMismatch } from '../monitoring';
@@ -96,6 +96,7 @@ export function applyLane(ctx: Omit<PhaseContext, 'apply'>): ApplyLane {
       const p = state.capture!;
       recordApplyRound(p, r, new Date().toISOString());
       if (r.touched && state.incrementalVerification) recordTouchedCounts(state.incrementalVerification, r.touched);
+      recordChangedTables(state, r.changedTables);
       alertOnApplyRound(acts, config, p);
       const bucket = lagBucket(p.lagSeconds);
       if (bucket) upsertSearchAttributes([{ key: SA_LAG_BUCKET, value: bucket }]);

@@ -1,6 +1,10 @@
 // The verify phase: schema verification (catalogs compared in destination
 // names), then full data verification, which may hand over to the next run
-// part-way (its progress is a cursor in the state).
+// part-way (its progress is a cursor in the state). With change capture the
+// source keeps changing meanwhile: the comparison re-checks a differing range
+// once the apply has passed the source read (activities/verify-data.ts), so it
+// runs here too (runs recorded before that re-check deferred it).
+import { patched } from '@temporalio/workflow';
 import { DONE, type PhaseContext, type PhaseOutcome } from './contract';
 import { runDataVerification } from './data-verification';
 
@@ -15,7 +19,7 @@ export async function runVerify(ctx: PhaseContext): Promise<PhaseOutcome> {
     ctx.show();
   }
   if (!(config.mode.full && config.verification.full)) return DONE;
-  if (config.mode.incremental) {
+  if (config.mode.incremental && !patched('verify-while-changes-flow')) {
     // The source keeps changing: a range compared now may differ only because the apply has not reached it yet.
     // Until ranges that differ are re-checked once the apply has passed them, comparing is left to `pgshift verify`
     // after the writes stop (or to cutover), where lag zero makes the comparison exact.
@@ -23,6 +27,8 @@ export async function runVerify(ctx: PhaseContext): Promise<PhaseOutcome> {
     ctx.show();
     return DONE;
   }
+  // A cutover's `verify: changed` compares only the tables changed since this verification started.
+  if (config.mode.incremental && !state.dataVerification) state.changedSince = { at: new Date().toISOString(), tables: [], many: false };
   const { outcome } = await runDataVerification({
     config,
     acts,
