@@ -191,10 +191,41 @@ async function recheckRange(
     }
     return { consistent: false, keys: [], unsettled: 0, found: 0 };
   }
-  // Pass 1 reads the range; later passes the keys still in question.
-  let dstRows = await snapshot(D.client, () => rangeRows(D, range, types));
-  let [srcRows, p] = await snapshot(S.client, async () => [await rangeRows(S, range, types), await insertLsn(S.client)] as const);
-  let candidates = [...new Set([...srcRows.keys(), ...dstRows.keys()])].filter((k) => srcRows.get(k)?.h !== dstRows.get(k)?.h);
+  const r = await recheckKeys(S, D, [range], types, waitApplied);
+  return { consistent: r.found === 0, keys: r.keys, unsettled: r.unsettled, found: r.found };
+}
+
+/**
+ * The key-level re-check of several ranges at once (one wait for the apply per
+ * pass, whatever the number of ranges): pass 1 reads each range, later passes
+ * the keys still in question.
+ */
+async function recheckKeys(
+  S: Side,
+  D: Side,
+  ranges: (KeyRange | null)[],
+  types: string[],
+  waitApplied: (p: bigint) => Promise<boolean>,
+): Promise<{ keys: TableVerification['differingKeys']; unsettled: number; found: number; rangesFound: Set<number> }> {
+  let dstRows = new Map<string, KeyRow>();
+  let srcRows = new Map<string, KeyRow>();
+  const rangeOf = new Map<string, number>();
+  let p = 0n;
+  let candidates: string[] = [];
+  for (const [i, range] of ranges.entries()) {
+    // Destination first, then the source and P: the order the rule needs, key by key.
+    const d = await snapshot(D.client, () => rangeRows(D, range, types));
+    const [s, at] = await snapshot(S.client, async () => [await rangeRows(S, range, types), await insertLsn(S.client)] as const);
+    if (at > p) p = at;
+    for (const k of new Set([...s.keys(), ...d.keys()])) {
+      if (s.get(k)?.h === d.get(k)?.h) continue;
+      candidates.push(k);
+      rangeOf.set(k, i);
+      if (d.has(k)) dstRows.set(k, d.get(k)!);
+      if (s.has(k)) srcRows.set(k, s.get(k)!);
+    }
+  }
+  const rangesFound = new Set<number>();
   const strikes = new Map<string, number>();
   const reported: TableVerification['differingKeys'] = [];
   let found = 0;
@@ -227,12 +258,13 @@ async function recheckRange(
       strikes.set(k, n);
       if (n >= 2) {
         found++;
+        rangesFound.add(rangeOf.get(k)!);
         if (reported.length < DRILL_LIMIT) reported.push({ key: JSON.parse(k), problem: problemOf(s, now[i].h) });
       } else next.push(k);
     });
     candidates = next;
   }
-  return { consistent: found === 0, keys: reported, unsettled: candidates.length, found };
+  return { keys: reported, unsettled: candidates.length, found, rangesFound };
 }
 
 /** Whether changes may still be flowing: the destination records a capture and its slot exists on the source. */
@@ -303,6 +335,7 @@ export async function verifyTableData(input: {
         }
       };
       let unsettled = 0;
+      const recheckLater: (KeyRange | null)[] = [];
       for (const [i, range] of ranges.entries()) {
         const [a, b] = await Promise.all([digest(S, range, types), digest(D, range, types)]);
         out.rowsSource += Number(a.n);
@@ -312,7 +345,12 @@ export async function verifyTableData(input: {
         if (flowing) {
           // Changes flow: re-checked once the apply has passed the source read, before it is called a difference.
           out.recheckedRanges = (out.recheckedRanges ?? 0) + 1;
-          const r = await recheckRange(S, D, range, types, Math.max(Number(a.n), Number(b.n)), waitApplied);
+          const rows = Math.max(Number(a.n), Number(b.n));
+          if (key && rows <= DRILL_MAX_ROWS) {
+            recheckLater.push(range); // all together after the first pass: one wait for the apply, not one per range
+            continue;
+          }
+          const r = await recheckRange(S, D, range, types, rows, waitApplied);
           unsettled += r.unsettled;
           if (r.consistent) continue;
           out.differingRanges++;
@@ -332,6 +370,12 @@ export async function verifyTableData(input: {
             if (!ka.has(k)) out.differingKeys.push({ key: JSON.parse(k), problem: 'extra on destination' });
           }
         }
+      }
+      if (recheckLater.length) {
+        const r = await recheckKeys(S, D, recheckLater, types, waitApplied);
+        unsettled += r.unsettled;
+        out.differingRanges += r.rangesFound.size;
+        out.differingKeys.push(...r.keys.slice(0, DRILL_LIMIT - out.differingKeys.length));
       }
       out.consistent = out.differingRanges === 0;
       if (unsettled) out.unsettledKeys = unsettled;

@@ -1,7 +1,5 @@
 // Full data verification while changes flow (SPEC §2 row 8), against real
 // servers with the online workload writing all along:
-//  - the migration's verify phase in incremental mode runs the comparison
-//    (no longer deferred) and finds every table consistent;
 //  - `pgshift verify ID --data` during the incremental phase reports
 //    consistent (ranges that differ only because the apply trails are
 //    re-checked once it has passed them), and still finds a row changed behind
@@ -13,7 +11,7 @@ import { onlineConfig, onlinePair, startWorkload } from './harness/online';
 import { waitUntil } from './harness/wait';
 
 describe('full verification while changes flow', () => {
-  it('is consistent under a running workload (verify phase and pgshift verify --data) and still finds a tampered row', async () => {
+  it('pgshift verify --data is consistent under a running workload and still finds a tampered row', async () => {
     const cs = clusters();
     const pair = await onlinePair(cs.pg15, cs.pg18);
     const taskQueue = `tq-${uid()}`;
@@ -34,9 +32,6 @@ describe('full verification while changes flow', () => {
         });
         const s = (await getStatus(client, config.name)).state;
         expect(s.errors).toEqual([]);
-        expect(s.dataVerificationDeferred ?? null).toBeNull();
-        expect(s.dataVerification).toMatchObject({ inconsistent: 0, total: 9, compared: 9 });
-        expect(s.dataVerification!.finishedAt).not.toBeNull();
 
         const during = await verify(client, config.name, { data: true, schema: false });
         expect(
