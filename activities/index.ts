@@ -16,6 +16,7 @@ import { planFullLoad } from './full-load/plan';
 import { analyzeTables } from './analyze';
 import { syncSequences } from './sequences';
 import { listCopiedTables, verifyTableData } from './verify-data';
+import { verifyTouchedRows } from './verify-incremental';
 import { captureActivities } from './capture';
 import { cutoverActivities } from './cutover';
 import { sendAlert } from './alerts';
@@ -54,6 +55,7 @@ export function createActivities() {
     analyzeTables: withRetryWindows(analyzeTables),
     listCopiedTables: withRetryWindows(listCopiedTables),
     verifyTableData: withRetryWindows(verifyTableData),
+    verifyTouchedRows: withRetryWindows(verifyTouchedRows),
     ...captureActivities(),
     ...cutoverActivities(),
     sendAlert,

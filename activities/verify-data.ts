@@ -4,10 +4,37 @@
 // the differing keys of a range that does not match. The ranges are the full
 // load's chunks over the table's row key (activities/selection.ts), rendered
 // with each side's own column names (renames apply).
+//
+// While changes flow (the migration's slot exists and the apply runs), a range
+// compared now may differ only because the apply has not reached the source's
+// current state yet. Such a range is re-checked before it is called different
+// (SPEC §2 row 8), key by key (ranges of up to DRILL_MAX_ROWS rows):
+//   1. destination, one snapshot: each key's row hash and xmin (the destination
+//      transaction that last wrote it: the apply writes a new row version
+//      whenever it applies a change of the key);
+//   2. source, one snapshot: each key's row hash, then P, the source's WAL
+//      insert position (every transaction visible in that snapshot ends at or
+//      before P);
+//   3. the keys that differ wait until the applied position reaches P, then
+//      their destination row is read again: equal to the source read → lag,
+//      consistent; written again by the apply (xmin or presence changed) → the
+//      key changed meanwhile and is compared again from step 1; unchanged and
+//      still different → it differs at this pass.
+// A key is reported only when it differs at two passes (the second covers a
+// commit whose WAL preceded P but that was not yet visible in the source
+// snapshot); a key still changing after RECHECK_PASSES passes is left out and
+// counted as "still changing" in the summary (incremental verification and
+// the cutover's verification compare it once it settles). A range too large to
+// drill is re-compared as a whole after the apply has passed P, up to
+// RECHECK_PASSES times.
 import type { Client } from 'pg';
 import type { Config } from '../lib/config';
 import { ident, qualified } from '../lib/ident';
 import { withSession, withSessions } from '../lib/io/session';
+import { parseLsn } from '../lib/capture/lsn';
+import { textArrayLiteral } from '../lib/capture/sql';
+import { readCapture } from './capture/control';
+import { captureSlotName } from '../lib/capture/names';
 import { heartbeat } from './heartbeat';
 import { about } from './retry';
 import { type KeyRange, rangePredicate } from './full-load/plan';
@@ -23,9 +50,15 @@ export interface TableVerification {
   differingKeys: { key: string[]; problem: 'missing on destination' | 'extra on destination' | 'different' }[];
   consistent: boolean;
   summary: string;
+  /** Ranges that differed at first and were re-checked after the apply passed the source read (changes flowing). */
+  recheckedRanges?: number;
+  /** Keys still changing through every re-check pass: neither consistent nor different yet. */
+  unsettledKeys?: number;
 }
 
 const DRILL_LIMIT = 20;
+const RECHECK_PASSES = 4;
+const WAIT_APPLIED_MS = 60_000;
 /** A range with more rows than this is reported as a whole, not key by key. */
 const DRILL_MAX_ROWS = 200_000;
 
@@ -68,7 +101,186 @@ async function keyHashes(s: Side, range: KeyRange | null, types: string[]): Prom
   return new Map(r.rows.map((x) => [JSON.stringify(x.k), x.h]));
 }
 
-export async function verifyTableData(input: { config: Config; table: string }): Promise<TableVerification> {
+type Problem = TableVerification['differingKeys'][number]['problem'];
+interface KeyRow {
+  h: string | null;
+  /** Destination only: xmin of the row version (null: no row). */
+  x: string | null;
+}
+
+/** Row hash (and xmin) of each key, by position in `keys` (null: no such row). */
+async function rowsByKey(s: Side, types: string[], keys: string[][]): Promise<KeyRow[]> {
+  const n = s.keyColumns!.length;
+  const k = (j: number) => ident(`pgshift$k${j}`);
+  const params = Array.from({ length: n }, (_, j) => textArrayLiteral(keys.map((key) => key[j])));
+  const match = s.keyColumns!.map((c, j) => `${ident(c)} = u.${k(j)}::${types[j]}`).join(' AND ');
+  const r = await s.client.query<{ i: number; h: string | null; x: string | null }>(
+    `SELECT u."pgshift$i"::int AS i, r.h, r.x FROM unnest(${params.map((_, j) => `$${j + 1}::text[]`).join(', ')}) WITH ORDINALITY AS u(${Array.from({ length: n }, (_, j) => k(j)).join(', ')}, "pgshift$i")
+       LEFT JOIN LATERAL (SELECT ${rowText(s)} AS h, xmin::text AS x FROM ONLY ${s.table} WHERE ${match}${s.filter ? ` AND (${s.filter})` : ''}) r ON true`,
+    params,
+  );
+  const out: KeyRow[] = keys.map(() => ({ h: null, x: null }));
+  for (const row of r.rows) out[row.i - 1] = { h: row.h, x: row.x };
+  return out;
+}
+
+/** Key → hash and xmin of a range's rows. */
+async function rangeRows(s: Side, range: KeyRange | null, types: string[]): Promise<Map<string, KeyRow>> {
+  const keys = s.keyColumns!.map((c) => `${ident(c)}::text`).join(', ');
+  const r = await s.client.query<{ k: string[]; h: string; x: string }>(
+    `SELECT ARRAY[${keys}] AS k, ${rowText(s)} AS h, xmin::text AS x FROM ONLY ${s.table} WHERE ${where(s, range, types)}`,
+  );
+  return new Map(r.rows.map((x) => [JSON.stringify(x.k), { h: x.h, x: x.x }]));
+}
+
+async function snapshot<T>(c: Client, fn: () => Promise<T>): Promise<T> {
+  await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    return await fn();
+  } finally {
+    await c.query('COMMIT');
+  }
+}
+
+const insertLsn = async (c: Client) => parseLsn((await c.query<{ p: string }>('SELECT pg_current_wal_insert_lsn()::text AS p')).rows[0].p);
+const problemOf = (s: string | null, d: string | null): Problem => (d === null ? 'missing on destination' : s === null ? 'extra on destination' : 'different');
+
+/**
+ * The re-check of a range that differed while changes flow (the rule in the
+ * module header). Returns the keys that differ at two passes (empty: the
+ * range is consistent) and how many were still changing.
+ */
+async function recheckRange(
+  S: Side,
+  D: Side,
+  range: KeyRange | null,
+  types: string[],
+  rows: number,
+  waitApplied: (p: bigint) => Promise<boolean>,
+  nested = false,
+): Promise<{ consistent: boolean; keys: TableVerification['differingKeys']; unsettled: number; found: number }> {
+  if (S.keyColumns && rows > DRILL_MAX_ROWS && !nested) {
+    // Too large to drill (e.g. the open-ended last range, where new rows keep arriving): split by key on the
+    // source, then compare each part and re-check those that differ.
+    const step = Math.ceil(DRILL_MAX_ROWS / 2);
+    const keys = S.keyColumns.map((c) => `${ident(c)}::text`).join(', ');
+    const b = await S.client.query<{ k: string[] }>(
+      `SELECT k FROM (SELECT ARRAY[${keys}] AS k, row_number() OVER (ORDER BY ${S.keyColumns.map(ident).join(', ')}) AS rn FROM ONLY ${S.table}
+          WHERE ${where(S, range, types)}) q WHERE rn % ${step} = 0 ORDER BY rn`,
+    );
+    const bounds = b.rows.map((r) => r.k);
+    const parts = [range?.lower ?? null, ...bounds].map((lower, i) => ({ lower, upper: bounds[i] ?? range?.upper ?? null }));
+    const out = { consistent: true, keys: [] as TableVerification['differingKeys'], unsettled: 0, found: 0 };
+    for (const part of parts) {
+      const [a, d] = await Promise.all([digest(S, part, types), digest(D, part, types)]);
+      if (a.n === d.n && a.x === d.x && a.h === d.h) continue;
+      const r = await recheckRange(S, D, part, types, Math.max(Number(a.n), Number(d.n)), waitApplied, true);
+      out.consistent &&= r.consistent;
+      out.keys.push(...r.keys.slice(0, DRILL_LIMIT - out.keys.length));
+      out.unsettled += r.unsettled;
+      out.found += r.found;
+    }
+    return out;
+  }
+  if (!S.keyColumns || rows > DRILL_MAX_ROWS) {
+    for (let pass = 0; pass < RECHECK_PASSES; pass++) {
+      const [a, p] = await snapshot(S.client, async () => [await digest(S, range, types), await insertLsn(S.client)] as const);
+      if (!(await waitApplied(p))) break;
+      const b = await digest(D, range, types);
+      if (a.n === b.n && a.x === b.x && a.h === b.h) return { consistent: true, keys: [], unsettled: 0, found: 0 };
+    }
+    return { consistent: false, keys: [], unsettled: 0, found: 0 };
+  }
+  const r = await recheckKeys(S, D, [range], types, waitApplied);
+  return { consistent: r.found === 0, keys: r.keys, unsettled: r.unsettled, found: r.found };
+}
+
+/**
+ * The key-level re-check of several ranges at once (one wait for the apply per
+ * pass, whatever the number of ranges): pass 1 reads each range, later passes
+ * the keys still in question.
+ */
+async function recheckKeys(
+  S: Side,
+  D: Side,
+  ranges: (KeyRange | null)[],
+  types: string[],
+  waitApplied: (p: bigint) => Promise<boolean>,
+): Promise<{ keys: TableVerification['differingKeys']; unsettled: number; found: number; rangesFound: Set<number> }> {
+  let dstRows = new Map<string, KeyRow>();
+  let srcRows = new Map<string, KeyRow>();
+  const rangeOf = new Map<string, number>();
+  let p = 0n;
+  let candidates: string[] = [];
+  for (const [i, range] of ranges.entries()) {
+    // Destination first, then the source and P: the order the rule needs, key by key.
+    const d = await snapshot(D.client, () => rangeRows(D, range, types));
+    const [s, at] = await snapshot(S.client, async () => [await rangeRows(S, range, types), await insertLsn(S.client)] as const);
+    if (at > p) p = at;
+    for (const k of new Set([...s.keys(), ...d.keys()])) {
+      if (s.get(k)?.h === d.get(k)?.h) continue;
+      candidates.push(k);
+      rangeOf.set(k, i);
+      if (d.has(k)) dstRows.set(k, d.get(k)!);
+      if (s.has(k)) srcRows.set(k, s.get(k)!);
+    }
+  }
+  const rangesFound = new Set<number>();
+  const strikes = new Map<string, number>();
+  const reported: TableVerification['differingKeys'] = [];
+  let found = 0;
+  for (let pass = 0; candidates.length && pass < RECHECK_PASSES; pass++) {
+    const keys = candidates.map((k) => JSON.parse(k) as string[]);
+    if (pass > 0) {
+      const d = await snapshot(D.client, () => rowsByKey(D, types, keys));
+      const [s, at] = await snapshot(S.client, async () => [await rowsByKey(S, types, keys), await insertLsn(S.client)] as const);
+      dstRows = new Map(candidates.map((k, i) => [k, d[i]]));
+      srcRows = new Map(candidates.map((k, i) => [k, s[i]]));
+      p = at;
+      candidates = candidates.filter((k) => srcRows.get(k)!.h !== dstRows.get(k)!.h);
+      if (!candidates.length) break;
+    }
+    if (!(await waitApplied(p))) break;
+    const now = await snapshot(D.client, () =>
+      rowsByKey(
+        D,
+        types,
+        candidates.map((k) => JSON.parse(k) as string[]),
+      ),
+    );
+    const next: string[] = [];
+    candidates.forEach((k, i) => {
+      const before = dstRows.get(k);
+      const s = srcRows.get(k)?.h ?? null;
+      if (now[i].h === s) return; // lag: settled, consistent
+      if (now[i].x !== (before?.x ?? null)) return void next.push(k); // written again by the apply: compared again
+      const n = (strikes.get(k) ?? 0) + 1;
+      strikes.set(k, n);
+      if (n >= 2) {
+        found++;
+        rangesFound.add(rangeOf.get(k)!);
+        if (reported.length < DRILL_LIMIT) reported.push({ key: JSON.parse(k), problem: problemOf(s, now[i].h) });
+      } else next.push(k);
+    });
+    candidates = next;
+  }
+  return { keys: reported, unsettled: candidates.length, found, rangesFound };
+}
+
+/** Whether changes may still be flowing: the destination records a capture and its slot exists on the source. */
+async function changesFlowing(src: Client, dst: Client, config: Config): Promise<boolean> {
+  const capture = await readCapture(dst, config.name).catch(() => null);
+  if (!capture) return false;
+  const slot = await src.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [captureSlotName(config)]);
+  return !!slot.rowCount;
+}
+
+export async function verifyTableData(input: {
+  config: Config;
+  table: string;
+  /** false: no re-check (the caller knows the apply is drained: lag zero). Default: re-check while changes may flow. */
+  recheck?: boolean;
+}): Promise<TableVerification> {
   const { config, table } = input;
   // The data settings on both sides: each row's text, hashed, must read the same on both.
   return withSessions(config, 'verify', async (src, dst) => {
@@ -112,12 +324,39 @@ export async function verifyTableData(input: { config: Config; table: string }):
         consistent: true,
         summary: '',
       };
+      const flowing = input.recheck !== false && (await changesFlowing(src, dst, config));
+      const waitApplied = async (p: bigint) => {
+        const until = Date.now() + WAIT_APPLIED_MS;
+        for (;;) {
+          const c = await readCapture(dst, config.name);
+          if (c && parseLsn(c.appliedLsn) >= p) return true;
+          if (Date.now() >= until) return false;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      };
+      let unsettled = 0;
+      const recheckLater: (KeyRange | null)[] = [];
       for (const [i, range] of ranges.entries()) {
         const [a, b] = await Promise.all([digest(S, range, types), digest(D, range, types)]);
         out.rowsSource += Number(a.n);
         out.rowsDestination += Number(b.n);
         heartbeat({ range: i, of: ranges.length, rows: out.rowsSource });
         if (a.n === b.n && a.x === b.x && a.h === b.h) continue;
+        if (flowing) {
+          // Changes flow: re-checked once the apply has passed the source read, before it is called a difference.
+          out.recheckedRanges = (out.recheckedRanges ?? 0) + 1;
+          const rows = Math.max(Number(a.n), Number(b.n));
+          if (key && rows <= DRILL_MAX_ROWS) {
+            recheckLater.push(range); // all together after the first pass: one wait for the apply, not one per range
+            continue;
+          }
+          const r = await recheckRange(S, D, range, types, rows, waitApplied);
+          unsettled += r.unsettled;
+          if (r.consistent) continue;
+          out.differingRanges++;
+          out.differingKeys.push(...r.keys.slice(0, DRILL_LIMIT - out.differingKeys.length));
+          continue;
+        }
         out.differingRanges++;
         if (key && out.differingKeys.length < DRILL_LIMIT && Math.max(Number(a.n), Number(b.n)) <= DRILL_MAX_ROWS) {
           const [ka, kb] = await Promise.all([keyHashes(S, range, types), keyHashes(D, range, types)]);
@@ -132,17 +371,28 @@ export async function verifyTableData(input: { config: Config; table: string }):
           }
         }
       }
+      if (recheckLater.length) {
+        const r = await recheckKeys(S, D, recheckLater, types, waitApplied);
+        unsettled += r.unsettled;
+        out.differingRanges += r.rangesFound.size;
+        out.differingKeys.push(...r.keys.slice(0, DRILL_LIMIT - out.differingKeys.length));
+      }
       out.consistent = out.differingRanges === 0;
+      if (unsettled) out.unsettledKeys = unsettled;
       const n = out.rowsSource.toLocaleString('en-US');
+      const flowNote = out.recheckedRanges
+        ? ` (changes flowing: ${out.recheckedRanges} ranges re-checked after the apply passed them${unsettled ? `, ${unsettled} keys still changing, left to incremental verification` : ''})`
+        : '';
       out.summary = out.consistent
-        ? `${n} rows in ${t.display} compared, consistent`
+        ? `${n} rows in ${t.display} compared, consistent${flowNote}`
         : `${n} rows in ${t.display} compared (${out.rowsDestination.toLocaleString('en-US')} on the destination), ${out.differingRanges} of ${out.ranges} ranges differ` +
           (out.differingKeys.length
             ? `; e.g. key ${out.differingKeys
                 .map((d) => `(${d.key.join(', ')}) ${d.problem}`)
                 .slice(0, 3)
                 .join('; ')}`
-            : '');
+            : '') +
+          flowNote;
       return out;
     } catch (err) {
       throw about(`verification of ${display}`, err);

@@ -8,6 +8,8 @@
 // steadier number on a shared machine.
 //   npx tsx bench/apply-profile.ts [--scale 5] [--transactions 50000] [--runs 3]
 //   node --cpu-prof -r tsx/cjs bench/apply-profile.ts …   (a CPU profile of the runs)
+//   --touched off,all,2000   run i queues keys for incremental verification as the i-th entry says (cycling):
+//                            off, every key (all), or sampled at that many keys/s
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -55,8 +57,16 @@ async function main() {
     }
     process.env.BENCH_PASSWORD = PASSWORD;
     const endpoint = (c: LocalCluster) => ({ host: '127.0.0.1', port: c.port, database: DB, user: 'postgres', passwordEnv: 'BENCH_PASSWORD' });
-    const configFor = (slot: string) =>
-      parseConfig({ name: 'prof', source: endpoint(src), destination: endpoint(dst), objects: { schemas: ['public'] }, incremental: { slotName: slot } });
+    const touchedModes = (process.argv.includes('--touched') ? process.argv[process.argv.indexOf('--touched') + 1] : 'off').split(',');
+    const configFor = (slot: string, budget: number | null = null) =>
+      parseConfig({
+        name: 'prof',
+        source: endpoint(src),
+        destination: endpoint(dst),
+        objects: { schemas: ['public'] },
+        incremental: { slotName: slot },
+        verification: { incrementalRowsPerSecond: budget },
+      });
     const runToken = 'prof';
     await prepareDestination({ config: configFor('prof_base'), runToken });
     await prepareSource({ config: configFor('prof_base'), runToken });
@@ -72,7 +82,15 @@ async function main() {
       await dst.sql(`UPDATE pgshift.capture SET slot_name = '${slot}', applied_lsn = '${start}', source_time = NULL WHERE migration = 'prof'`, DB);
       const t0 = process.hrtime.bigint();
       const cpu0 = process.cpuUsage();
-      const r = await applyChanges({ config: configFor(slot), runToken, stopAtLsn: end });
+      const mode = touchedModes[(i - 1) % touchedModes.length];
+      await dst.sql(`DROP TABLE IF EXISTS pgshift.touched`, DB);
+      const r = await applyChanges({
+        config: configFor(slot, mode === 'all' || mode === 'off' ? null : Number(mode)),
+        runToken,
+        stopAtLsn: end,
+        recordTouched: mode !== 'off',
+      });
+      console.log(`run ${i}: touched keys ${mode}${r.touched ? ` (${r.touched.recorded} queued, ${r.touched.skipped} sampled out)` : ''}`);
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
       const cpu = process.cpuUsage(cpu0);
       console.log(

@@ -8,12 +8,14 @@
 //                          than WAL_RAISE_RATIO of it left before the slot is
 //                          lost, or wal_status unreserved/lost); resolved above
 //                          WAL_CLEAR_RATIO. PG13+ only (PG11/12 have neither)
-//   verification-mismatch  a data verification found inconsistent tables
+//   verification-mismatch  a data verification found inconsistent tables, or
+//                          the incremental verification a row that differs
 //   ddl                    a captured DDL was not replayed: reported (warning)
 //                          or the apply stopped at it (critical, until skipped)
 // Pure: imported by workflow code.
 import type { SlotWal } from './capture-progress';
 import type { DataVerification } from './verification-progress';
+import type { IncrementalMismatchView } from './incremental-verification';
 
 export type AlertKind = 'failure' | 'lag' | 'wal-retention' | 'verification-mismatch' | 'ddl';
 export type AlertSeverity = 'critical' | 'warning' | 'resolved';
@@ -156,6 +158,25 @@ export function ddlAlert(
         : `DDL entry ${ev.entry} (${ev.tag} at LSN ${ev.lsn}) not replayed: ${ev.reason}; statement: ${ev.statement}`,
     ),
     details: { entry: ev.entry, lsn: ev.lsn, tag: ev.tag, statement: ev.statement, reason: ev.reason, stopped },
+  };
+}
+
+/** Rows the incremental verification found different (table and key of each, up to 20). */
+export function incrementalMismatchAlert(migration: string, mismatches: IncrementalMismatchView[], at: string): Alert {
+  const first = mismatches[0];
+  return {
+    migration,
+    kind: 'verification-mismatch',
+    severity: 'critical',
+    at,
+    message:
+      `incremental verification found ${mismatches.length} row${mismatches.length === 1 ? '' : 's'} that differ: ` +
+      mismatches
+        .slice(0, 3)
+        .map((m) => `${m.table} key (${m.key.join(', ')}) ${m.problem}`)
+        .join('; ') +
+      (mismatches.length > 3 ? '; …' : ''),
+    details: { incremental: true, table: first?.table, key: first?.key, rows: mismatches.slice(0, 20) },
   };
 }
 

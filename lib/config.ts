@@ -206,9 +206,18 @@ export const Config = z
       .strictObject({
         full: z.boolean().default(true).describe('Compare every row after the full load'),
         incremental: z.boolean().default(true).describe('Continuously compare recently changed rows'),
+        incrementalRowsPerSecond: z
+          .number()
+          .int()
+          .positive()
+          .nullable()
+          .default(2000)
+          .describe(
+            'Budget of incremental verification: changed rows queued and compared per second at most; over it the changes are sampled (status says so); null compares every changed row',
+          ),
         schema: z.boolean().default(true).describe('Compare catalogs after schema migration'),
       })
-      .default({ full: true, incremental: true, schema: true })
+      .default({ full: true, incremental: true, incrementalRowsPerSecond: 2000, schema: true })
       .describe('Data verification modes'),
     cutover: z
       .strictObject({

@@ -8,6 +8,7 @@ import { type CaptureProgress, renderCapture } from './capture-progress';
 import { type CutoverProgress, renderCutover } from './cutover-progress';
 import type { FullLoadProgress, FullLoadTotals } from './full-load-progress';
 import type { DataVerification } from './verification-progress';
+import { type IncrementalVerification, renderIncrementalVerification } from './incremental-verification';
 
 export type { FullLoadProgress, FullLoadTotals, TableProgress } from './full-load-progress';
 export type { DataVerification, TableDataVerification } from './verification-progress';
@@ -123,6 +124,13 @@ export interface MigrationState {
   cutover?: CutoverProgress | null;
   /** The last cutover request that was refused (a signal cannot answer; status does). */
   cutoverRefused?: { at: string; reason: string } | null;
+  /**
+   * The tables the apply wrote since the migration's full data verification started (verify phase, with
+   * change capture): what a cutover with `verify: changed` compares again. many: more than the apply counts.
+   */
+  changedSince?: { at: string; tables: { key: string; display: string }[]; many: boolean } | null;
+  /** Incremental verification (verification.incremental): absent before the incremental phase first runs. */
+  incrementalVerification?: IncrementalVerification | null;
   /** Why the full data verification did not run in the verify phase (null: it ran or is off). */
   dataVerificationDeferred?: string | null;
   /** What abort dropped on the destination (config.abort.dropCreatedObjects) and what it had to keep. */
@@ -174,6 +182,24 @@ export function initialState(config: Config, runToken: string, now: string): Mig
 }
 
 export const MAX_ERRORS = 20;
+/** Tables kept in changedSince; past it a cutover's `verify: changed` compares every table. */
+export const CHANGED_SINCE_LIMIT = 200;
+
+/** Add an apply round's changed tables to changedSince (when it is kept). */
+export function recordChangedTables(s: MigrationState, tables: { key: string; display: string }[] | null | undefined): void {
+  const c = s.changedSince;
+  if (!c || c.many || tables === undefined) return;
+  if (tables === null) {
+    c.many = true;
+    c.tables = [];
+    return;
+  }
+  for (const t of tables) if (!c.tables.some((x) => x.key === t.key)) c.tables.push(t);
+  if (c.tables.length > CHANGED_SINCE_LIMIT) {
+    c.many = true;
+    c.tables = [];
+  }
+}
 
 export function recordError(state: MigrationState, at: string, cause: Pick<MigrationError, 'message' | 'type' | 'activity'>): void {
   state.errors.push({ at, phase: state.phase, message: cause.message, type: cause.type ?? null, activity: cause.activity ?? null });
@@ -256,6 +282,7 @@ export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' |
     lines.push('', `### Schema verification: ${n} objects compared, ${v.differences.length ? `${v.differences.length} differences` : 'no difference'}`);
     for (const d of v.differences.slice(0, 20)) lines.push(`- ${d.kind} ${d.object}: ${d.difference}`);
   }
+  if (s.incrementalVerification) lines.push('', ...renderIncrementalVerification(s.incrementalVerification));
   if (s.dataVerification) lines.push('', ...renderDataVerification(s.dataVerification));
   if (s.dataVerificationDeferred) lines.push('', `### Data verification: deferred — ${s.dataVerificationDeferred}`);
   if (s.errors.length) {

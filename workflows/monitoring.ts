@@ -10,7 +10,8 @@
 // holds nothing up; the failure alert is awaited, since the run ends right
 // after it. New commands: behind patched('alerts') (README "Contributing").
 import { ActivityCancellationType, CancellationScope, log, patched, proxySinks } from '@temporalio/workflow';
-import { type Alert, ddlAlert, failureAlert, mismatchAlert, newAlertingState, roundAlerts } from '../lib/alerts';
+import { type Alert, ddlAlert, failureAlert, incrementalMismatchAlert, mismatchAlert, newAlertingState, roundAlerts } from '../lib/alerts';
+import type { IncrementalMismatchView } from '../lib/incremental-verification';
 import type { CaptureProgress, DdlEvent } from '../lib/capture-progress';
 import type { Config } from '../lib/config';
 import type { RootCause } from '../lib/failure';
@@ -70,6 +71,10 @@ export function alertOnDdl(acts: ActivityProxies, config: Config, events: DdlEve
 
 export function alertOnFailure(acts: ActivityProxies, config: Config, phase: string, cause: RootCause): Promise<void> {
   return raiseAlert(acts, config, failureAlert(config.name, phase, cause, new Date().toISOString()));
+}
+
+export function alertOnIncrementalMismatch(acts: ActivityProxies, config: Config, mismatches: IncrementalMismatchView[]): Promise<void> {
+  return raiseAlert(acts, config, incrementalMismatchAlert(config.name, mismatches, new Date().toISOString()));
 }
 
 export function alertOnMismatch(acts: ActivityProxies, config: Config, v: DataVerification): Promise<void> {

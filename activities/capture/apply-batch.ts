@@ -25,6 +25,8 @@ import { isPartial, type Key, keyOf, keyString, type RowChange, TableBatch, type
 import { type Datum, UNCHANGED } from '../../lib/capture/pgoutput';
 import { type ApplyTable, deleteSql, partialUpdateSql, readColumnsSql, textArrayLiteral, truncateSql, upsertSql } from '../../lib/capture/sql';
 import { about } from '../retry';
+import type { Lsn } from '../../lib/capture/lsn';
+import type { TouchedRecorder } from './touched';
 
 type Image = Extract<FinalState, { kind: 'image' }>;
 
@@ -68,6 +70,8 @@ export interface PieceContext {
   dst: Client;
   /** Source session, to read rows whose unchanged values the destination lacks. */
   src: Client;
+  /** Incremental verification: the keys applied go into the touched-key queue (touched.ts), at the LSN of the source transaction in flight. */
+  touched?: { recorder: TouchedRecorder; lsn: Lsn };
 }
 
 export interface PieceStats {
@@ -237,10 +241,12 @@ async function applyRange(ctx: PieceContext, stats: PieceStats, changes: Piece['
 export async function applyPiece(ctx: PieceContext, stats: PieceStats, piece: Piece): Promise<void> {
   if (!piece.size) return;
   await applyRange(ctx, stats, piece.changes, piece.tables);
+  if (ctx.touched) await ctx.touched.recorder.record(ctx.dst, ctx.touched.lsn, piece.tables);
 }
 
 export async function applyTruncate(ctx: PieceContext, stats: PieceStats, tables: ApplyTable[], restartIdentity: boolean, cascade: boolean): Promise<void> {
   if (tables.length) await run(ctx, stats, truncateSql(tables, restartIdentity, cascade), []);
+  if (ctx.touched) await ctx.touched.recorder.truncated(ctx.dst, ctx.touched.lsn, tables);
 }
 
 export type { Datum };

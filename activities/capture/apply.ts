@@ -54,6 +54,7 @@ import { applyKeyless, copyHolds, keylessChange, KeylessChanges, readKeylessTabl
 import { beatSource } from './prepare-source';
 import { DdlBlocked, type DdlColumns, ddlColumns, ddlEntry, DdlReplay } from './ddl-replay';
 import { ChangeStream, type StreamItem, type StreamOptions } from './stream';
+import { ensureTouchedTable, TouchedRecorder, type TouchedCounts, touchedTableKey } from './touched';
 import type { ApplyPosition, ApplyRound, DdlEvent, SlotWal } from '../../lib/capture-progress';
 
 export interface ApplyInput {
@@ -78,6 +79,8 @@ export interface ApplyInput {
   maxSeconds?: number;
   /** DDL log entries the operator skipped (pgshift ddl skip): not replayed. */
   ddlSkips?: number[];
+  /** Queue the keys applied for incremental verification (touched.ts; with verification.incremental, past the consistency point). */
+  recordTouched?: boolean;
 }
 
 /** The round's result: where it stands when it returned (lag as of then), and what it did. */
@@ -89,7 +92,13 @@ export interface ApplyResult extends ApplyRound {
   statements: number;
   /** Stream queue high-water marks and read pauses (memory bound). */
   stream: { maxQueuedItems: number; maxQueuedBytes: number; pauses: number };
+  /** Keys queued for incremental verification and left out by its sampling (absent when not recording). */
+  touched?: TouchedCounts;
+  /** The tables this round wrote (copy-plan key and display), for a cutover that verifies what changed; null: more than CHANGED_TABLES_LIMIT. */
+  changedTables?: { key: string; display: string }[] | null;
 }
+
+export const CHANGED_TABLES_LIMIT = 200;
 
 /** Heartbeat details of the running apply. */
 export interface ApplyBeat extends ApplyPosition {
@@ -318,6 +327,10 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     // With DDL capture, the tables as of the applied position (the source's catalog may be ahead of it).
     const tables = (ddlCapture && (await storedTables(dst, config))) || (await applyTables(dst, config, await readCopyTables(src, config)));
     if (ddlCapture) await saveTables(dst, config, tables);
+    const touched =
+      input.recordTouched && config.verification.incremental ? new TouchedRecorder(config.name, config.verification.incrementalRowsPerSecond) : null;
+    if (touched) await ensureTouchedTable(dst);
+    const changedTables = new Map<string, string>();
 
     let persisted: Lsn = parseLsn(capture.appliedLsn);
     let position: Lsn = persisted;
@@ -559,7 +572,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
           unthrottled = 0;
           if (failing.signal.aborted) throw failing.signal.reason;
         }
-        await applyPiece({ dst, src: srcClient }, stats, piece);
+        await applyPiece({ dst, src: srcClient, ...(touched && { touched: { recorder: touched, lsn: txn.commitLsn } }) }, stats, piece);
         piece = new Piece();
         // Tables without key after the keyed ones; without replica role (FK checks fire) the two never hold changes at once.
         if (keyless.size) await applyKeyless(dst, stats, keyless);
@@ -592,6 +605,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
               if (copyHolds(rel.table, txn)) keyless.skipped++;
               else {
                 if (!replicaRole && piece.size) await flush();
+                changedTables.set(touchedTableKey(rel.table), rel.table.display);
                 keyless.add(
                   keylessChange(rel.table, m, txn, (tuple) => reorder(rel, tuple)),
                   item.bytes,
@@ -601,6 +615,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
             } else if (rel.kind === 'table') {
               if (!replicaRole && keyless.size) await flush();
               piece.add(rel.table, rowChange(rel, m), item.bytes);
+              changedTables.set(touchedTableKey(rel.table), rel.table.display);
               await added();
             } else if (rel.kind === 'ddl') {
               if (m.tag === 'insert' && m.new[rel.columns.migration] === config.name) {
@@ -620,7 +635,14 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
             // A table without key whose copy saw this TRUNCATE holds its effect (and the rows inserted after it) already.
             const ts = m.relationOids.map(relationOf).flatMap((r) => (r.kind === 'table' && !(r.table.keyless && copyHolds(r.table, txn)) ? [r.table] : []));
             if (fenceAt !== null && txn.commitLsn > fenceAt && ts.length) throw writeAfterFence(ts[0].display, txn.commitLsn, fenceAt);
-            await applyTruncate({ dst, src: srcClient }, stats, ts, m.restartIdentity, m.cascade);
+            for (const t of ts) changedTables.set(touchedTableKey(t), t.display);
+            await applyTruncate(
+              { dst, src: srcClient, ...(touched && { touched: { recorder: touched, lsn: txn.commitLsn } }) },
+              stats,
+              ts,
+              m.restartIdentity,
+              m.cascade,
+            );
             changes++;
           }
           if (m.tag === 'commit') {
@@ -720,6 +742,8 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       keylessSkipped: keyless.skipped,
       statements: stats.statements,
       stream: { ...s.stats },
+      ...(touched && { touched: { ...touched.counts } }),
+      changedTables: changedTables.size > CHANGED_TABLES_LIMIT ? null : [...changedTables].map(([key, display]) => ({ key, display })),
       seconds: (Date.now() - started) / 1000,
       ddl: { replayed: ddl.replayed, events: ddl.events, blocked: ddlBlocked },
     };

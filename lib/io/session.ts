@@ -69,6 +69,8 @@ export const PURPOSES = {
   // The source side of change capture: heartbeat, lag, rows read back; its replication session too.
   capture: { profile: 'data', writer: false, sourceControl: true },
   verify: { profile: 'data', writer: false },
+  // Incremental verification removes the keys it compared from the destination's touched-key queue.
+  'verify-incremental': { profile: 'data', writer: true },
   'verify-schema': { profile: 'catalog', writer: false },
   // The fence runs in it (and never ends itself); so does the release of the source.
   abort: { profile: 'plain', writer: false, sourceControl: true },

@@ -24,9 +24,10 @@
 // why in status and asks again). From `ready` on, failures are the
 // migration's. A run that continues as new in the middle resumes at the first
 // step not done (each step is recorded in the state as it ends).
-import { CancellationScope, isCancellation } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched } from '@temporalio/workflow';
 import { recordApplyRound } from '../../lib/capture-progress';
 import { cutoverStep, type CutoverProgress, type CutoverStepName } from '../../lib/cutover-progress';
+import { recordChangedTables } from '../../lib/migration-state';
 import { rootCause } from '../../lib/failure';
 import { DONE, type PhaseContext, type PhaseOutcome } from './contract';
 import { runDataVerification } from './data-verification';
@@ -98,6 +99,7 @@ export async function runCutover(ctx: PhaseContext): Promise<PhaseOutcome> {
     await step('drain', async () => {
       const r = await drain(c.fenceLsn!, `drain the apply to ${c.fenceLsn} on ${dst}`);
       recordApplyRound(capture, r, now());
+      recordChangedTables(state, r.changedTables);
       // Fenced, nothing commits after the fence: once it is applied, the destination is not behind at all.
       c.finalLagSeconds = fenced ? 0 : r.lagSeconds;
       return `applied up to ${r.appliedLsn} (${r.changes.toLocaleString('en-US')} changes in ${r.seconds.toFixed(1)} s)`;
@@ -125,15 +127,37 @@ export async function runCutover(ctx: PhaseContext): Promise<PhaseOutcome> {
     });
     await step('verify', async () => {
       if (c.verify === 'none') return new Skipped('cutover.verify none');
+      // changed: after a full verification that found nothing (verify phase, re-checking while changes flowed), only the
+      // tables the apply wrote since it started are compared again — at lag zero, so the comparison is exact.
+      const last = state.dataVerification;
+      const since = state.changedSince;
+      const onlyChanged =
+        c.verify === 'changed' && !!last?.finishedAt && last.inconsistent === 0 && !!since && !since.many && patched('cutover-verify-changed-tables');
       const { verification: v } = await runDataVerification({
         config,
         acts,
         heartbeatTimeout,
         onStart: (x) => (state.dataVerification = x),
         onProgress: ctx.show,
+        ...(onlyChanged ? { tables: since!.tables } : {}),
+        // Drained to the fence: nothing is left to wait for, a difference is one.
+        recheck: false,
       });
       state.dataVerificationDeferred = null;
-      const scope = c.verify === 'changed' ? 'changed: no full verification ran since the copy, so every row was compared; ' : '';
+      const iv = state.incrementalVerification;
+      const scope = onlyChanged
+        ? `changed: the ${since!.tables.length} tables written since the full verification of ${since!.at} compared again (the others were consistent then and have not changed)` +
+          (iv ? ` (incremental verification: ${iv.checked.toLocaleString('en-US')} changed rows checked, ${iv.mismatched} mismatched)` : '') +
+          '; '
+        : c.verify === 'changed'
+          ? `changed: ${
+              !last?.finishedAt
+                ? 'no full verification ran since the copy'
+                : last.inconsistent
+                  ? 'the last full verification found differences'
+                  : 'more tables changed than are tracked'
+            }, so every row was compared; `
+          : '';
       c.verification = `${scope}${v.compared} tables, ${v.rowsSource.toLocaleString('en-US')} rows compared, ${v.inconsistent ? `${v.inconsistent} inconsistent` : 'all consistent'}`;
       if (v.inconsistent) throw new Error(`the final data verification found ${v.inconsistent} inconsistent tables (see the data verification in status)`);
       return c.verification;

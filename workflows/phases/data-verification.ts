@@ -29,6 +29,10 @@ export interface VerifyDeps {
   stopReason?: () => PhaseOutcome | null;
   /** Wait for the mismatch alert (a workflow that ends next); otherwise it is sent in the background. */
   awaitAlert?: boolean;
+  /** Compare only these tables (in this order) instead of every copied table. */
+  tables?: { key: string; display: string }[];
+  /** Re-check differing ranges once the apply has passed them (default: when changes may be flowing); false at lag zero. */
+  recheck?: boolean;
 }
 
 export async function runDataVerification(d: VerifyDeps): Promise<{ outcome: PhaseOutcome; verification: DataVerification }> {
@@ -40,6 +44,11 @@ export async function runDataVerification(d: VerifyDeps): Promise<{ outcome: Pha
   const queue: { key: string; display: string; index: number }[] = [];
   let offset = v.compared;
   let exhausted = false;
+  if (d.tables) {
+    v.total = d.tables.length;
+    d.tables.slice(offset).forEach((t, i) => queue.push({ ...t, index: offset + i }));
+    exhausted = true;
+  }
   let reading: Promise<void> | null = null;
   const readPage = async () => {
     const page = await acts.listCopiedTables.executeWithOptions({ startToCloseTimeout: '5m', summary: `list tables to verify from ${offset + 1}` }, [
@@ -73,7 +82,7 @@ export async function runDataVerification(d: VerifyDeps): Promise<{ outcome: Pha
         if (!t) return;
         const r = await acts.verifyTableData.executeWithOptions(
           { startToCloseTimeout: '24h', heartbeatTimeout: d.heartbeatTimeout, summary: `verify rows of ${t.display}` },
-          [{ config, table: t.key }],
+          [{ config, table: t.key, ...(d.recheck === false ? { recheck: false } : {}) }],
         );
         cursor.done(t.index, t.key, {
           display: r.display,

@@ -21,11 +21,19 @@
 //   incremental  keeps the apply going until a cutover is accepted (or the run
 //                must stop: abort, a hand over to the next run); the cutover
 //                phase (cutover.ts) stops the lane and drains it to the fence.
-import { CancellationScope, condition, isCancellation, upsertSearchAttributes } from '@temporalio/workflow';
+//                With verification.incremental, a second lane runs beside it:
+//                the incremental verifier (activities/verify-incremental.ts),
+//                in rounds like the apply, cancelled and awaited before the
+//                phase returns (continue-as-new, cutover, abort). The apply
+//                queues the keys it writes only while that lane exists.
+import { CancellationScope, condition, isCancellation, patched, upsertSearchAttributes } from '@temporalio/workflow';
 import { newCaptureProgress, recordApplyRound } from '../../lib/capture-progress';
+import { newIncrementalVerification, recordTouchedCounts, recordVerifyRound } from '../../lib/incremental-verification';
+import { rootCause } from '../../lib/failure';
+import { recordChangedTables, recordError } from '../../lib/migration-state';
 import { lagBucket, SA_LAG_BUCKET } from '../../lib/search-attributes';
 import { DONE, type PhaseContext, type PhaseOutcome } from './contract';
-import { alertOnApplyRound, alertOnDdl } from '../monitoring';
+import { alertOnApplyRound, alertOnDdl, alertOnIncrementalMismatch } from '../monitoring';
 
 /** Length of one apply round: how stale the workflow's view of the lag may get. */
 export const APPLY_ROUND_SECONDS = 20;
@@ -63,6 +71,8 @@ export function applyLane(ctx: Omit<PhaseContext, 'apply'>): ApplyLane {
             maxSeconds: APPLY_ROUND_SECONDS,
             rowsPerSecond: state.throttle.incrementalRowsPerSecond,
             ...(state.capture?.ddl?.skipped.length ? { ddlSkips: state.capture.ddl.skipped } : {}),
+            // Keys are queued for the incremental verifier once it runs (and only past the consistency point).
+            ...(state.incrementalVerification && state.capture?.consistentAt ? { recordTouched: true } : {}),
             // Catching up: the round returns as soon as it passes the consistency point, so post-data starts at once.
             ...(state.capture?.consistencyLsn && !state.capture.consistentAt ? { stopAtLsn: state.capture.consistencyLsn } : {}),
           },
@@ -86,6 +96,8 @@ export function applyLane(ctx: Omit<PhaseContext, 'apply'>): ApplyLane {
       const p = state.capture!;
       const blockedBefore = p.ddl?.blocked?.entry ?? null;
       recordApplyRound(p, r, new Date().toISOString());
+      if (r.touched && state.incrementalVerification) recordTouchedCounts(state.incrementalVerification, r.touched);
+      recordChangedTables(state, r.changedTables);
       alertOnApplyRound(acts, config, p);
       if (r.ddl) alertOnDdl(acts, config, r.ddl.events, blockedBefore);
       const bucket = lagBucket(p.lagSeconds);
@@ -162,7 +174,62 @@ export async function runCatchUp(ctx: PhaseContext): Promise<PhaseOutcome> {
   return waitOnLane(ctx, () => p.consistentAt !== null);
 }
 
+/** Length of one incremental-verification round. */
+export const VERIFY_ROUND_SECONDS = 20;
+
+/**
+ * The incremental verifier in rounds until stopped. A failure past the retry
+ * windows ends the lane (recorded in status); the migration goes on.
+ */
+function verifyLane(ctx: PhaseContext) {
+  const { config, state, acts, heartbeatTimeout } = ctx;
+  const scope = new CancellationScope();
+  let stopping = false;
+  const v = (state.incrementalVerification ??= newIncrementalVerification(new Date().toISOString(), config.verification.incrementalRowsPerSecond));
+  v.failure = null;
+  const loop = async () => {
+    while (!stopping) {
+      await condition(() => !state.paused || stopping);
+      if (stopping) return;
+      try {
+        const r = await scope.run(() =>
+          acts.verifyTouchedRows.executeWithOptions(
+            { startToCloseTimeout: '30m', heartbeatTimeout, summary: 'incremental verification: compare recently changed rows' },
+            [{ config, runToken: state.runToken, maxSeconds: VERIFY_ROUND_SECONDS }],
+          ),
+        );
+        recordVerifyRound(v, r);
+        if (r.mismatches.length) void alertOnIncrementalMismatch(acts, config, r.mismatches);
+        ctx.show();
+      } catch (err) {
+        if (isCancellation(err) && stopping) return;
+        if (isCancellation(err)) throw err;
+        v.failure = rootCause(err).message;
+        recordError(state, new Date().toISOString(), rootCause(err));
+        ctx.show();
+        return;
+      }
+    }
+  };
+  const running = loop();
+  return {
+    async stop() {
+      stopping = true;
+      scope.cancel();
+      await running.catch(() => undefined);
+    },
+  };
+}
+
 export async function runIncremental(ctx: PhaseContext): Promise<PhaseOutcome> {
   // The apply runs until a cutover is accepted (or the migration is aborted, or hands over to the next run).
-  return waitOnLane(ctx, () => !!ctx.state.cutover && !ctx.state.cutover.failure);
+  const verifier = ctx.config.verification.incremental && patched('incremental-verification') ? verifyLane(ctx) : null;
+  try {
+    // The apply round in flight (started in an earlier phase) does not queue keys: it ends at a commit, and the next one does.
+    if (verifier) await ctx.apply.stop();
+    return await waitOnLane(ctx, () => !!ctx.state.cutover && !ctx.state.cutover.failure);
+  } finally {
+    // Nothing the phase started runs on after it: the verifier round is cancelled and awaited.
+    if (verifier) await CancellationScope.nonCancellable(() => verifier.stop());
+  }
 }

@@ -1,8 +1,12 @@
 // The verify phase: schema verification (catalogs compared in destination
 // names), then full data verification, which may hand over to the next run
-// part-way (its progress is a cursor in the state).
+// part-way (its progress is a cursor in the state). With change capture it is
+// deferred (see VERIFY_WHILE_CHANGES_FLOW).
 import { DONE, type PhaseContext, type PhaseOutcome } from './contract';
 import { runDataVerification } from './data-verification';
+
+/** Off: when turned on, behind patched('verify-while-changes-flow') (replay compatibility). */
+const VERIFY_WHILE_CHANGES_FLOW = false;
 
 export async function runVerify(ctx: PhaseContext): Promise<PhaseOutcome> {
   const { config, state, acts, src, dst, heartbeatTimeout } = ctx;
@@ -15,7 +19,9 @@ export async function runVerify(ctx: PhaseContext): Promise<PhaseOutcome> {
     ctx.show();
   }
   if (!(config.mode.full && config.verification.full)) return DONE;
-  if (config.mode.incremental) {
+  // Not yet in the phase: under a busy workload each differing range waits for the apply (measured too slow with the
+  // test workload, many small chunks); `pgshift verify --data` re-checks, and the cutover verifies at lag zero.
+  if (config.mode.incremental && !VERIFY_WHILE_CHANGES_FLOW) {
     // The source keeps changing: a range compared now may differ only because the apply has not reached it yet.
     // Until ranges that differ are re-checked once the apply has passed them, comparing is left to `pgshift verify`
     // after the writes stop (or to cutover), where lag zero makes the comparison exact.
@@ -23,6 +29,8 @@ export async function runVerify(ctx: PhaseContext): Promise<PhaseOutcome> {
     ctx.show();
     return DONE;
   }
+  // A cutover's `verify: changed` compares only the tables changed since this verification started.
+  if (config.mode.incremental && !state.dataVerification) state.changedSince = { at: new Date().toISOString(), tables: [], many: false };
   const { outcome } = await runDataVerification({
     config,
     acts,
