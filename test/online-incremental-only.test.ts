@@ -49,7 +49,15 @@ describe('incremental-only migration', () => {
       await waitUntilApplied(pair, config, 90_000);
       await expectOnlineTablesIdentical(pair);
 
-      const s = await phase();
+      // The status counts an apply round's changes once the round reports them (its heartbeat, or its end: ≤ 20 s).
+      const s = await waitUntil(
+        'status counts the applied changes',
+        async () => {
+          const x = await phase();
+          return (x.state.capture?.changes ?? 0) > 10_000 ? x : null;
+        },
+        { timeoutMs: 45_000, everyMs: 500 },
+      );
       expect(s.state.errors).toEqual([]);
       expect(s.state.phase).toBe('incremental');
       expect([...seen]).not.toContain('schema');
