@@ -3,14 +3,12 @@
 // workload (every update increments a counter). A destination trigger that
 // fires even in replica mode logs every (row, counter) image applied: a change
 // applied twice shows as a duplicate, a change skipped as a wrong final value.
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { spawnApply } from './harness/apply-child';
 import { applyChanges } from '../activities/capture/apply';
 import { prepareSource } from '../activities/capture/prepare-source';
 import { copyChunk } from '../activities/full-load/chunk';
 import { applySchemaStage, planSchema } from '../activities/schema';
-import type { Config } from '../lib/config';
 import { formatLsn, parseLsn } from '../lib/capture/lsn';
 import { decodePgoutput } from '../lib/capture/pgoutput';
 import { expectOnlineTablesIdentical, ONLINE_DDL, ONLINE_SCHEMA, ONLINE_SEED, workloadRound } from './fixtures/online-workload';
@@ -18,31 +16,6 @@ import { planAllTables } from './harness/full-load';
 import { capturePair, type CapturePair } from './harness/capture';
 import { appliedLsn, sourceInsertLsn } from './harness/capture-compare';
 import { sleep, waitUntil } from './harness/wait';
-
-const children = new Set<ChildProcess>();
-afterEach(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-function spawnApply(config: Config, runToken: string) {
-  const child = spawn(process.execPath, ['-r', require.resolve('tsx/cjs'), path.join(__dirname, 'harness', 'apply-process.ts')], {
-    env: { ...process.env, PGSHIFT_APPLY_INPUT: JSON.stringify({ config, runToken }) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out = (out + d).slice(-10_000)));
-  child.stderr!.on('data', (d) => (out = (out + d).slice(-10_000)));
-  const exited = new Promise<void>((r) => child.once('exit', () => (children.delete(child), r())));
-  return {
-    output: () => out,
-    alive: () => child.exitCode === null && child.signalCode === null,
-    async kill() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
 
 async function migrated(pair: CapturePair) {
   const config = pair.config({ objects: { schemas: [ONLINE_SCHEMA] } });

@@ -5,10 +5,9 @@
 // exactly one row equal to the old image — even among identical rows. Rows
 // are compared as multisets (count of each row text), so a duplicated or lost
 // row shows.
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { spawnApply } from './harness/apply-child';
 import { applyChanges } from '../activities/capture/apply';
 import { prepareSource } from '../activities/capture/prepare-source';
 import { copyChunk } from '../activities/full-load/chunk';
@@ -127,10 +126,6 @@ describe('which transactions a chunk snapshot saw', () => {
   });
 });
 
-afterEach(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
 describe('tables without a key, exact', () => {
   it.each([
     [15, 18],
@@ -234,28 +229,6 @@ describe('tables without a key, incremental-only', () => {
     await expectSameMultiset(pair, 'app.log');
   });
 });
-
-const children = new Set<ChildProcess>();
-
-function spawnApply(config: Config, runToken: string) {
-  const child = spawn(process.execPath, ['-r', require.resolve('tsx/cjs'), path.join(__dirname, 'harness', 'apply-process.ts')], {
-    env: { ...process.env, PGSHIFT_APPLY_INPUT: JSON.stringify({ config, runToken }) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out = (out + d).slice(-10_000)));
-  child.stderr!.on('data', (d) => (out = (out + d).slice(-10_000)));
-  const exited = new Promise<void>((r) => child.once('exit', () => (children.delete(child), r())));
-  return {
-    output: () => out,
-    alive: () => child.exitCode === null && child.signalCode === null,
-    async kill() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
 
 /** An append-only log with exact duplicates, and now and then an update or delete of one of several identical rows. */
 async function logRound(source: Side, round: number): Promise<void> {

@@ -8,46 +8,19 @@
 // twice shows as the same statement in two transactions (or as a refused
 // statement that stops the apply). At the end data, counters and catalogs are
 // equal and schema verification is clean.
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { spawnApply } from './harness/apply-child';
 import { applyChanges } from '../activities/capture/apply';
 import { prepareSource } from '../activities/capture/prepare-source';
 import { copyChunk } from '../activities/full-load/chunk';
 import { applySchemaStage, planSchema } from '../activities/schema';
 import { verifySchema } from '../activities/verify-schema';
-import type { Config } from '../lib/config';
 import { parseLsn } from '../lib/capture/lsn';
 import { planAllTables } from './harness/full-load';
 import { capturePair, type CapturePair } from './harness/capture';
 import { appliedLsn, sourceInsertLsn, tableRows } from './harness/capture-compare';
 import type { Side } from './harness/env';
 import { sleep, waitUntil } from './harness/wait';
-
-const children = new Set<ChildProcess>();
-afterEach(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-function spawnApply(config: Config, runToken: string) {
-  const child = spawn(process.execPath, ['-r', require.resolve('tsx/cjs'), path.join(__dirname, 'harness', 'apply-process.ts')], {
-    env: { ...process.env, PGSHIFT_APPLY_INPUT: JSON.stringify({ config, runToken }) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out = (out + d).slice(-10_000)));
-  child.stderr!.on('data', (d) => (out = (out + d).slice(-10_000)));
-  const exited = new Promise<void>((r) => child.once('exit', () => (children.delete(child), r())));
-  return {
-    output: () => out,
-    alive: () => child.exitCode === null && child.signalCode === null,
-    async kill() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
 
 const SCHEMA = `
 CREATE SCHEMA app;
