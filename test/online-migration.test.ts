@@ -47,7 +47,15 @@ async function onlineMigration(versions: { source: PgVersion; destination: PgVer
       const untilRound = workload.rounds() + 3;
       await waitUntil('three more workload rounds', async () => workload.rounds() >= untilRound, { timeoutMs: 60_000 });
       await pause(client, config.name);
-      await sleep(3000); // the running round stops
+      // The running round stops at its next source commit and returns: wait until no apply round runs.
+      await waitUntil(
+        'the apply round has stopped',
+        async () =>
+          !((await client.workflow.getHandle(`pgshift-${config.name}`).describe()).raw.pendingActivities ?? []).some(
+            (a) => a.activityType?.name === 'applyChanges',
+          ),
+        { timeoutMs: 30_000, everyMs: 200 },
+      );
       const slotAt = async () =>
         (
           await pair.source.sql<{ l: string }>(`SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1`, [

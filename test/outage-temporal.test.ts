@@ -56,7 +56,7 @@ describe('Temporal outage', () => {
             } finally {
               await workload.stop();
             }
-            await waitUntilApplied(pair, config, 120_000);
+            await waitUntilApplied(pair, config, 200_000);
             await expectOnlineTablesIdentical(pair);
             const s = await getStatus(client, config.name);
             expect(s.state.phase).toBe('incremental');
@@ -79,5 +79,5 @@ describe('Temporal outage', () => {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 300_000);
+  }, 420_000);
 });
