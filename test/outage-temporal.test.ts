@@ -14,7 +14,7 @@ import { startDevServer } from '../dev/temporal';
 import { expectOnlineTablesIdentical } from './fixtures/online-workload';
 import { clusters, temporalClient, uid, withWorker } from './harness/env';
 import { onlineConfig, onlinePair, startWorkload, waitUntilApplied } from './harness/online';
-import { cutOver, sourceLeftovers, waitForPhase } from './harness/outage';
+import { cutOver, sourceLeftovers, waitForPhase, workflowWaits } from './harness/outage';
 import { sleep, waitUntil } from './harness/wait';
 
 const DOWN_MS = 15_000;
@@ -56,7 +56,7 @@ describe('Temporal outage', () => {
             } finally {
               await workload.stop();
             }
-            await waitUntilApplied(pair, config, 200_000);
+            await waitUntilApplied(pair, config, 200_000, () => workflowWaits(client, config.name));
             await expectOnlineTablesIdentical(pair);
             const s = await getStatus(client, config.name);
             expect(s.state.phase).toBe('incremental');
@@ -77,7 +77,8 @@ describe('Temporal outage', () => {
       }
     } finally {
       await server.stop();
-      rmSync(dir, { recursive: true, force: true });
+      if (!process.env.KEEP_TEMPORAL_DB) rmSync(dir, { recursive: true, force: true });
+      else console.log('temporal db kept in', dir);
     }
   }, 420_000);
 });

@@ -73,4 +73,65 @@ describe('open-ended phase contract', () => {
       await connection.close();
     }
   });
+
+  it('goes on as after a cancellation when the cancelled activity times out instead of acknowledging (Temporal reports "cancel requested")', async () => {
+    // A cancellation that never reaches the worker in time (Temporal restarted, the worker stalled):
+    // the activity stops heartbeating, the server times it out and does not retry it because its
+    // cancellation was requested. The workflow must treat that as the stop it asked for, not fail.
+    const log: string[] = [];
+    const activities = {
+      async follow(run: number): Promise<string> {
+        log.push(`run ${run} started`);
+        const ctx = Context.current();
+        const beat = setInterval(() => ctx.heartbeat(), 200);
+        try {
+          await ctx.cancelled;
+          return 'never';
+        } catch {
+          if (run > 1) throw new CancelledFailure('cancelled');
+          clearInterval(beat);
+          // Silent past the 5 s heartbeat timeout: the server gives up on the attempt first.
+          await sleep(8000);
+          log.push(`run ${run} gave up`);
+          throw new CancelledFailure('cancelled');
+        } finally {
+          clearInterval(beat);
+        }
+      },
+    };
+    const t = inject('temporal');
+    const taskQueue = `tq-${uid()}`;
+    const connection = await NativeConnection.connect({ address: t.address });
+    const client = await temporalClient();
+    try {
+      const worker = await Worker.create({
+        connection,
+        namespace: t.namespace,
+        taskQueue,
+        workflowsPath: path.join(__dirname, 'fixtures', 'workflows', 'open-ended.ts'),
+        activities,
+        maxHeartbeatThrottleInterval: '1s',
+        defaultHeartbeatThrottleInterval: '1s',
+      });
+      const result = await worker.runUntil(async () => {
+        const h = await client.workflow.start(OpenEndedPhaseWorkflow, { taskQueue, workflowId: `open-ended-${uid()}`, args: [{ runs: 1 }] });
+        const until = async (what: string, cond: () => boolean) => {
+          for (let i = 0; !cond(); i++) {
+            if (i > 400) throw new Error(`timed out waiting until ${what}`);
+            await sleep(50);
+          }
+        };
+        await until('run 1 started', () => log.includes('run 1 started'));
+        await h.signal(handOverSignal);
+        await until('run 2 started', () => log.includes('run 2 started'));
+        await h.signal(cutoverSignal);
+        return h.result();
+      });
+      expect(result).toEqual({ outcome: 'done', run: 2 });
+      expect(log.slice(0, 2)).toEqual(['run 1 started', 'run 2 started']);
+    } finally {
+      await client.connection.close();
+      await connection.close();
+    }
+  }, 60_000);
 });

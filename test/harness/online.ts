@@ -94,8 +94,18 @@ export function startTolerantWorkload(
   };
 }
 
-/** Wait until the destination has applied everything the source committed so far. */
-export async function waitUntilApplied(pair: CapturePair, config: Config, timeoutMs: number): Promise<void> {
+/**
+ * Wait until the destination has applied everything the source committed so far.
+ * On a timeout the error carries the applied and target positions and, with
+ * `explain`, what the caller knows about why (e.g. the workflow's pending activities).
+ */
+export async function waitUntilApplied(pair: CapturePair, config: Config, timeoutMs: number, explain?: () => Promise<unknown>): Promise<void> {
   const end = parseLsn(await sourceInsertLsn(pair.source));
-  await waitUntil('the apply passes the source’s last commit', async () => (await appliedLsn(config)) >= end, { timeoutMs, everyMs: 250 });
+  try {
+    await waitUntil('the apply passes the source’s last commit', async () => (await appliedLsn(config)) >= end, { timeoutMs, everyMs: 250 });
+  } catch (e) {
+    const why = explain ? await explain().catch((x: Error) => `(could not explain: ${x.message})`) : undefined;
+    const applied = await appliedLsn(config).catch(() => null);
+    throw new Error(`${(e as Error).message}; applied ${applied?.toString(16) ?? '?'} of ${end.toString(16)}${why ? `; ${JSON.stringify(why)}` : ''}`, { cause: e });
+  }
 }

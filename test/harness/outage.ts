@@ -47,6 +47,28 @@ export async function pendingFailures(client: Client, name: string): Promise<Pen
   );
 }
 
+/** What the workflow waits on now: each pending activity's state, attempt, last failure and heartbeat times, and the phase. */
+export async function workflowWaits(client: Client, name: string) {
+  const d = await client.workflow.getHandle(toWorkflowId(name)).describe();
+  const s = await getStatus(client, name).catch(() => null);
+  const time = (t: { seconds?: unknown } | null | undefined) => (t?.seconds != null ? new Date(Number(t.seconds) * 1000).toISOString() : null);
+  return {
+    status: d.status.name,
+    phase: s?.state.phase,
+    capture: s?.state.capture ? { appliedLsn: s.state.capture.appliedLsn, changes: s.state.capture.changes } : null,
+    errors: s?.state.errors,
+    pending: (d.raw.pendingActivities ?? []).map((a) => ({
+      activity: a.activityType?.name,
+      state: a.state,
+      attempt: a.attempt,
+      scheduled: time(a.scheduledTime),
+      started: time(a.lastStartedTime),
+      heartbeat: time(a.lastHeartbeatTime),
+      failure: a.lastFailure?.message ?? null,
+    })),
+  };
+}
+
 /**
  * Keep `server` down for `ms`, meanwhile collecting the failures Temporal
  * retries; returns them (those seen during the outage, after a few seconds of

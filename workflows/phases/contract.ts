@@ -20,7 +20,8 @@
 // phase needs to resume (e.g. the applied position) lives on the destination,
 // never in the workflow state.
 import type { Duration } from '@temporalio/common';
-import { CancellationScope, condition, isCancellation, type proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, CancellationScope, condition, isCancellation, patched, type proxyActivities } from '@temporalio/workflow';
+import { RetryState } from '@temporalio/common';
 import type { Activities } from '../../activities';
 import type { Config } from '../../lib/config';
 import type { MigrationState } from '../../lib/migration-state';
@@ -36,6 +37,20 @@ export type PhaseOutcome =
 export const DONE: PhaseOutcome = { kind: 'done' };
 export const CONTINUE_AS_NEW: PhaseOutcome = { kind: 'continue-as-new' };
 export const ABORTED: PhaseOutcome = { kind: 'aborted' };
+
+/**
+ * Whether `err` is how an activity this workflow cancelled has ended: its cancellation, or — when the
+ * cancellation could not reach the worker in time (Temporal restarted, the worker lost its connection,
+ * the machine stalled) — the heartbeat timeout or failure the server reports instead of a retry
+ * ("cancel requested"). Either way the activity's work is what its own commits recorded, and the
+ * caller goes on as after a cancellation; an activity still running somewhere cannot overlap with the
+ * next one where it matters (one walsender per slot, the applied position moves by compare-and-set).
+ */
+export function endedByCancel(err: unknown): boolean {
+  if (isCancellation(err)) return true;
+  // Histories from before this rule failed here: they replay the same way.
+  return err instanceof ActivityFailure && err.retryState === RetryState.CANCEL_REQUESTED && patched('cancel-requested-failure-is-a-stop');
+}
 
 export type ActivityProxies = ReturnType<typeof proxyActivities<Activities>>;
 
@@ -91,7 +106,7 @@ export async function runUntilStopped<T>(
   try {
     return { outcome: DONE, result: await running }; // it finished before the cancellation reached it
   } catch (err) {
-    if (!isCancellation(err)) throw err;
+    if (!endedByCancel(err)) throw err;
     return { outcome };
   }
 }

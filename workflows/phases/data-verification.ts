@@ -5,11 +5,11 @@
 // that must stop part-way (continue-as-new) cancels the comparisons running,
 // waits for them, and the next run resumes after the last table counted.
 import type { Duration } from '@temporalio/common';
-import { CancellationScope, isCancellation } from '@temporalio/workflow';
+import { CancellationScope } from '@temporalio/workflow';
 import type { Config } from '../../lib/config';
 import { newDataVerification, VerificationCursor, type DataVerification } from '../../lib/verification-progress';
 import { alertOnMismatch } from '../monitoring';
-import { ABORTED, allLanes, CONTINUE_AS_NEW, DONE, type ActivityProxies, type PhaseOutcome } from './contract';
+import { ABORTED, allLanes, CONTINUE_AS_NEW, DONE, endedByCancel, type ActivityProxies, type PhaseOutcome } from './contract';
 
 /** Tables read from the destination's list at a time. */
 const PAGE_TABLES = 100;
@@ -100,7 +100,7 @@ export async function runDataVerification(d: VerifyDeps): Promise<{ outcome: Pha
   try {
     await allLanes(Array.from({ length: Math.max(1, config.parallelism.tables) }, lane));
   } catch (err) {
-    if (!(stopped !== null && isCancellation(err))) throw err;
+    if (!(stopped !== null && endedByCancel(err))) throw err;
   }
   if (stopped) return { outcome: stopped, verification: v };
   v.finishedAt = new Date().toISOString();

@@ -10,9 +10,9 @@
 // A long load continues as new between chunks: running copies finish (a chunk
 // is short), running index builds are cancelled (the next run builds them again,
 // from the statements not yet applied).
-import { CancellationScope, condition, isCancellation } from '@temporalio/workflow';
+import { CancellationScope, condition } from '@temporalio/workflow';
 import { FullLoadTracker, newFullLoadProgress, type FullLoadPage, type PageTable } from '../../lib/full-load-progress';
-import { ABORTED, allLanes, CONTINUE_AS_NEW, DONE, type PhaseContext, type PhaseOutcome } from './contract';
+import { ABORTED, allLanes, CONTINUE_AS_NEW, DONE, endedByCancel, type PhaseContext, type PhaseOutcome } from './contract';
 
 /** A page of the plan holds whole tables until it has this many chunks. */
 const PAGE_CHUNKS = 200;
@@ -130,7 +130,7 @@ export async function runFullLoad(ctx: PhaseContext): Promise<PhaseOutcome> {
   // Handing over: the index builds still running are cancelled (and awaited); the next run's plan lists their tables again.
   if (handOver) indexes.cancel();
   await Promise.all(indexLanes);
-  if (indexFailure && !(handOver && isCancellation((indexFailure as { err: unknown }).err))) throw (indexFailure as { err: unknown }).err;
+  if (indexFailure && !(handOver && endedByCancel((indexFailure as { err: unknown }).err))) throw (indexFailure as { err: unknown }).err;
   ctx.show();
   return state.abortRequested ? ABORTED : handOver ? CONTINUE_AS_NEW : DONE;
 }

@@ -32,7 +32,7 @@ import { newIncrementalVerification, recordTouchedCounts, recordVerifyRound } fr
 import { rootCause } from '../../lib/failure';
 import { recordChangedTables, recordError } from '../../lib/migration-state';
 import { lagBucket, SA_LAG_BUCKET } from '../../lib/search-attributes';
-import { DONE, type PhaseContext, type PhaseOutcome } from './contract';
+import { DONE, endedByCancel, type PhaseContext, type PhaseOutcome } from './contract';
 import { alertOnApplyRound, alertOnDdl, alertOnIncrementalMismatch } from '../monitoring';
 
 /** Length of one apply round: how stale the workflow's view of the lag may get. */
@@ -105,7 +105,7 @@ export function applyLane(ctx: Omit<PhaseContext, 'apply'>): ApplyLane {
       ctx.show();
     } catch (err) {
       // Cancelled by this lane (pause, stop): the loop decides what next. Cancelled from outside (abort): the lane ends.
-      if (!isCancellation(err) || (!stopping && !state.paused)) throw err;
+      if ((!stopping && !state.paused) || !endedByCancel(err)) throw err;
     }
   };
 
@@ -202,7 +202,7 @@ function verifyLane(ctx: PhaseContext) {
         if (r.mismatches.length) void alertOnIncrementalMismatch(acts, config, r.mismatches);
         ctx.show();
       } catch (err) {
-        if (isCancellation(err) && stopping) return;
+        if (stopping && endedByCancel(err)) return;
         if (isCancellation(err)) throw err;
         v.failure = rootCause(err).message;
         recordError(state, new Date().toISOString(), rootCause(err));
