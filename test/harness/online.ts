@@ -106,6 +106,8 @@ export async function waitUntilApplied(pair: CapturePair, config: Config, timeou
   } catch (e) {
     const why = explain ? await explain().catch((x: Error) => `(could not explain: ${x.message})`) : undefined;
     const applied = await appliedLsn(config).catch(() => null);
-    throw new Error(`${(e as Error).message}; applied ${applied?.toString(16) ?? '?'} of ${end.toString(16)}${why ? `; ${JSON.stringify(why)}` : ''}`, { cause: e });
+    throw new Error(`${(e as Error).message}; applied ${applied?.toString(16) ?? '?'} of ${end.toString(16)}${why ? `; ${JSON.stringify(why)}` : ''}`, {
+      cause: e,
+    });
   }
 }
