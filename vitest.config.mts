@@ -7,6 +7,7 @@ export default defineConfig({
     maxWorkers: 2,
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/harness/global-setup.ts'],
+    setupFiles: ['test/harness/file-cleanup.ts'],
     testTimeout: 180_000,
     hookTimeout: 180_000,
     teardownTimeout: 60_000,

@@ -4,42 +4,19 @@
 // and a failure alert (a migration whose schema stage collides with the
 // destination) — none of them with a password in it. A webhook that is down
 // costs the migration nothing: sendAlert reports it and returns.
-import { createServer, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { sendAlert } from '../activities/alerts';
 import { abort, startMigration, throttle, waitForMigration } from '../client';
-import { type Alert, failureAlert, newAlertingState, redact, roundAlerts } from '../lib/alerts';
+import { failureAlert, newAlertingState, redact, roundAlerts } from '../lib/alerts';
 import { freePort } from '../worker/metrics';
 import { clusters, makePair, temporalClient, uid, withWorker } from './harness/env';
 import { onlineConfig, onlinePair } from './harness/online';
 import { sleep, waitUntil } from './harness/wait';
-
-interface Received {
-  path: string;
-  headers: IncomingHttpHeaders;
-  raw: string;
-  alert: Alert;
-}
-
-async function receiver() {
-  const received: Received[] = [];
-  const server = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (d) => (raw += d));
-    req.on('end', () => {
-      received.push({ path: req.url ?? '', headers: req.headers, raw, alert: JSON.parse(raw) as Alert });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const { port } = server.address() as AddressInfo;
-  return { received, url: `http://127.0.0.1:${port}/hooks/pgshift?token=t0ken`, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
+import { alertReceiver } from './harness/webhook';
 
 describe('alerts', () => {
   it('lag above alerts.lagSeconds (and back below) and a failure reach the webhook as JSON, without a password', async () => {
-    const hook = await receiver();
+    const hook = await alertReceiver('/hooks/pgshift?token=t0ken');
     const cs = clusters();
     const taskQueue = `tq-${uid()}`;
     // Lag: incremental only (no full load), the apply throttled to 2,000 rows/s.

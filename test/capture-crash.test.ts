@@ -7,27 +7,17 @@ import { describe, expect, it } from 'vitest';
 import { spawnApply } from './harness/apply-child';
 import { applyChanges } from '../activities/capture/apply';
 import { prepareSource } from '../activities/capture/prepare-source';
-import { copyChunk } from '../activities/full-load/chunk';
-import { applySchemaStage, planSchema } from '../activities/schema';
 import { formatLsn, parseLsn } from '../lib/capture/lsn';
 import { decodePgoutput } from '../lib/capture/pgoutput';
 import { expectOnlineTablesIdentical, ONLINE_DDL, ONLINE_SCHEMA, ONLINE_SEED, workloadRound } from './fixtures/online-workload';
-import { planAllTables } from './harness/full-load';
+import { migrateUpToApply } from './harness/full-load';
 import { capturePair, type CapturePair } from './harness/capture';
 import { appliedLsn, sourceInsertLsn } from './harness/capture-compare';
 import { sleep, waitUntil } from './harness/wait';
 
 async function migrated(pair: CapturePair) {
   const config = pair.config({ objects: { schemas: [ONLINE_SCHEMA] } });
-  const { runToken } = pair;
-  await prepareSource({ config, runToken });
-  await planSchema({ config, runToken });
-  await applySchemaStage({ config, runToken, stage: 'before-data' });
-  await applySchemaStage({ config, runToken, stage: 'keys' });
-  for (const t of await planAllTables(config, runToken)) {
-    for (const chunk of t.pending) await copyChunk({ config, runToken, table: t.key, chunk }, { current: async () => null });
-  }
-  await applySchemaStage({ config, runToken, stage: 'post-data' });
+  await migrateUpToApply(config, pair.runToken);
   return config;
 }
 

@@ -11,12 +11,9 @@
 import { describe, expect, it } from 'vitest';
 import { spawnApply } from './harness/apply-child';
 import { applyChanges } from '../activities/capture/apply';
-import { prepareSource } from '../activities/capture/prepare-source';
-import { copyChunk } from '../activities/full-load/chunk';
-import { applySchemaStage, planSchema } from '../activities/schema';
 import { verifySchema } from '../activities/verify-schema';
 import { parseLsn } from '../lib/capture/lsn';
-import { planAllTables } from './harness/full-load';
+import { migrateUpToApply } from './harness/full-load';
 import { capturePair, type CapturePair } from './harness/capture';
 import { appliedLsn, sourceInsertLsn, tableRows } from './harness/capture-compare';
 import type { Side } from './harness/env';
@@ -50,15 +47,7 @@ async function dml(source: Side, step: number, fresh: string | null) {
 
 async function migrated(pair: CapturePair) {
   const config = pair.config({ objects: { schemas: ['app'] } });
-  const { runToken } = pair;
-  await prepareSource({ config, runToken });
-  await planSchema({ config, runToken });
-  await applySchemaStage({ config, runToken, stage: 'before-data' });
-  await applySchemaStage({ config, runToken, stage: 'keys' });
-  for (const t of await planAllTables(config, runToken)) {
-    for (const chunk of t.pending) await copyChunk({ config, runToken, table: t.key, chunk }, { current: async () => null });
-  }
-  await applySchemaStage({ config, runToken, stage: 'post-data' });
+  await migrateUpToApply(config, pair.runToken);
   return config;
 }
 
@@ -94,10 +83,13 @@ describe('DDL replay across crashes', () => {
       ALTER EVENT TRIGGER audit_ddl ENABLE ALWAYS`);
 
     let done = false;
+    let kills = 0;
     const steps = (async () => {
       await sleep(1_500);
       try {
         for (const [i, ddl] of DDL.entries()) {
+          // At least three kills land inside the sequence however slow the machine (an apply child starts in seconds under load).
+          await waitUntil('the kills keep pace with the DDL sequence', async () => kills >= Math.ceil((3 * i) / (DDL.length - 1)), { timeoutMs: 120_000 });
           // app.fresh is created by DDL 3 and renamed to app.fresher by DDL 8.
           await dml(pair.source, 2 * i, i <= 3 ? null : i <= 8 ? 'app.fresh' : 'app.fresher');
           await pair.source.sql(ddl);
@@ -108,7 +100,6 @@ describe('DDL replay across crashes', () => {
         done = true;
       }
     })();
-    let kills = 0;
     try {
       while (!done) {
         const before = await appliedLsn(config);

@@ -6,13 +6,10 @@
 // source role of these tests is SUPERUSER (the harness's usual role is not).
 import { describe, expect, it } from 'vitest';
 import { applyChanges } from '../activities/capture/apply';
-import { prepareSource } from '../activities/capture/prepare-source';
-import { copyChunk } from '../activities/full-load/chunk';
-import { applySchemaStage, planSchema } from '../activities/schema';
 import { verifySchema } from '../activities/verify-schema';
 import { releaseSource } from '../activities/capture/prepare-source';
 import type { ConfigInput } from '../lib/config';
-import { planAllTables } from './harness/full-load';
+import { migrateUpToApply } from './harness/full-load';
 import { capturePair, type CapturePair } from './harness/capture';
 import { clusters } from './harness/env';
 import { sourceInsertLsn, tableRows } from './harness/capture-compare';
@@ -73,16 +70,7 @@ export const DDL_TABLES: { source: string; destination?: string; orderBy: string
 
 async function migrated(pair: CapturePair, overrides: Partial<ConfigInput> = {}) {
   const config = pair.config({ objects: { schemas: ['app'] }, acknowledgeWarnings: ['primary-keys'], ...overrides });
-  const runToken = pair.runToken;
-  const prepared = await prepareSource({ config, runToken });
-  await planSchema({ config, runToken });
-  await applySchemaStage({ config, runToken, stage: 'before-data' });
-  await applySchemaStage({ config, runToken, stage: 'keys' });
-  for (const t of await planAllTables(config, runToken)) {
-    for (const chunk of t.pending) await copyChunk({ config, runToken, table: t.key, chunk }, { current: async () => null });
-  }
-  await applySchemaStage({ config, runToken, stage: 'post-data' });
-  return { config, prepared };
+  return { config, prepared: await migrateUpToApply(config, pair.runToken) };
 }
 
 const SUPER = { sourceRoleOptions: 'SUPERUSER REPLICATION' };

@@ -9,11 +9,8 @@
 // flow, then an ADD COLUMN with rows before and after it flows too, and a
 // cutover (fence none, full verification) ends the migration with a clean
 // final verification.
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { cutover, getStatus, startMigration, waitForMigration } from '../client';
-import type { Alert } from '../lib/alerts';
 import { verifySchema } from '../activities/verify-schema';
 import { capturePair } from './harness/capture';
 import { tableRows } from './harness/capture-compare';
@@ -22,25 +19,11 @@ import { temporalClient, uid, withWorker } from './harness/env';
 import { recordHistories } from './harness/histories';
 import { ONLINE_ACKNOWLEDGED, waitUntilApplied } from './harness/online';
 import { waitUntil } from './harness/wait';
-
-async function receiver() {
-  const received: Alert[] = [];
-  const server = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (d) => (raw += d));
-    req.on('end', () => {
-      received.push(JSON.parse(raw) as Alert);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const { port } = server.address() as AddressInfo;
-  return { received, url: `http://127.0.0.1:${port}/hook`, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
+import { alertReceiver } from './harness/webhook';
 
 describe('DDL replication through the workflow', () => {
   it('a refused DDL stops the apply (status, alert) until pgshift ddl skip; then writes and an ADD COLUMN flow, and the cutover verifies clean', async () => {
-    const hook = await receiver();
+    const hook = await alertReceiver();
     const pair = await capturePair({ sourceRoleOptions: 'SUPERUSER REPLICATION' });
     await pair.source.sql(`
       CREATE SCHEMA app;
@@ -70,7 +53,7 @@ describe('DDL replication through the workflow', () => {
 
         // A DDL that changes nothing pgshift replicates is reported (a warning alert), and the apply goes on.
         await pair.source.sql(`ALTER TABLE app.items SET TABLESPACE pg_default`);
-        const reported = await waitUntil('the tablespace alert', async () => hook.received.find((a) => a.kind === 'ddl'), { timeoutMs: 30_000 });
+        const reported = await waitUntil('the tablespace alert', async () => hook.alerts().find((a) => a.kind === 'ddl'), { timeoutMs: 30_000 });
         expect(reported).toMatchObject({ severity: 'warning', details: { statement: expect.stringContaining('SET TABLESPACE'), stopped: false } });
         // A row only on the destination makes the destination refuse the CHECK.
         await pair.destination.sql(`INSERT INTO app.items VALUES (-1, -1, 'only here')`);
@@ -92,7 +75,7 @@ describe('DDL replication through the workflow', () => {
         expect(status.stdout).toContain(`the apply stopped at DDL entry ${blocked.entry} (ALTER TABLE at LSN ${blocked.lsn})`);
         expect(status.stdout).toContain('ADD CONSTRAINT qty_positive CHECK (qty > 0)');
         expect(status.stdout).toContain(`pgshift ddl skip <ID> ${blocked.entry}`);
-        const alert = await waitUntil('the critical ddl alert', async () => hook.received.find((a) => a.kind === 'ddl' && a.severity === 'critical'), {
+        const alert = await waitUntil('the critical ddl alert', async () => hook.alerts().find((a) => a.kind === 'ddl' && a.severity === 'critical'), {
           timeoutMs: 15_000,
         });
         expect(alert).toMatchObject({ migration: config.name, severity: 'critical', details: { entry: blocked.entry, lsn: blocked.lsn, stopped: true } });

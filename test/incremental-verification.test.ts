@@ -6,33 +6,16 @@
 //  - a row changed behind pgshift's back on the destination (a TOASTed body
 //    the apply keeps, since the source sends it as unchanged) is reported with
 //    its table and key, in status and by the alert webhook.
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { abort, getStatus, startMigration, waitForMigration } from '../client';
-import type { Alert } from '../lib/alerts';
 import { clusters, temporalClient, uid, withWorker } from './harness/env';
 import { onlineConfig, onlinePair, startWorkload } from './harness/online';
 import { waitUntil } from './harness/wait';
-
-async function receiver() {
-  const received: Alert[] = [];
-  const server = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (d) => (raw += d));
-    req.on('end', () => {
-      received.push(JSON.parse(raw) as Alert);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const { port } = server.address() as AddressInfo;
-  return { received, url: `http://127.0.0.1:${port}/hook`, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
+import { alertReceiver } from './harness/webhook';
 
 describe('incremental verification', () => {
   it('compares changed rows under a running workload without a false mismatch, samples over its budget, and reports a tampered row with table and key', async () => {
-    const hook = await receiver();
+    const hook = await alertReceiver();
     const cs = clusters();
     const pair = await onlinePair(cs.pg15, cs.pg18, { destinationHasData: true });
     const taskQueue = `tq-${uid()}`;
@@ -90,11 +73,11 @@ describe('incremental verification', () => {
         expect(md).toMatch(/Incremental verification: [\d,]+ rows checked, ❌ 1 mismatched/);
         expect(md).toMatch(/shop\.docs key \(399\): different/);
         expect(md).toMatch(/sampl/);
-        await waitUntil('the alert reaches the webhook', async () => hook.received.some((a) => a.kind === 'verification-mismatch'), {
+        await waitUntil('the alert reaches the webhook', async () => hook.alerts().some((a) => a.kind === 'verification-mismatch'), {
           timeoutMs: 30_000,
           everyMs: 200,
         });
-        const alert = hook.received.find((a) => a.kind === 'verification-mismatch')!;
+        const alert = hook.alerts().find((a) => a.kind === 'verification-mismatch')!;
         expect(alert.message).toMatch(/shop\.docs key \(399\) different/);
         expect(alert.details).toMatchObject({ table: 'shop.docs', key: ['399'] });
         await abort(client, config.name);

@@ -13,6 +13,7 @@ import { clusters, temporalClient, uid } from './harness/env';
 import { sleep, waitUntil } from './harness/wait';
 import { spawnWorker, type WorkerProcess } from './harness/worker-process';
 import { onlineConfig, onlinePair, startWorkload, waitUntilApplied } from './harness/online';
+import { workflowWaits } from './harness/outage';
 
 const KILLS = 5;
 const CAPTURE_PHASES = ['catch-up', 'post-data', 'sequences', 'analyze', 'verify', 'incremental'];
@@ -59,7 +60,7 @@ describe('online migration survives worker kills', () => {
       await workload.stop();
     }
     try {
-      await waitUntilApplied(pair, config, 90_000);
+      await waitUntilApplied(pair, config, 150_000, () => workflowWaits(client, config.name));
       await expectOnlineTablesIdentical(pair);
       const s = await getStatus(client, config.name);
       expect(s.state.phase).toBe('incremental');

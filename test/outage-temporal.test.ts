@@ -8,13 +8,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { getStatus, startMigration, waitForMigration } from '../client';
+import { describe, it } from 'vitest';
+import { getStatus, startMigration } from '../client';
 import { startDevServer } from '../dev/temporal';
-import { expectOnlineTablesIdentical } from './fixtures/online-workload';
 import { clusters, temporalClient, uid, withWorker } from './harness/env';
-import { onlineConfig, onlinePair, startWorkload, waitUntilApplied } from './harness/online';
-import { cutOver, sourceLeftovers, waitForPhase, workflowWaits } from './harness/outage';
+import { onlineConfig, onlinePair, startWorkload } from './harness/online';
+import { expectCleanCutover, waitForPhase } from './harness/outage';
 import { sleep, waitUntil } from './harness/wait';
 
 const DOWN_MS = 15_000;
@@ -56,19 +55,7 @@ describe('Temporal outage', () => {
             } finally {
               await workload.stop();
             }
-            await waitUntilApplied(pair, config, 200_000, () => workflowWaits(client, config.name));
-            await expectOnlineTablesIdentical(pair);
-            const s = await getStatus(client, config.name);
-            expect(s.state.phase).toBe('incremental');
-            expect(s.state.errors).toEqual([]);
-
-            await cutOver(client, config.name, { fence: 'none', verify: 'full' });
-            const final = await waitForMigration(client, config.name);
-            expect(final.state.errors).toEqual([]);
-            expect(final.state.phase).toBe('done');
-            expect(final.state.cutover!.verification).toMatch(/all consistent/);
-            await expectOnlineTablesIdentical(pair);
-            expect(await sourceLeftovers(pair, config.name)).toEqual({ slots: '0', pubs: '0', schema: false });
+            await expectCleanCutover(client, pair, config, 200_000);
           },
           server.address,
         );

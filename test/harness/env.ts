@@ -8,6 +8,7 @@ import { createActivities } from '../../activities';
 import { WORKER_DEFAULTS } from '../../worker';
 import type { Config, ConfigInput } from '../../lib/config';
 import { parseConfig } from '../../lib/io/config-load';
+import { registerPairSource } from './pair-slots';
 import { type ClusterHandle, clusterHandle, createDatabase, createRole } from '../../dev/postgres';
 
 let runtimeInstalled = false;
@@ -85,6 +86,7 @@ export async function makePair(opts: { source?: ClusterHandle; destination?: Clu
     return { cluster, database: name, user: role, passwordEnv, sql: (text, params) => cluster.sql(text, name, params) };
   };
   const source = await mk(src, `src_${id}`, opts.sourceRoleOptions ?? 'REPLICATION', false);
+  registerPairSource(src, name);
   const destination = await mk(dst, `dst_${id}`, '', true);
   const raw = (overrides: Partial<ConfigInput> = {}): ConfigInput => ({
     name,

@@ -7,6 +7,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { expect } from 'vitest';
 import { cutover, getStatus, startMigration, throttle, waitForMigration } from '../../client';
 import { type LocalCluster, startCluster } from '../../dev/postgres';
+import type { Config } from '../../lib/config';
 import { toWorkflowId } from '../../lib/migration-ids';
 import { expectOnlineTablesIdentical } from '../fixtures/online-workload';
 import type { CapturePair } from './capture';
@@ -67,6 +68,29 @@ export async function workflowWaits(client: Client, name: string) {
       failure: a.lastFailure?.message ?? null,
     })),
   };
+}
+
+/**
+ * After the workload has stopped: the apply passes the source's last commit within `applyMs`,
+ * the tables are identical, the migration is still incremental without errors; the cutover (no
+ * fence, full verification) ends it done and consistent, and leaves nothing on the source.
+ */
+export async function expectCleanCutover(client: Client, pair: CapturePair, config: Config, applyMs: number, mark: (what: string) => void = () => undefined) {
+  await waitUntilApplied(pair, config, applyMs, () => workflowWaits(client, config.name));
+  mark('applied');
+  await expectOnlineTablesIdentical(pair);
+  const s = await getStatus(client, config.name);
+  expect(s.state.phase).toBe('incremental');
+  expect(s.state.errors).toEqual([]);
+
+  await cutOver(client, config.name, { fence: 'none', verify: 'full' });
+  const final = await waitForMigration(client, config.name);
+  mark('cut over');
+  expect(final.state.errors).toEqual([]);
+  expect(final.state.phase).toBe('done');
+  expect(final.state.cutover!.verification).toMatch(/all consistent/);
+  await expectOnlineTablesIdentical(pair);
+  expect(await sourceLeftovers(pair, config.name)).toEqual({ slots: '0', pubs: '0', schema: false });
 }
 
 /**
@@ -202,21 +226,7 @@ export async function databaseOutageScenario(which: 'source' | 'destination', ou
         }
         if (which === 'source') expect(workload.failedRounds(), 'workload rounds cut short by the outages').toBeGreaterThan(0);
         mark('workload stopped');
-        await waitUntilApplied(pair, config, 120_000);
-        mark('applied');
-        await expectOnlineTablesIdentical(pair);
-        const s = await getStatus(client, config.name);
-        expect(s.state.phase).toBe('incremental');
-        expect(s.state.errors).toEqual([]);
-
-        await cutOver(client, config.name, { fence: 'none', verify: 'full' });
-        const final = await waitForMigration(client, config.name);
-        mark('cut over');
-        expect(final.state.errors).toEqual([]);
-        expect(final.state.phase).toBe('done');
-        expect(final.state.cutover!.verification).toMatch(/all consistent/);
-        await expectOnlineTablesIdentical(pair);
-        expect(await sourceLeftovers(pair, config.name)).toEqual({ slots: '0', pubs: '0', schema: false });
+        await expectCleanCutover(client, pair, config, 120_000, mark);
       });
     } finally {
       console.log(`${which} outage timeline: ${timeline.join(' | ')}`);
