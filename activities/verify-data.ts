@@ -39,6 +39,7 @@ import { heartbeat } from './heartbeat';
 import { about } from './retry';
 import { type KeyRange, rangePredicate } from './full-load/plan';
 import type { CopyTable } from './full-load/tables';
+import { type ChunkRecord, destinationFingerprint, fingerprintsMatch, provable, sameColumnTypes, sourceUnchangedSince } from './verify-fingerprint';
 
 export interface TableVerification {
   display: string;
@@ -54,6 +55,8 @@ export interface TableVerification {
   recheckedRanges?: number;
   /** Keys still changing through every re-check pass: neither consistent nor different yet. */
   unsettledKeys?: number;
+  /** Ranges proved consistent by the copy's fingerprint and an unchanged source (activities/verify-fingerprint.ts), without the digests. */
+  fingerprintedRanges?: number;
 }
 
 const DRILL_LIMIT = 20;
@@ -267,6 +270,22 @@ async function recheckKeys(
   return { keys: reported, unsettled: candidates.length, found, rangesFound };
 }
 
+/**
+ * The cheap proof of one range (activities/verify-fingerprint.ts): the
+ * destination's fingerprint of it equals the copy's, and the source's range is
+ * as the copy's snapshot saw it. Its row count when both hold; null is no
+ * verdict (the digests compare the range).
+ */
+async function provedByFingerprint(S: Side, D: Side, t: CopyTable, chunk: ChunkRecord, range: KeyRange | null, types: string[], beat: (rows: number) => void) {
+  const p = provable(chunk, t);
+  if (!p) return null;
+  const [found, unchanged] = await Promise.all([
+    destinationFingerprint(D.client, { table: D.table, columns: D.columns, where: where(D, range, types), binary: t.binary }, beat),
+    sourceUnchangedSince(S.client, { table: S.table, where: where(S, range, types), snapshot: p.snapshot, rows: p.fp.rows }),
+  ]);
+  return unchanged && fingerprintsMatch(p.fp, found) ? p.fp.rows : null;
+}
+
 /** Whether changes may still be flowing: the destination records a capture and its slot exists on the source. */
 async function changesFlowing(src: Client, dst: Client, config: Config): Promise<boolean> {
   const capture = await readCapture(dst, config.name).catch(() => null);
@@ -286,8 +305,10 @@ export async function verifyTableData(input: {
   return withSessions(config, 'verify', async (src, dst) => {
     let display = table;
     try {
-      const plan = await dst.query<{ spec: CopyTable; lower_key: string[] | null; upper_key: string[] | null }>(
-        `SELECT t.spec, c.lower_key, c.upper_key FROM pgshift.copy_tables t JOIN pgshift.chunks c USING (migration, table_key)
+      // The fingerprint through to_jsonb: a control table made by an older version has no such column.
+      const plan = await dst.query<{ spec: CopyTable; lower_key: string[] | null; upper_key: string[] | null } & ChunkRecord>(
+        `SELECT t.spec, c.lower_key, c.upper_key, c.state, c.rows::text, c.snapshot, to_jsonb(c)->>'fingerprint' AS fingerprint
+           FROM pgshift.copy_tables t JOIN pgshift.chunks c USING (migration, table_key)
         WHERE t.migration = $1 AND t.table_key = $2 ORDER BY c.chunk`,
         [config.name, table],
       );
@@ -313,6 +334,18 @@ export async function verifyTableData(input: {
       };
       // Without a key, the only range both sides understand is the whole table.
       const ranges: (KeyRange | null)[] = key ? plan.rows.map((r) => ({ lower: r.lower_key, upper: r.upper_key })) : [null];
+      // The copy's fingerprint of each range, where it can prove the range: one per chunk (a table without key copied
+      // in several page ranges has none the destination could match), binary rows only between the same column types.
+      const fingerprinted =
+        (key || plan.rows.length === 1) &&
+        plan.rows.some((c) => provable(c, t)) &&
+        (!t.binary ||
+          (await sameColumnTypes(
+            dst,
+            D.table,
+            D.columns,
+            t.columns.map((c) => c.type),
+          )));
 
       const out: TableVerification = {
         display: t.display,
@@ -337,6 +370,16 @@ export async function verifyTableData(input: {
       let unsettled = 0;
       const recheckLater: (KeyRange | null)[] = [];
       for (const [i, range] of ranges.entries()) {
+        const proved = fingerprinted
+          ? await provedByFingerprint(S, D, t, plan.rows[i], range, types, (rows) => heartbeat({ range: i, of: ranges.length, rows: out.rowsSource + rows }))
+          : null;
+        if (proved !== null) {
+          out.rowsSource += proved;
+          out.rowsDestination += proved;
+          out.fingerprintedRanges = (out.fingerprintedRanges ?? 0) + 1;
+          heartbeat({ range: i, of: ranges.length, rows: out.rowsSource });
+          continue;
+        }
         const [a, b] = await Promise.all([digest(S, range, types), digest(D, range, types)]);
         out.rowsSource += Number(a.n);
         out.rowsDestination += Number(b.n);

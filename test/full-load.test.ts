@@ -20,15 +20,17 @@ describe('full load', () => {
       parallelism: { tables: 3, indexes: 2 },
     });
     const client = await temporalClient();
-    const { final, cliBefore, cliAfter } = await withWorker(taskQueue, async () => {
+    const { final, cliBefore, cliAfter, clean } = await withWorker(taskQueue, async () => {
       await startMigration(client, config);
       const final = await waitForMigration(client, config.name);
       await expectEdgeTablesIdentical(pair);
+      // Clean: every range proved by the copy's fingerprint and an unchanged source, without the SQL digests.
+      const clean = await Promise.all(Object.keys(final.state.dataVerification!.tables).map((table) => verifyTableData({ config, table })));
       const cliBefore = await runCli(['verify', config.name, '--data']);
       await pair.destination.sql(`UPDATE public.bulk SET payload = payload || '!' WHERE id = 777; DELETE FROM public.text_key WHERE v = 12345;
         INSERT INTO public.text_key VALUES ('zzz-extra', 0); UPDATE public.edge_builtin SET f8 = 0 WHERE id = 2`);
       const cliAfter = await runCli(['verify', `pgshift-${config.name}`]);
-      return { final, cliBefore, cliAfter };
+      return { final, cliBefore, cliAfter, clean };
     });
     expect(final.state.phase).toBe('done');
     // fullLoad.toastCompression lz4 falls back to the server's default where lz4 is missing (this PostgreSQL 18 build).
@@ -43,6 +45,8 @@ describe('full load', () => {
       expect.arrayContaining(['30,000 rows in public.bulk compared, consistent', '4 rows in public.edge_builtin compared, consistent']),
     );
     expect(Object.values(v.tables).every((t) => t.consistent)).toBe(true);
+    expect(clean.map((t) => [t.display, t.consistent, t.fingerprintedRanges])).toEqual(expect.arrayContaining(clean.map((t) => [t.display, true, t.ranges])));
+    expect(clean.find((t) => t.display === 'public.bulk')!.ranges).toBeGreaterThan(2);
 
     // `pgshift verify`: consistent before tampering, differences after (by name or workflow id).
     expect(cliBefore.code, cliBefore.stderr).toBe(0);
@@ -65,6 +69,53 @@ describe('full load', () => {
     );
     const edge = await verifyTableData({ config, table: await keyOf('public.edge_builtin') });
     expect(edge.differingKeys).toEqual([{ key: ['2'], problem: 'different' }]); // -0 vs 0 is a difference
+    expect(edge.fingerprintedRanges).toBeUndefined();
+
+    // Each kind of change alone, in a binary-copied table (built-in types) and a text-copied one (user types),
+    // is found with its key; undone, the range is proved by its fingerprint again.
+    await pair.destination.sql(`UPDATE public.edge_builtin SET f8 = '-0' WHERE id = 2;
+      CREATE TABLE public.saved_builtin AS TABLE public.edge_builtin; CREATE TABLE public.saved_user AS TABLE public.edge_user`);
+    const cases: [string, string, string, string][] = [
+      [
+        'public.edge_builtin',
+        'one byte in a TOASTed value',
+        `UPDATE public.edge_builtin SET big = overlay(big PLACING 'X' FROM 15000 FOR 1) WHERE id = 1`,
+        '1',
+      ],
+      ['public.edge_builtin', 'a numeric scale', `UPDATE public.edge_builtin SET money_like = money_like::numeric(60, 30) WHERE id = 3`, '3'],
+      ['public.edge_builtin', 'json key order', `UPDATE public.edge_builtin SET j = '{"a":2,"b":1,"a":3}' WHERE id = 1`, '1'],
+      ['public.edge_builtin', 'a missing row', `DELETE FROM public.edge_builtin WHERE id = 4`, '4'],
+      ['public.edge_user', 'a composite field', `UPDATE public.edge_user SET p = ROW(1, 'x,"y" ') WHERE id = 1`, '1'],
+      ['public.edge_user', 'one byte in a TOASTed value', `UPDATE public.edge_user SET note = overlay(note PLACING 'e' FROM 2000 FOR 1) WHERE id = 3`, '3'],
+    ];
+    for (const [display, what, tamper, id] of cases) {
+      await pair.destination.sql(tamper);
+      const found = await verifyTableData({ config, table: await keyOf(display) });
+      expect([what, found.consistent, found.differingKeys], what).toEqual([
+        what,
+        false,
+        [{ key: [id], problem: tamper.startsWith('DELETE') ? 'missing on destination' : 'different' }],
+      ]);
+      const saved = display === 'public.edge_builtin' ? 'public.saved_builtin' : 'public.saved_user';
+      await pair.destination.sql(`DELETE FROM ${display} WHERE id = ${id}; INSERT INTO ${display} SELECT * FROM ${saved} WHERE id = ${id}`);
+      const undone = await verifyTableData({ config, table: await keyOf(display) });
+      expect([what, undone.consistent, undone.fingerprintedRanges], what).toEqual([what, true, undone.ranges]);
+    }
+
+    // The source changed since the copy (a new row version, same values): no proof for that range (the tampered
+    // row 777 in it is undone), the digests compare it, consistent. Deleted on both sides alike: the same.
+    await pair.source.sql(`UPDATE public.bulk SET payload = payload WHERE id = 5`);
+    await pair.destination.sql(`UPDATE public.bulk SET payload = left(payload, -1) WHERE id = 777`);
+    const touched = await verifyTableData({ config, table: await keyOf('public.bulk') });
+    expect([touched.consistent, touched.fingerprintedRanges]).toEqual([true, touched.ranges - 1]);
+    await pair.destination.sql(
+      `DELETE FROM public.text_key WHERE code = 'zzz-extra'; INSERT INTO public.text_key VALUES ('code-012345${'-'.repeat(30)}', 12345)`,
+    );
+    expect((await verifyTableData({ config, table: await keyOf('public.text_key') })).fingerprintedRanges).toBeGreaterThan(1);
+    await Promise.all([pair.source.sql(`DELETE FROM public.text_key WHERE v = 1`), pair.destination.sql(`DELETE FROM public.text_key WHERE v = 1`)]);
+    const deleted = await verifyTableData({ config, table: await keyOf('public.text_key') });
+    expect(deleted.consistent).toBe(true);
+    expect(deleted.fingerprintedRanges).toBeLessThan(deleted.ranges);
 
     const [seq] = await pair.destination.sql<{ last_value: string; is_called: boolean }>('SELECT last_value, is_called FROM public.counter');
     expect(seq).toEqual({ last_value: '42', is_called: true });

@@ -11,6 +11,7 @@ import { Context } from '@temporalio/activity';
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
 import { copyInFramed, copyOutFramed, type CopyOutCounts } from '../../lib/io/copy-relay';
+import { CopyStreamFingerprint, fingerprintText } from '../../lib/copy-fingerprint';
 import { ident } from '../../lib/ident';
 import type { ChunkBeat, Throttle } from '../../lib/migration-state';
 import { withSessions } from '../../lib/io/session';
@@ -83,6 +84,55 @@ function meter(counts: CopyOutCounts, limiter: RateLimiter, progress: { rows: nu
       }
     },
   });
+}
+
+/**
+ * Fingerprints the rows as they pass (lib/copy-fingerprint.ts), for full data
+ * verification: the source side of its comparison is then read only once, by
+ * the copy itself (activities/verify-fingerprint.ts). Null when verification is off.
+ */
+function fingerprinting(config: Config, binary: boolean): { fp: CopyStreamFingerprint | null; stream: Transform | null } {
+  if (!config.verification.full) return { fp: null, stream: null };
+  const fp = new CopyStreamFingerprint(binary ? 'binary' : 'text');
+  return {
+    fp,
+    stream: new Transform({
+      transform(buf: Buffer, _enc, done) {
+        fp.feed(buf);
+        done(null, buf);
+      },
+    }),
+  };
+}
+
+/**
+ * The chunk's done mark, in the transaction that loaded it: its counts, the
+ * source snapshot it was read at and, with verification on, the fingerprint
+ * of the rows as the source sent them.
+ */
+async function markChunkDone(
+  dst: Client,
+  at: { migration: string; table: string; chunk: number },
+  done: { rows: number; bytes: number; snapshot: string; minLsn: string | null; maxLsn: string | null; fingerprint: CopyStreamFingerprint | null },
+): Promise<void> {
+  const fp = done.fingerprint?.result();
+  await dst.query(
+    `UPDATE pgshift.chunks SET state = 'done', rows = $4, bytes = $5, copied_at = now(), copied_by = $6, attempts = attempts + 1,
+            snapshot = $7, snapshot_min_lsn = $8::pg_lsn, snapshot_max_lsn = $9::pg_lsn, fingerprint = $10
+    WHERE migration = $1 AND table_key = $2 AND chunk = $3`,
+    [
+      at.migration,
+      at.table,
+      at.chunk,
+      done.rows,
+      done.bytes,
+      `${hostname()}:${process.pid}`,
+      done.snapshot,
+      done.minLsn,
+      done.maxLsn,
+      fp ? fingerprintText(fp) : null,
+    ],
+  );
 }
 
 /**
@@ -178,13 +228,11 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
       const from = whole ? `${sourceName(t)} (${cols})` : `(SELECT ${cols} FROM ONLY ${sourceName(t)} WHERE ${where})`;
       const out = src.query(copyOutFramed(`COPY ${from} TO STDOUT ${format}`));
       const sink = dst.query(copyInFramed(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${format}`));
+      const fingerprint = fingerprinting(config, t.binary);
+      const metered = meter(out, limiter, progress, refresh, () => heartbeat({ table, chunk, rows: progress.rows, bytes: progress.bytes } satisfies ChunkBeat));
       await Promise.race([
         // The beat names the chunk, so `pgshift status` and the UI's pending activities show its live progress.
-        pipeline(
-          out,
-          meter(out, limiter, progress, refresh, () => heartbeat({ table, chunk, rows: progress.rows, bytes: progress.bytes } satisfies ChunkBeat)),
-          sink,
-        ),
+        fingerprint.stream ? pipeline(out, metered, fingerprint.stream, sink) : pipeline(out, metered, sink),
         cancelled.catch((e) => {
           out.destroy(e);
           sink.destroy(e);
@@ -197,11 +245,10 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
         const cols = t.targetColumns.map(ident).join(', ');
         await dst.query(`INSERT INTO ${into} SELECT ${cols} FROM pg_temp.pgshift_chunk ON CONFLICT DO NOTHING`);
       }
-      await dst.query(
-        `UPDATE pgshift.chunks SET state = 'done', rows = $4, bytes = $5, copied_at = now(), copied_by = $6, attempts = attempts + 1,
-                snapshot = $7, snapshot_min_lsn = $8::pg_lsn, snapshot_max_lsn = $9::pg_lsn
-        WHERE migration = $1 AND table_key = $2 AND chunk = $3`,
-        [config.name, table, chunk, progress.rows, progress.bytes, `${hostname()}:${process.pid}`, snap.snapshot, before, snap.lsn],
+      await markChunkDone(
+        dst,
+        { migration: config.name, table, chunk },
+        { rows: progress.rows, bytes: progress.bytes, snapshot: snap.snapshot, minLsn: before, maxLsn: snap.lsn, fingerprint: fingerprint.fp },
       );
       await dst.query('COMMIT');
       await src.query('COMMIT');

@@ -37,6 +37,8 @@ export async function ensureChunkTable(dst: Client): Promise<void> {
       snapshot          text,
       snapshot_min_lsn  pg_lsn,
       snapshot_max_lsn  pg_lsn,
+      -- with full verification on: the copied rows' fingerprint as the source sent them (lib/copy-fingerprint.ts)
+      fingerprint       text,
       PRIMARY KEY (migration, table_key, chunk)
     );
     -- How to copy each table (columns, key, format), so a chunk needs one read.
@@ -51,13 +53,15 @@ export async function ensureChunkTable(dst: Client): Promise<void> {
       migration  text PRIMARY KEY,
       planned_at timestamptz NOT NULL DEFAULT now()
     )`);
-  // Control tables made by an earlier version lack the snapshot columns. Only then
+  // Control tables made by an earlier version lack the snapshot and fingerprint columns. Only then
   // altered: the lock it takes would wait for every chunk copy in flight.
-  const snap = await dst.query(`SELECT 1 FROM pg_attribute WHERE attrelid = 'pgshift.chunks'::regclass AND attname = 'snapshot_max_lsn' AND NOT attisdropped`);
-  if (!snap.rowCount) {
+  const have = await dst.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'pgshift.chunks'::regclass AND attname IN ('snapshot_max_lsn', 'fingerprint') AND NOT attisdropped`,
+  );
+  if (have.rows[0].n < 2) {
     await dst.query(
       `ALTER TABLE pgshift.chunks ADD COLUMN IF NOT EXISTS snapshot text, ADD COLUMN IF NOT EXISTS snapshot_min_lsn pg_lsn,
-         ADD COLUMN IF NOT EXISTS snapshot_max_lsn pg_lsn`,
+         ADD COLUMN IF NOT EXISTS snapshot_max_lsn pg_lsn, ADD COLUMN IF NOT EXISTS fingerprint text`,
     );
   }
 }
