@@ -5,9 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { type Client, type WorkflowExecutionInfo, WorkflowUpdateFailedError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { ApplyBeat } from '../activities/capture';
 import type { Config } from '../lib/config';
-import type { ChunkBeat, Throttle } from '../lib/migration-state';
+import { applyPendingBeats, type PendingBeat } from '../lib/live-status';
+import type { Throttle } from '../lib/migration-state';
 import { endpointLabel, evaluationWorkflowId, migrationWorkflowId, toWorkflowId } from '../lib/migration-ids';
 import type { EvaluationReport } from '../lib/report';
 import { SA_DESTINATION, SA_ENVIRONMENT, SA_PHASE, SA_SOURCE } from '../lib/search-attributes';
@@ -111,33 +111,12 @@ export async function getStatus(client: Client, idOrName: string): Promise<Migra
   const live = (f && !f.finishedAt) || (c && !status.state.finishedAt);
   if (!live) return status;
   const pending = (await handle.describe().catch(() => null))?.raw.pendingActivities ?? [];
-  // The apply round running now beats every ~2 s: its position and lag are newer than the last finished round's.
+  const beats: PendingBeat[] = [];
   for (const a of pending) {
-    const payload = a.activityType?.name === 'applyChanges' && c ? a.heartbeatDetails?.payloads?.[0] : undefined;
-    if (!payload) continue;
-    // A beat without details (the keep-alive's) decodes to undefined.
-    const beat = defaultPayloadConverter.fromPayload<Partial<ApplyBeat> | undefined>(payload);
-    if (typeof beat?.appliedLsn !== 'string' || typeof beat.changes !== 'number') continue;
-    c!.appliedLsn = beat.appliedLsn;
-    c!.lagSeconds = beat.lagSeconds ?? c!.lagSeconds;
-    c!.lagBytes = beat.lagBytes ?? c!.lagBytes;
-    c!.changes += beat.changes;
-    c!.transactions += beat.transactions ?? 0;
+    const payload = a.heartbeatDetails?.payloads?.[0];
+    if (a.activityType?.name && payload) beats.push({ activity: a.activityType.name, details: defaultPayloadConverter.fromPayload(payload) });
   }
-  if (!f || f.finishedAt) return status;
-  const tables = f.tables;
-  for (const a of pending) {
-    const payload = a.activityType?.name === 'copyChunk' ? a.heartbeatDetails?.payloads?.[0] : undefined;
-    if (!payload) continue;
-    const beat = defaultPayloadConverter.fromPayload<Partial<ChunkBeat> | undefined>(payload);
-    if (!beat || typeof beat.rows !== 'number' || typeof beat.bytes !== 'number') continue;
-    f.totals.rows += beat.rows;
-    f.totals.bytes += beat.bytes;
-    const t = beat.table !== undefined ? tables[beat.table] : undefined;
-    if (!t) continue;
-    t.rows += beat.rows;
-    t.bytes += beat.bytes;
-  }
+  applyPendingBeats(status.state, beats);
   return status;
 }
 
