@@ -8,11 +8,14 @@ import type { TemporalFlags } from '../lib/io/temporal';
 import { renderReportMarkdown } from '../lib/report';
 import { renderStatusMarkdown } from '../lib/migration-state';
 import { renderCutover } from '../lib/cutover-progress';
+import { liveRates } from '../lib/live-status';
+import { clipLine, terminalRenderer } from '../lib/terminal';
 
 // Modules load on first use, so a command loads only what it runs: `--help` loads neither
 // the Temporal client (grpc-js, protobufjs: most of a start's time) nor the config schema (zod).
 /* eslint-disable @typescript-eslint/no-require-imports */
 type ClientLib = typeof import('../client/operations');
+type MigrationStatus = Awaited<ReturnType<ClientLib['getStatus']>>;
 type TemporalLib = typeof import('../lib/io/temporal');
 type ConfigLib = typeof import('../lib/io/config-load');
 let clientLib: ClientLib | undefined;
@@ -101,6 +104,26 @@ async function prepareQueue(client: TemporalClient, taskQueue: string): Promise<
   return taskQueue;
 }
 
+/** How a report prints: JSON (--json), markdown (--markdown, or stdout is not a terminal: scripts keep what they read), else for the terminal. */
+type Output = 'json' | 'markdown' | 'terminal';
+function outputOf(o: { json?: boolean; markdown?: boolean }): Output {
+  if (o.json) return 'json';
+  return o.markdown || !process.stdout.isTTY ? 'markdown' : 'terminal';
+}
+
+const forTerminal = (markdown: string) => terminalRenderer({ color: !process.env.NO_COLOR && process.stdout.hasColors?.() !== false })(markdown);
+
+/** `--watch` on a terminal: each refresh overwrites the previous one instead of scrolling. */
+function inPlace() {
+  let drawn = 0;
+  return (text: string) => {
+    const lines = text.split('\n').slice(0, Math.max(1, (process.stdout.rows || 50) - 1));
+    const width = process.stdout.columns || 120;
+    process.stdout.write(`${drawn ? `\x1b[${drawn}F` : ''}${lines.map((l) => `${clipLine(l, width)}\x1b[K`).join('\n')}\n\x1b[J`);
+    drawn = lines.length;
+  };
+}
+
 function readConfig(file: string | undefined): Config {
   if (!file) throw new UsageError('--config: missing, expected the path of a JSON or YAML config file');
   return configLoad().loadConfigFile(file);
@@ -118,14 +141,19 @@ export function buildProgram(): Command {
       .description('compatibility report and precheck of a config (read-only on the source)')
       .requiredOption('--config <file>', 'migration config (JSON or YAML)')
       .option('--json', 'print the report as JSON')
+      .option('--markdown', 'print the report as markdown (the default when stdout is not a terminal)')
       .option('--task-queue <name>', 'task queue of the workers (default: config taskQueue)'),
   ).action(async (o) => {
     const config = readConfig(o.config);
     await withClient(o, async (client, api) => {
       const taskQueue = await prepareQueue(client, o.taskQueue ?? config.taskQueue);
       const { workflowId, report } = await api.evaluate(client, config, { taskQueue });
-      if (o.json) console.log(JSON.stringify({ workflowId, ...report }, null, 2));
-      else console.log(renderReportMarkdown(report) + `\n\nworkflow: ${workflowId}`);
+      const out = outputOf(o);
+      if (out === 'json') console.log(JSON.stringify({ workflowId, ...report }, null, 2));
+      else {
+        const md = renderReportMarkdown(report) + `\n\nworkflow: ${workflowId}`;
+        console.log(out === 'markdown' ? md : forTerminal(md));
+      }
       process.exitCode = report.verdict === 'compatible' ? EXIT.ok : report.verdict === 'bad-input' ? EXIT.badInput : EXIT.failed;
     });
   });
@@ -151,17 +179,22 @@ export function buildProgram(): Command {
       .command('status <id>')
       .description('phase, progress, errors of a migration (name or workflow id)')
       .option('--json', 'print JSON')
-      .option('--watch', 'refresh every 2 s until the migration ends'),
+      .option('--markdown', 'print markdown (the default when stdout is not a terminal)')
+      .option('--watch', 'refresh every 2 s until the migration ends (on a terminal: in place, with the rates of the last 2 s)'),
   ).action(async (id: string, o) => {
+    const out = outputOf(o);
+    const draw = out === 'terminal' && o.watch ? inPlace() : (text: string) => console.log(text);
     await withClient(o, async (client, api) => {
+      let prev: { at: number; state: MigrationStatus['state'] } | null = null;
       for (;;) {
         const s = await api.getStatus(client, id);
-        if (o.json) console.log(JSON.stringify(s, null, 2));
+        const at = Date.now();
+        if (out === 'json') console.log(JSON.stringify(s, null, 2));
         else {
-          if (o.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
-          console.log(`${s.workflowId}: ${s.source} → ${s.destination}\n`);
-          console.log(renderStatusMarkdown(s.name, s, s.state));
+          const md = `${s.workflowId}: ${s.source} → ${s.destination}\n\n${renderStatusMarkdown(s.name, s, s.state, at, prev && liveRates(prev, { at, state: s.state }))}`;
+          draw(out === 'markdown' ? md : forTerminal(md));
         }
+        prev = { at, state: s.state };
         const over = ['done', 'aborted', 'failed'].includes(s.state.phase);
         if (!o.watch || over) {
           if (s.state.phase === 'failed') process.exitCode = EXIT.failed;

@@ -48,7 +48,9 @@ export async function connectClient(flags: TemporalFlags = {}): Promise<Client> 
   // CPU time so far is the figure a loaded machine distorts least.
   if (process.env.PGSHIFT_TRACE_START) {
     const cpu = process.cpuUsage();
-    process.stderr.write(`pgshift-trace: connect at ${(performance.timeOrigin + performance.now()).toFixed(1)} cpu ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms\n`);
+    process.stderr.write(
+      `pgshift-trace: connect at ${(performance.timeOrigin + performance.now()).toFixed(1)} cpu ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms\n`,
+    );
   }
   try {
     connection = await Connection.connect({
