@@ -42,5 +42,14 @@ export default tseslint.config(
     },
   },
   { files: ['**/*.mjs', 'bin/*'], ...tseslint.configs.disableTypeChecked },
+  {
+    // bin/*.js: plain CommonJS that bin/pgshift loads before anything is compiled.
+    files: ['bin/*.js'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', module: 'writable', __dirname: 'readonly', process: 'readonly', console: 'readonly' },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
   prettier,
 );

@@ -7,7 +7,7 @@
 // The benchmark database: pgbench tables at --scale, a table of wide TOASTed
 // text/jsonb rows, and a table with a unique index and an FK.
 // Options: --scale N (default 10), --wide N rows (default 20000),
-//          --only raw,pgshift-data,pgshift,pgshift-verify,pg_dump,pgcopydb,capture (a subset, no table),
+//          --only raw,pgshift-data,pgshift,pgshift-verify,pg_dump,pgcopydb,capture,cli (a subset, no table),
 //          --transactions N (pgbench backlog for change capture, default 50000),
 //          --live-rate N --live-seconds N (live change-capture workload, default 300 tps for 20 s),
 //          --timeline (every activity of the pgshift runs), --write (update bench/RESULTS.md).
@@ -27,6 +27,7 @@ import { PROJECT_ROOT, startDevServer, type DevServer } from '../dev/temporal';
 import { createWorker } from '../worker';
 import { benchChangeCapture, renderCaptureResults } from './change-capture';
 import { pgshiftCaptureConsumer } from './pgshift-capture';
+import { measureCliStart, renderCliStart } from './cli-start';
 
 const run = promisify(execFile);
 const BIN = binDirFor(15);
@@ -273,6 +274,17 @@ async function main() {
     await ensureSearchAttributes(admin);
     await admin.connection.close();
 
+    const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : null;
+    const want = (tool: string) => !only || only.includes(tool);
+    // First, while the machine is quiet: only the Temporal server is up.
+    let cliStart = '';
+    if (want('cli')) {
+      console.log('▶ CLI start time');
+      cliStart = renderCliStart(await measureCliStart(server.address));
+      console.log(cliStart);
+      if (only?.every((t) => t === 'cli')) return;
+    }
+
     console.log('▶ building the benchmark database');
     await buildSource(src, scale, wide);
     const stats = await src.sql<{ t: string; rows: string; bytes: string }>(
@@ -292,8 +304,6 @@ async function main() {
       console.log(`  ${r.seconds.toFixed(1)} s${r.copySeconds ? ` (data copy ${r.copySeconds.toFixed(1)} s)` : ''}`);
       results.push(r);
     };
-    const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : null;
-    const want = (tool: string) => !only || only.includes(tool);
     // Warm the source's cache so the first timed run is not the only one reading from disk.
     for (const s of stats) await src.sql(`COPY ${s.t} TO '/dev/null' (FORMAT binary)`, DB);
     if (want('raw')) {
@@ -348,7 +358,7 @@ async function main() {
     }
     if (only) return;
 
-    const table = renderResults(results, rows, mb, scale, wide) + (capture ? `\n\n${capture}` : '');
+    const table = renderResults(results, rows, mb, scale, wide) + (capture ? `\n\n${capture}` : '') + (cliStart ? `\n\n${cliStart}` : '');
     console.log('\n' + table);
     if (process.argv.includes('--write')) {
       writeFileSync(path.join(PROJECT_ROOT, 'bench', 'RESULTS.md'), table + '\n');

@@ -1,14 +1,51 @@
 // The `pgshift` command. Exit codes: 0 success / compatible, 1 incompatible or
 // failed, 2 bad input (config, invocation). Errors are one clear line each,
 // never a stack trace.
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { Config } from '../lib/config';
-import { ConfigError, loadConfigFile } from '../lib/io/config-load';
+import type { TemporalFlags } from '../lib/io/temporal';
 import { renderReportMarkdown } from '../lib/report';
 import { renderStatusMarkdown } from '../lib/migration-state';
-import { abort, cutover, evaluate, getStatus, hasWorkers, list, pause, resume, skipDdl, startMigration, throttle, verify } from '../client/index';
 import { renderCutover } from '../lib/cutover-progress';
-import { connectClient, ensureSearchAttributes, type TemporalFlags } from '../lib/io/temporal';
+import { liveRates } from '../lib/live-status';
+import { clipLine, terminalRenderer } from '../lib/terminal';
+
+// Modules load on first use, so a command loads only what it runs: `--help` loads neither
+// the Temporal client (grpc-js, protobufjs: most of a start's time) nor the config schema (zod).
+/* eslint-disable @typescript-eslint/no-require-imports */
+type ClientLib = typeof import('../client/operations');
+type MigrationStatus = Awaited<ReturnType<ClientLib['getStatus']>>;
+type TemporalLib = typeof import('../lib/io/temporal');
+type ConfigLib = typeof import('../lib/io/config-load');
+let clientLib: ClientLib | undefined;
+let temporalLib: TemporalLib | undefined;
+let configLib: ConfigLib | undefined;
+const clientApi = (): ClientLib => (clientLib ??= require('../client/operations') as ClientLib);
+const temporal = (): TemporalLib => (temporalLib ??= require('../lib/io/temporal') as TemporalLib);
+const configLoad = (): ConfigLib => (configLib ??= require('../lib/io/config-load') as ConfigLib);
+
+/** Load every lazily loaded module (bin/bundle.js does before it writes the code cache, so the cache holds them). */
+export function loadLazyModules(): void {
+  clientApi();
+  temporal();
+  configLoad();
+}
+
+/** Set (to true) by the bundler (bin/bundle.js) in the bundled CLI. */
+declare const PGSHIFT_BUNDLE: boolean | undefined;
+
+/**
+ * The worker (native bridge, Temporal's workflow bundler) and the database code of `release`
+ * are never bundled: from the bundle, they load from the checkout's sources (the worker's
+ * workflow bundler reads those anyway); otherwise from beside this file (sources or dist/).
+ */
+function requireUnbundled<T>(rel: '../worker' | '../activities/release'): T {
+  if (typeof PGSHIFT_BUNDLE === 'undefined') return require(rel) as T;
+  require('tsx/cjs');
+  return require(path.join(__dirname, '..', '..', rel.slice('../'.length))) as T;
+}
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
 
@@ -46,27 +83,50 @@ function parseLimit(v: string): number | null {
   return n;
 }
 
-async function withClient(o: Record<string, unknown>, fn: (c: Awaited<ReturnType<typeof connectClient>>) => Promise<void>): Promise<void> {
-  const client = await connectClient(temporalFlags(o));
+type TemporalClient = Awaited<ReturnType<TemporalLib['connectClient']>>;
+
+async function withClient(o: Record<string, unknown>, fn: (c: TemporalClient, lib: ClientLib) => Promise<void>): Promise<void> {
+  const lib = clientApi();
+  const c = await temporal().connectClient(temporalFlags(o));
   try {
-    await fn(client);
+    await fn(c, lib);
   } finally {
-    await client.connection.close();
+    await c.connection.close();
   }
 }
 
 /** Search attributes registered, and a hint when nobody polls the queue yet. */
-async function prepareQueue(client: Awaited<ReturnType<typeof connectClient>>, taskQueue: string): Promise<string> {
-  await ensureSearchAttributes(client);
-  if (!(await hasWorkers(client, taskQueue))) {
+async function prepareQueue(client: TemporalClient, taskQueue: string): Promise<string> {
+  await temporal().ensureSearchAttributes(client);
+  if (!(await clientLib!.hasWorkers(client, taskQueue))) {
     console.error(`note: no worker is polling task queue ${taskQueue} yet; start one with: pgshift worker --task-queue ${taskQueue}`);
   }
   return taskQueue;
 }
 
+/** How a report prints: JSON (--json), markdown (--markdown, or stdout is not a terminal: scripts keep what they read), else for the terminal. */
+type Output = 'json' | 'markdown' | 'terminal';
+function outputOf(o: { json?: boolean; markdown?: boolean }): Output {
+  if (o.json) return 'json';
+  return o.markdown || !process.stdout.isTTY ? 'markdown' : 'terminal';
+}
+
+const forTerminal = (markdown: string) => terminalRenderer({ color: !process.env.NO_COLOR && process.stdout.hasColors?.() !== false })(markdown);
+
+/** `--watch` on a terminal: each refresh overwrites the previous one instead of scrolling. */
+function inPlace() {
+  let drawn = 0;
+  return (text: string) => {
+    const lines = text.split('\n').slice(0, Math.max(1, (process.stdout.rows || 50) - 1));
+    const width = process.stdout.columns || 120;
+    process.stdout.write(`${drawn ? `\x1b[${drawn}F` : ''}${lines.map((l) => `${clipLine(l, width)}\x1b[K`).join('\n')}\n\x1b[J`);
+    drawn = lines.length;
+  };
+}
+
 function readConfig(file: string | undefined): Config {
   if (!file) throw new UsageError('--config: missing, expected the path of a JSON or YAML config file');
-  return loadConfigFile(file);
+  return configLoad().loadConfigFile(file);
 }
 
 export function buildProgram(): Command {
@@ -81,14 +141,19 @@ export function buildProgram(): Command {
       .description('compatibility report and precheck of a config (read-only on the source)')
       .requiredOption('--config <file>', 'migration config (JSON or YAML)')
       .option('--json', 'print the report as JSON')
+      .option('--markdown', 'print the report as markdown (the default when stdout is not a terminal)')
       .option('--task-queue <name>', 'task queue of the workers (default: config taskQueue)'),
   ).action(async (o) => {
     const config = readConfig(o.config);
-    await withClient(o, async (client) => {
+    await withClient(o, async (client, api) => {
       const taskQueue = await prepareQueue(client, o.taskQueue ?? config.taskQueue);
-      const { workflowId, report } = await evaluate(client, config, { taskQueue });
-      if (o.json) console.log(JSON.stringify({ workflowId, ...report }, null, 2));
-      else console.log(renderReportMarkdown(report) + `\n\nworkflow: ${workflowId}`);
+      const { workflowId, report } = await api.evaluate(client, config, { taskQueue });
+      const out = outputOf(o);
+      if (out === 'json') console.log(JSON.stringify({ workflowId, ...report }, null, 2));
+      else {
+        const md = renderReportMarkdown(report) + `\n\nworkflow: ${workflowId}`;
+        console.log(out === 'markdown' ? md : forTerminal(md));
+      }
       process.exitCode = report.verdict === 'compatible' ? EXIT.ok : report.verdict === 'bad-input' ? EXIT.badInput : EXIT.failed;
     });
   });
@@ -102,9 +167,9 @@ export function buildProgram(): Command {
       .option('--task-queue <name>', 'task queue of the workers (default: config taskQueue)'),
   ).action(async (o) => {
     const config = readConfig(o.config);
-    await withClient(o, async (client) => {
+    await withClient(o, async (client, api) => {
       const taskQueue = await prepareQueue(client, o.taskQueue ?? config.taskQueue);
-      const id = await startMigration(client, config, { taskQueue, workflowId: o.id });
+      const id = await api.startMigration(client, config, { taskQueue, workflowId: o.id });
       console.log(`started ${id}; follow it with: pgshift status ${config.name} --watch`);
     });
   });
@@ -114,17 +179,22 @@ export function buildProgram(): Command {
       .command('status <id>')
       .description('phase, progress, errors of a migration (name or workflow id)')
       .option('--json', 'print JSON')
-      .option('--watch', 'refresh every 2 s until the migration ends'),
+      .option('--markdown', 'print markdown (the default when stdout is not a terminal)')
+      .option('--watch', 'refresh every 2 s until the migration ends (on a terminal: in place, with the rates of the last 2 s)'),
   ).action(async (id: string, o) => {
-    await withClient(o, async (client) => {
+    const out = outputOf(o);
+    const draw = out === 'terminal' && o.watch ? inPlace() : (text: string) => console.log(text);
+    await withClient(o, async (client, api) => {
+      let prev: { at: number; state: MigrationStatus['state'] } | null = null;
       for (;;) {
-        const s = await getStatus(client, id);
-        if (o.json) console.log(JSON.stringify(s, null, 2));
+        const s = await api.getStatus(client, id);
+        const at = Date.now();
+        if (out === 'json') console.log(JSON.stringify(s, null, 2));
         else {
-          if (o.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
-          console.log(`${s.workflowId}: ${s.source} → ${s.destination}\n`);
-          console.log(renderStatusMarkdown(s.name, s, s.state));
+          const md = `${s.workflowId}: ${s.source} → ${s.destination}\n\n${renderStatusMarkdown(s.name, s, s.state, at, prev && liveRates(prev, { at, state: s.state }))}`;
+          draw(out === 'markdown' ? md : forTerminal(md));
         }
+        prev = { at, state: s.state };
         const over = ['done', 'aborted', 'failed'].includes(s.state.phase);
         if (!o.watch || over) {
           if (s.state.phase === 'failed') process.exitCode = EXIT.failed;
@@ -143,9 +213,9 @@ export function buildProgram(): Command {
       .option('--data', 'verify the data only')
       .option('--json', 'print JSON'),
   ).action(async (id: string, o) => {
-    await withClient(o, async (client) => {
+    await withClient(o, async (client, api) => {
       const only = o.schema || o.data;
-      const { workflowId, result } = await verify(client, id, only ? { schema: !!o.schema, data: !!o.data } : {});
+      const { workflowId, result } = await api.verify(client, id, only ? { schema: !!o.schema, data: !!o.data } : {});
       if (o.json) console.log(JSON.stringify({ workflowId, ...result }, null, 2));
       else {
         if (result.schema) {
@@ -164,14 +234,14 @@ export function buildProgram(): Command {
     });
   });
 
-  for (const [name, fn, what] of [
-    ['pause', pause, 'pause a migration after the running step'],
-    ['resume', resume, 'resume a paused migration'],
-    ['abort', abort, 'abort a migration: stop promptly, release the source (slot, publication, fence), fence the destination'],
+  for (const [name, what] of [
+    ['pause', 'pause a migration after the running step'],
+    ['resume', 'resume a paused migration'],
+    ['abort', 'abort a migration: stop promptly, release the source (slot, publication, fence), fence the destination'],
   ] as const) {
     withTemporalOptions(program.command(`${name} <id>`).description(what)).action(async (id: string, o) => {
-      await withClient(o, async (client) => {
-        await fn(client, id);
+      await withClient(o, async (client, api) => {
+        await api[name](client, id);
         console.log(`${name} sent to ${id}`);
       });
     });
@@ -181,8 +251,8 @@ export function buildProgram(): Command {
   withTemporalOptions(
     ddl.command('skip <id> <entry>').description('skip one captured DDL entry the apply stopped at (see status); recorded in the workflow history'),
   ).action(async (id: string, entry: string, o) => {
-    await withClient(o, async (client) => {
-      await skipDdl(client, id, Number(entry));
+    await withClient(o, async (client, api) => {
+      await api.skipDdl(client, id, Number(entry));
       console.log(`ddl skip ${entry} sent to ${id}`);
     });
   });
@@ -195,8 +265,8 @@ export function buildProgram(): Command {
       .addOption(new Option('--verify <what>', 'final data verification (default: config cutover.verify)').choices(['changed', 'full', 'none']))
       .option('--wait', 'print the steps as they happen until the cutover ends'),
   ).action(async (id: string, o) => {
-    await withClient(o, async (client) => {
-      const answer = await cutover(client, id, { ...(o.fence ? { fence: o.fence } : {}), ...(o.verify ? { verify: o.verify } : {}) });
+    await withClient(o, async (client, api) => {
+      const answer = await api.cutover(client, id, { ...(o.fence ? { fence: o.fence } : {}), ...(o.verify ? { verify: o.verify } : {}) });
       if (!answer.accepted) {
         console.error(`cutover refused: ${answer.reason}`);
         process.exitCode = EXIT.failed;
@@ -206,7 +276,7 @@ export function buildProgram(): Command {
       if (!o.wait) return;
       const seen = new Map<string, string>();
       for (;;) {
-        const s = await getStatus(client, id);
+        const s = await api.getStatus(client, id);
         const c = s.state.cutover;
         for (const step of c?.steps ?? []) {
           const line = `${step.status}${step.detail ? `: ${step.detail}` : ''}`;
@@ -237,8 +307,7 @@ export function buildProgram(): Command {
     .action(async (o) => {
       const config = readConfig(o.config);
       // Loaded only here: the other commands do not talk to the databases.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { releaseMigration } = require('../activities/release') as typeof import('../activities/release');
+      const { releaseMigration } = requireUnbundled<typeof import('../activities/release')>('../activities/release');
       const r = await releaseMigration(config, { destination: !!o.destination });
       if (!r.removed.length) console.log(`nothing left to release for migration ${config.name}`);
       for (const x of r.removed) console.log(`removed ${x}`);
@@ -258,8 +327,8 @@ export function buildProgram(): Command {
       ...(o.incrementalRowsPerSec !== undefined ? { incrementalRowsPerSecond: o.incrementalRowsPerSec } : {}),
     };
     if (!Object.keys(t).length) throw new UsageError('throttle: give at least one of --full-rows-per-sec, --full-mb-per-sec, --incremental-rows-per-sec');
-    await withClient(o, async (client) => {
-      await throttle(client, id, t);
+    await withClient(o, async (client, api) => {
+      await api.throttle(client, id, t);
       console.log(`throttle ${JSON.stringify(t)} sent to ${id}`);
     });
   });
@@ -274,8 +343,7 @@ export function buildProgram(): Command {
       .option('--metrics-host <address>', 'address the metrics endpoint listens on', '0.0.0.0'),
   ).action(async (o) => {
     // Loaded only here: the worker package (native bridge, bundler) is heavy for the other commands.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { runWorker } = require('../worker') as typeof import('../worker');
+    const { runWorker } = requireUnbundled<typeof import('../worker')>('../worker');
     if (o.metricsPort !== undefined && !(Number.isInteger(o.metricsPort) && o.metricsPort >= 0 && o.metricsPort < 65536)) {
       throw new UsageError('worker: --metrics-port expects a port number');
     }
@@ -289,8 +357,8 @@ export function buildProgram(): Command {
   });
 
   withTemporalOptions(program.command('list').description('list pgshift migrations and evaluations').option('--json', 'print JSON')).action(async (o) => {
-    await withClient(o, async (client) => {
-      const rows = await list(client);
+    await withClient(o, async (client, api) => {
+      const rows = await api.list(client);
       if (o.json) {
         console.log(
           JSON.stringify(
@@ -318,7 +386,7 @@ export async function main(argv: string[]): Promise<number> {
       // help and version are not errors; commander already printed usage problems
       return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? EXIT.ok : EXIT.badInput;
     }
-    if (e instanceof ConfigError) {
+    if (configLib && e instanceof configLib.ConfigError) {
       for (const p of e.problems) console.error(p);
       return EXIT.badInput;
     }

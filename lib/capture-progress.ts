@@ -171,8 +171,8 @@ export function recordApplyRound(p: CaptureProgress, r: ApplyRound, now: string)
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const bytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} kB` : `${n} B`);
 
-/** Markdown lines for status and the UI's current details. */
-export function renderCapture(p: CaptureProgress, paused: boolean): string[] {
+/** Markdown lines for status and the UI's current details; `changesPerSecond`: measured now, between two status samples. */
+export function renderCapture(p: CaptureProgress, paused: boolean, changesPerSecond?: number | null): string[] {
   const lag =
     p.lagSeconds === null
       ? 'lag unknown yet'
@@ -188,6 +188,7 @@ export function renderCapture(p: CaptureProgress, paused: boolean): string[] {
       (p.wal?.retainedBytes != null ? ` · the slot retains ${bytes(p.wal.retainedBytes)} of WAL` : '') +
       (p.wal?.safeBytes != null ? ` (${bytes(p.wal.safeBytes)} left before max_slot_wal_keep_size)` : ''),
     `- ${fmt(p.transactions)} transactions, ${fmt(p.changes)} changes applied` +
+      (changesPerSecond != null ? ` · now ${fmt(changesPerSecond)} changes/s` : '') +
       (p.changesPerSecond !== null ? ` · last round ${fmt(p.changesPerSecond)} changes/s, ${fmt(p.transactionsPerSecond ?? 0)} transactions/s` : '') +
       (p.fallbacks ? ` · ${fmt(p.fallbacks)} batches applied change by change after a constraint conflict` : '') +
       (p.replicaRole === false ? ' · ⚠ apply sessions cannot set session_replication_role = replica: FK checks and user triggers fire' : ''),

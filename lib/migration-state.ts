@@ -6,7 +6,8 @@ import type { Config } from './config';
 import type { PrecheckItem } from './precheck-catalog';
 import { type CaptureProgress, renderCapture } from './capture-progress';
 import { type CutoverProgress, renderCutover } from './cutover-progress';
-import type { FullLoadProgress, FullLoadTotals } from './full-load-progress';
+import type { FullLoadProgress, FullLoadTotals, TableProgress } from './full-load-progress';
+import type { LiveRates } from './live-status';
 import type { DataVerification } from './verification-progress';
 import { type IncrementalVerification, renderIncrementalVerification } from './incremental-verification';
 
@@ -221,26 +222,59 @@ export function fullLoadTotals(f: FullLoadProgress): FullLoadTotals {
   return f.totals;
 }
 
-/** Totals with rate and ETA (from the bytes copied so far), then the tables of the status view. */
-export function renderFullLoad(f: FullLoadProgress, now: number): string[] {
+/** Below 100 % until the last chunk landed: the estimates (reltuples, table size) are estimates. */
+const BELOW_DONE = 0.999;
+
+/**
+ * How far a table is: its rows against the planner's estimate (its bytes on disk when it has
+ * none), so a table of one chunk moves while it copies rather than jumping from 0 to 100 %.
+ */
+export function tableFraction(t: TableProgress): number {
+  if (t.chunks > 0 && t.chunksDone >= t.chunks) return 1;
+  const byChunks = t.chunks ? t.chunksDone / t.chunks : 0;
+  const byData = t.estimatedRows > 0 ? t.rows / t.estimatedRows : t.estimatedBytes > 0 ? t.bytes / t.estimatedBytes : 0;
+  return Math.min(BELOW_DONE, Math.max(byChunks, byData));
+}
+
+/** The whole load: bytes copied against the tables' size (the totals carry no row estimate). */
+export function fullLoadFraction(f: FullLoadProgress): number {
+  const tot = f.totals;
+  if (f.finishedAt || (tot.chunks > 0 && tot.chunksDone >= tot.chunks)) return 1;
+  const byChunks = tot.chunks ? tot.chunksDone / tot.chunks : 0;
+  const byData = tot.estimatedBytes > 0 ? tot.bytes / tot.estimatedBytes : 0;
+  return Math.min(BELOW_DONE, Math.max(byChunks, byData));
+}
+
+const perSecond = (rows: number, bytes: number) => `${fmt(rows)} rows/s, ${(bytes / MB).toFixed(1)} MB/s`;
+
+/**
+ * Totals with rate and ETA (from the bytes copied so far), then the tables of the status view.
+ * `live`: rates measured between two samples (`pgshift status --watch`), shown by table.
+ */
+export function renderFullLoad(f: FullLoadProgress, now: number, live?: LiveRates | null): string[] {
   const tot = f.totals;
   const secs = Math.max(1, ((f.finishedAt ? Date.parse(f.finishedAt) : now) - Date.parse(f.startedAt)) / 1000);
   const rate = tot.bytes / secs;
-  const pct = tot.chunks ? (100 * tot.chunksDone) / tot.chunks : 100;
+  const pct = 100 * fullLoadFraction(f);
   const eta = !f.finishedAt && rate > 0 ? Math.max(0, (tot.estimatedBytes - tot.bytes) / rate) : 0;
-  const shown = Object.values(f.tables).sort((a, b) => b.estimatedBytes - a.estimatedBytes);
+  const shown = Object.entries(f.tables).sort(([, a], [, b]) => b.estimatedBytes - a.estimatedBytes);
+  const rates = live && !f.finishedAt ? live.tables : null;
   const lines = [
     `### Full load: ${pct.toFixed(1)} % (${tot.chunksDone}/${tot.chunks} chunks, ${fmt(tot.rows)} rows, ${(tot.bytes / MB).toFixed(1)} MB; ${tot.tablesDone}/${tot.tables} tables)` +
       ` · ${fmt(tot.rows / secs)} rows/s · ${(rate / MB).toFixed(1)} MB/s${f.finishedAt ? ' · finished' : ` · ETA ${Math.round(eta)} s · ${f.activeCopies} copies running`}`,
-    '| table | progress | rows | MB |',
-    '|---|---|---:|---:|',
+    `| table | progress | rows | MB |${rates ? ' now |' : ''}`,
+    `|---|---|---:|---:|${rates ? '---:|' : ''}`,
   ];
-  for (const t of shown) {
-    const p = t.chunks ? t.chunksDone / t.chunks : 1;
-    const bar = '█'.repeat(Math.round(p * 10)) + '░'.repeat(10 - Math.round(p * 10));
-    lines.push(`| ${t.display} | ${bar} ${Math.round(p * 100)} % (${t.chunksDone}/${t.chunks}) | ${fmt(t.rows)} | ${(t.bytes / MB).toFixed(1)} |`);
+  for (const [key, t] of shown) {
+    const p = tableFraction(t);
+    const bar = '█'.repeat(Math.floor(p * 10)) + '░'.repeat(10 - Math.floor(p * 10));
+    const done = p === 1;
+    const rows = done || !t.estimatedRows ? fmt(t.rows) : `${fmt(t.rows)} of ~${fmt(t.estimatedRows)}`;
+    const now = rates ? (rates[key] && !done ? ` ${perSecond(rates[key].rowsPerSecond, rates[key].bytesPerSecond)} |` : ' |') : '';
+    lines.push(`| ${t.display} | ${bar} ${Math.floor(p * 100)} % (${t.chunksDone}/${t.chunks} chunks) | ${rows} | ${(t.bytes / MB).toFixed(1)} |${now}`);
   }
-  if (tot.tables > shown.length) lines.push(`| … ${fmt(tot.tables - shown.length)} more tables (the largest and the ones copying now are shown) | | | |`);
+  if (tot.tables > shown.length)
+    lines.push(`| … ${fmt(tot.tables - shown.length)} more tables (the largest and the ones copying now are shown) | | | |${rates ? ' |' : ''}`);
   return lines;
 }
 
@@ -257,7 +291,14 @@ export function renderDataVerification(v: DataVerification): string[] {
   return lines;
 }
 
-export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' | 'verification'>, s: MigrationState, now = Date.now()): string {
+/** `live`: rates between two samples (`pgshift status --watch`); the workflow's own details have none. */
+export function renderStatusMarkdown(
+  name: string,
+  config: Pick<Config, 'mode' | 'verification'>,
+  s: MigrationState,
+  now = Date.now(),
+  live: LiveRates | null = null,
+): string {
   const lines = [`## pgshift ${name}: ${s.phase}${s.paused ? ' (paused)' : ''}${s.abortRequested && s.phase !== 'aborted' ? ' (aborting)' : ''}`];
   const enabled = PHASES.filter((p) => phaseEnabled(p, config.mode, config.verification));
   const at = PHASES.indexOf(s.phase as (typeof PHASES)[number]);
@@ -272,8 +313,8 @@ export function renderStatusMarkdown(name: string, config: Pick<Config, 'mode' |
       if (p) lines.push(`| ${st} | ${p.applied} | ${p.skipped} | ${p.existing} | ${p.total} |`);
     }
   }
-  if (s.fullLoad) lines.push('', ...renderFullLoad(s.fullLoad, now));
-  if (s.capture) lines.push('', ...renderCapture(s.capture, s.paused));
+  if (s.fullLoad) lines.push('', ...renderFullLoad(s.fullLoad, now, live));
+  if (s.capture) lines.push('', ...renderCapture(s.capture, s.paused, live?.changesPerSecond));
   if (s.cutover) lines.push('', ...renderCutover(s.cutover));
   else if (s.cutoverRefused) lines.push('', `### Cutover refused at ${s.cutoverRefused.at}: ${s.cutoverRefused.reason}`);
   const v = s.schema.verification;

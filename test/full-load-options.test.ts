@@ -39,7 +39,7 @@ describe('full-load options', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/## pgshift t_\w+: done/);
     expect(text.stdout).toMatch(/### Full load: 100\.0 % \(3\/3 chunks, [\d,]+ rows/);
-    expect(text.stdout).toMatch(/\| public\.events \| ██████████ 100 % \(1\/1\) \|/);
+    expect(text.stdout).toMatch(/\| public\.events \| ██████████ 100 % \(1\/1 chunks\) \|/);
     expect(text.stdout).toContain('rows in public.events compared, consistent');
     expect(JSON.parse(json.stdout).state.phase).toBe('done');
     const [{ expected }] = await pair.source.sql<{ expected: number }>(

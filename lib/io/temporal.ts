@@ -44,6 +44,14 @@ export function resolveTemporal(flags: TemporalFlags = {}): ResolvedTemporal {
 export async function connectClient(flags: TemporalFlags = {}): Promise<Client> {
   const { connectionOptions, namespace } = resolveTemporal(flags);
   let connection: Connection;
+  // For the start-time measurement (npm run bench): when the first network request leaves.
+  // CPU time so far is the figure a loaded machine distorts least.
+  if (process.env.PGSHIFT_TRACE_START) {
+    const cpu = process.cpuUsage();
+    process.stderr.write(
+      `pgshift-trace: connect at ${(performance.timeOrigin + performance.now()).toFixed(1)} cpu ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms\n`,
+    );
+  }
   try {
     connection = await Connection.connect({
       address: connectionOptions.address,
