@@ -26,7 +26,10 @@ describe('bundled CLI', () => {
     mkdirSync(path.join(root, 'cli'));
     for (const f of ['pgshift', 'bundle.js']) copyFileSync(path.join(ROOT, 'bin', f), path.join(root, 'bin', f));
     symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
-    writeFileSync(path.join(root, 'cli', 'index.ts'), "import { v } from './v';\nexport async function main(): Promise<number> {\n  console.log(v);\n  return 0;\n}\n");
+    writeFileSync(
+      path.join(root, 'cli', 'index.ts'),
+      "import { v } from './v';\nexport async function main(): Promise<number> {\n  console.log(v);\n  return 0;\n}\n",
+    );
     const version = (text: string) => writeFileSync(path.join(root, 'cli', 'v.ts'), text);
     const run = () => {
       const r = spawnSync(process.execPath, [path.join(root, 'bin', 'pgshift')], { env: { ...process.env, PGSHIFT_TRACE_START: '1' }, encoding: 'utf8' });
