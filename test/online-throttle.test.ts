@@ -2,7 +2,9 @@
 // waiting in the slot, the rate at which rows arrive on the destination
 // (counted there every second, independently of pgshift) stays within ±10 % of
 // throttle.incrementalRowsPerSecond, and a throttle signal takes effect within
-// 5 s (the apply asks the workflow's live throttle every ~2 s). Incremental-only
+// 5 s (the apply asks the workflow's live throttle every ~2 s). Both rates stay
+// well below what a loaded 2-core machine applies (an apply that cannot reach
+// the rate says nothing about the throttle). Incremental-only
 // mode: the table exists, empty, on both sides before the migration starts.
 // A pause and then an abort cancel a round that is mid-backlog: it stops at a
 // destination commit and its result still counts, so the status' applied
@@ -81,20 +83,20 @@ describe('incremental throttle', () => {
       expect(steady).toBeGreaterThan(1800);
       expect(steady).toBeLessThan(2200);
 
-      await throttle(client, config.name, { incrementalRowsPerSecond: 6000 });
+      await throttle(client, config.name, { incrementalRowsPerSecond: 4000 });
       await sleep(5000);
       const fast = await sample(pair.destination, 4);
       const faster = rate(fast[0], fast[fast.length - 1]);
-      console.log(`online throttle at 6000: ${fast.map((x, i) => (i ? Math.round(rate(fast[i - 1], x)) : x.n)).join(' ')} → ${Math.round(faster)} rows/s`);
+      console.log(`online throttle at 4000: ${fast.map((x, i) => (i ? Math.round(rate(fast[i - 1], x)) : x.n)).join(' ')} → ${Math.round(faster)} rows/s`);
       expect(fast[fast.length - 1].n).toBeLessThan(TRANSACTIONS * PER_TRANSACTION); // still throttled, not out of backlog
-      expect(faster).toBeGreaterThan(5400);
-      expect(faster).toBeLessThan(6600);
+      expect(faster).toBeGreaterThan(3600);
+      expect(faster).toBeLessThan(4400);
 
       const s = await getStatus(client, config.name);
       expect(s.state.errors).toEqual([]);
       // The backlog keeps the lag up: the apply runs in catch-up (or, once caught up, incremental).
       expect(['catch-up', 'incremental']).toContain(s.state.phase);
-      expect(s.state.throttle.incrementalRowsPerSecond).toBe(6000);
+      expect(s.state.throttle.incrementalRowsPerSecond).toBe(4000);
 
       // Pause mid-round: the round stops at a destination commit and what it applied stays counted.
       const roundsBefore = s.state.capture!.rounds;
