@@ -12,7 +12,7 @@
 //   a raw binary COPY TO STDOUT | COPY FROM STDIN pipe per table, 2 at a time
 // Options: --shape compressible|incompressible|both (default both), --runs N (default 3),
 //          --scale N (default 10), --wide N (default 20000), --secrets N (default 50000),
-//          --only raw,pgshift-data,pgshift-cli,pgshift,pgshift-verify,pg_dump,pgcopydb,capture,cli (a subset, no table),
+//          --only raw,pgshift-data,pgshift-cli,pgshift,pgshift-verify,pg_dump,pgcopydb,capture,cli (a subset; the table shows what ran),
 //          --transactions N (pgbench backlog for change capture, default 50000),
 //          --live-rate N --live-seconds N (live change-capture workload, default 300 tps for 20 s),
 //          --timeline (every activity of the pgshift runs), --write (update bench/RESULTS.md).
@@ -515,7 +515,8 @@ async function main() {
       );
       console.log(capture);
     }
-    if (only) return;
+    // A subset without any shape's tool (capture alone) prints no table.
+    if (!perShape.some((r) => r.results.length)) return;
 
     const command = `npm run bench -- ${process.argv
       .slice(2)
