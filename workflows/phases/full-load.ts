@@ -10,7 +10,7 @@
 // A long load continues as new between chunks: running copies finish (a chunk
 // is short), running index builds are cancelled (the next run builds them again,
 // from the statements not yet applied).
-import { CancellationScope, condition, patched } from '@temporalio/workflow';
+import { CancellationScope, condition } from '@temporalio/workflow';
 import { FullLoadTracker, newFullLoadProgress, type FullLoadPage, type PageTable } from '../../lib/full-load-progress';
 import { ABORTED, allLanes, CONTINUE_AS_NEW, DONE, endedByCancel, type PhaseContext, type PhaseOutcome } from './contract';
 
@@ -55,20 +55,10 @@ export async function runFullLoad(ctx: PhaseContext): Promise<PhaseOutcome> {
     exhausted = page.last === null;
     ctx.show();
   };
-  // Copies running per table. Two COPYs into one table contend for its relation extension
-  // and TOAST index (PostgreSQL before 16 extends a table a page at a time) and read the
-  // source through a range query instead of a plain COPY: a lane takes the next chunk of a
-  // table no other lane is copying when the page has one, and another chunk of the same
-  // table only when nothing else is left.
-  const copyingTable = new Map<string, number>();
   const nextChunk = async () => {
     while (!queue.length && !exhausted) {
       reading ??= readPage().finally(() => (reading = null));
       await reading;
-    }
-    if (queue.length > 1 && patched('full-load-lanes-on-distinct-tables')) {
-      const free = queue.findIndex((q) => !copyingTable.get(q.t.key));
-      if (free > 0) return queue.splice(free, 1)[0];
     }
     return queue.shift() ?? null;
   };
@@ -110,7 +100,6 @@ export async function runFullLoad(ctx: PhaseContext): Promise<PhaseOutcome> {
       if (!next) return;
       const { t, c } = next;
       f.activeCopies++;
-      copyingTable.set(t.key, (copyingTable.get(t.key) ?? 0) + 1);
       tracker.started(t.key);
       try {
         const r = await acts.copyChunk.executeWithOptions(
@@ -122,7 +111,6 @@ export async function runFullLoad(ctx: PhaseContext): Promise<PhaseOutcome> {
         copiedThisRun++;
       } finally {
         f.activeCopies--;
-        copyingTable.set(t.key, copyingTable.get(t.key)! - 1);
       }
       ctx.show();
     }
