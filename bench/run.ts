@@ -561,7 +561,8 @@ function renderShape(r: ShapeResults, size: ShapeSize, runs: number): string[] {
   if (reference)
     lines.push(
       `Summary: pgshift ${cliRun ? 'end to end through the CLI' : 'in process'} (schema, data, keys, indexes, FKs, sequences, ANALYZE; verification off) takes ` +
-        `${versus(find('pgcopydb'))} the time of pgcopydb and ${versus(find('pg_dump'))} that of pg_dump + pg_restore (median of ${runs}).`,
+        `${versus(find('pgcopydb'))} the time of pgcopydb and ${versus(find('pg_dump'))} that of pg_dump + pg_restore (median of ${runs})` +
+        (cliRun && inProcess && find('pgcopydb') ? `; in process (no CLI start) ${(inProcess.seconds / find('pgcopydb')!.seconds).toFixed(2)}×.` : '.'),
       '',
     );
   lines.push(`| tool | seconds (median of ${runs}) | runs | rows/s | MB/s | time vs pgcopydb |`, '|---|---:|---|---:|---:|---:|');
