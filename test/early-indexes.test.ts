@@ -4,7 +4,9 @@
 // unique constraints and FKs wait for the consistency point (replay may revisit older row states until then).
 import { describe, expect, it } from 'vitest';
 import { applySchemaStage, buildTableIndexes, planSchema } from '../activities/schema';
+import { session } from '../lib/io/session';
 import { makePair, uid, type Pair } from './harness/env';
+import { waitUntil } from './harness/wait';
 import { claimDestination } from './fixtures/schema-source';
 
 const SOURCE = `
@@ -44,6 +46,30 @@ describe('keys and indexes built during the full load', () => {
     expect(await indexesAndFks(pair)).toEqual(['app.a_code_key', 'app.a_pkey', 'app.a_v_idx', 'app.a_w_uidx', 'app.b_pkey', 'b_a_fk']);
     // The post-data stages then find them built.
     expect(await applySchemaStage({ config, runToken, stage: 'keys' })).toMatchObject({ applied: 0, skipped: 2 });
+    expect(await applySchemaStage({ config, runToken, stage: 'post-data' })).toMatchObject({ applied: 0, skipped: 4 });
+  });
+
+  it('two tables built side by side: the one marked built last applies the FK between them', async () => {
+    const { pair, config, runToken } = await prepared(false);
+    // b's build reads its statements (a has no keys yet: no FK), then waits for b's lock while a is built and marked.
+    const holder = await session(config, 'destination', 'schema');
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE app.b IN ACCESS EXCLUSIVE MODE');
+      const b = buildTableIndexes({ config, runToken, table: 'app.b' });
+      await waitUntil(
+        "b's build waits for the lock",
+        async () =>
+          (await pair.destination.sql(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%app%b%PRIMARY KEY%'`)).length > 0,
+        { timeoutMs: 20_000, everyMs: 50 },
+      );
+      expect((await buildTableIndexes({ config, runToken, table: 'app.a' })).applied).toBe(4); // a's own: b is not built yet
+      await holder.query('COMMIT');
+      expect(await b).toEqual({ applied: 2, total: 2 }); // b_pkey, then b_a_fk once b is marked built
+    } finally {
+      await holder.end();
+    }
+    expect(await indexesAndFks(pair)).toEqual(['app.a_code_key', 'app.a_pkey', 'app.a_v_idx', 'app.a_w_uidx', 'app.b_pkey', 'b_a_fk']);
     expect(await applySchemaStage({ config, runToken, stage: 'post-data' })).toMatchObject({ applied: 0, skipped: 4 });
   });
 

@@ -138,7 +138,20 @@ export async function applyTableStatements(input: { config: Config; runToken: st
       await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`).catch((err) => Promise.reject(about(`ANALYZE ${table}`, err)));
       await markTableBuilt(dst, config.name, table);
     });
-    return { applied, total: statements.length };
+    // Two tables built side by side each read their FKs before the other was marked built, so
+    // the FK between them was in neither list and would wait for the post-data phase, on the
+    // critical path (validating it reads both tables). Read again now that this one is marked:
+    // of two such builds, the one marked last sees the other and applies it (the statement's
+    // row lock makes a concurrent attempt find it applied).
+    const seen = new Set(statements.map((st) => st.seq));
+    const late = (await readTableStatements(dst, config.name, table, !config.mode.incremental)).filter(
+      (st) => st.kind === 'foreign-key' && st.state === 'pending' && !seen.has(st.seq),
+    );
+    for (const st of late) {
+      heartbeat(`${table}: ${st.kind} ${st.object}`);
+      if ((await applyOne(dst, config, runToken, st)) === 'applied') applied++;
+    }
+    return { applied, total: statements.length + late.length };
   });
 }
 

@@ -24,6 +24,16 @@ export interface PlanSummaryRow {
 }
 
 export async function ensurePlanTables(dst: Client): Promise<void> {
+  // Already there (every call but the first): no DDL. The ALTER TABLE below takes its
+  // table's exclusive lock even when the column exists, so it waits for every open
+  // transaction that locked a statement row — a key or index build running in another
+  // session — and index builds side by side would run one after the other.
+  const ready = await dst.query<{ ready: boolean }>(
+    `SELECT to_regclass('pgshift.schema_table_builds') IS NOT NULL
+            AND (SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass('pgshift.schema_statements')
+                    AND attname IN ('on_table', 'ref_table') AND NOT attisdropped) = 2 AS ready`,
+  );
+  if (ready.rows[0].ready) return;
   await ensureControlSchema(dst);
   // Serialise first-time creation by concurrent workers (CREATE ... IF NOT EXISTS can still race).
   await dst.query('SELECT pg_advisory_lock(hashtext($1))', ['pgshift schema plan tables']);
