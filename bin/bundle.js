@@ -9,6 +9,12 @@
 // files with the same content costs one hash, not a rebuild. A stat per file (~60 files) is
 // well under a millisecond's work per file.
 //
+// The workflow bundle: workflows/index.ts bundled by the Temporal SDK (webpack), the code a worker
+// runs in its isolates, built ahead (set-up, or the first worker start after a change) instead
+// of at every `pgshift worker` start (seconds of webpack). Same directory, same freshness rule;
+// its manifest lists the project files esbuild finds from workflows/index.ts (a superset of what
+// webpack includes: both follow the same imports).
+//
 // Plain CommonJS (no TypeScript): bin/pgshift loads it before anything is compiled.
 'use strict';
 const crypto = require('node:crypto');
@@ -19,12 +25,21 @@ const ROOT = path.join(__dirname, '..');
 const OUT_DIR = 'dist/bundle';
 const BUNDLE = 'pgshift.js';
 const MANIFEST = 'manifest.json';
+const WORKFLOWS_ENTRY = 'workflows/index.ts';
+const WORKFLOWS = 'workflows.js';
+const WORKFLOWS_MANIFEST = 'workflows.manifest.json';
 /** Changes with the manifest layout or the build options below: an older bundle is stale. */
-const FORMAT = 1;
+const FORMAT = 2;
 
 const paths = (root = ROOT) => {
   const dir = path.join(root, OUT_DIR);
-  return { dir, bundle: path.join(dir, BUNDLE), manifest: path.join(dir, MANIFEST) };
+  return {
+    dir,
+    bundle: path.join(dir, BUNDLE),
+    manifest: path.join(dir, MANIFEST),
+    workflows: path.join(dir, WORKFLOWS),
+    workflowsManifest: path.join(dir, WORKFLOWS_MANIFEST),
+  };
 };
 
 const sha1 = (buf) => crypto.createHash('sha1').update(buf).digest('hex');
@@ -40,15 +55,23 @@ function record(root, rel) {
 
 /** Null when the bundle is fresh, else why it is not (a missing bundle, a changed file). */
 function staleness(root = ROOT) {
-  const p = paths(root);
+  return stalenessOf(root, paths(root).manifest, 'bundle');
+}
+
+/** Null when the workflow bundle is fresh, else why it is not. */
+function workflowStaleness(root = ROOT) {
+  return stalenessOf(root, paths(root).workflowsManifest, 'workflow bundle');
+}
+
+function stalenessOf(root, manifestFile, what) {
   let manifest;
   try {
-    manifest = JSON.parse(fs.readFileSync(p.manifest, 'utf8'));
+    manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
   } catch {
-    return 'no bundle built yet';
+    return `no ${what} built yet`;
   }
-  if (manifest.format !== FORMAT) return 'bundle built by another version of bin/bundle.js';
-  if (manifest.node !== process.versions.node) return `bundle built for Node ${manifest.node}`;
+  if (manifest.format !== FORMAT) return `${what} built by another version of bin/bundle.js`;
+  if (manifest.node !== process.versions.node) return `${what} built for Node ${manifest.node}`;
   for (const f of manifest.inputs) {
     let st;
     try {
@@ -71,8 +94,9 @@ function writeAtomic(file, data) {
 
 /**
  * Build the bundle and its manifest (esbuild: a devDependency, so only in a checkout).
- * The worker and `release` (native bridge, webpack, pg) stay outside: cli/index.ts loads them
- * from the sources when it runs bundled. Returns the bundle's size in bytes.
+ * Every command is inside, `worker` and `release` too; @temporalio/worker stays outside (its
+ * native bridge, its worker threads and webpack load from node_modules, only for `worker`), and
+ * so does pg's optional native binding. Returns the bundle's size in bytes.
  */
 function build(root = ROOT) {
   const esbuild = require('esbuild');
@@ -88,7 +112,7 @@ function build(root = ROOT) {
     minify: true,
     // Error classes keep their names (messages and instanceof-by-name checks in the SDK).
     keepNames: true,
-    external: ['tsx'],
+    external: ['tsx', '@temporalio/worker', 'pg-native'],
     define: { PGSHIFT_BUNDLE: 'true' },
     // A dynamic require (cli/index.ts requireUnbundled) is meant to stay one.
     logOverride: { 'indirect-require': 'silent' },
@@ -97,15 +121,57 @@ function build(root = ROOT) {
     logLevel: 'error',
   });
   const code = result.outputFiles[0].contents;
-  const inputs = Object.keys(result.metafile.inputs)
-    .filter((f) => !f.split('/').includes('node_modules'))
-    .concat(EXTRA_INPUTS.filter((f) => fs.existsSync(path.join(root, f))))
-    .map((f) => record(root, f));
+  const inputs = projectInputs(root, result.metafile);
   const bundleSha1 = sha1(code);
   // The bundle first, the manifest last: a reader that sees the new manifest sees the new bundle.
   writeAtomic(p.bundle, code);
   for (const f of fs.readdirSync(p.dir)) if (f.endsWith('.cache') && !f.includes(bundleSha1.slice(0, 12))) fs.rmSync(path.join(p.dir, f), { force: true });
   writeAtomic(p.manifest, JSON.stringify({ format: FORMAT, node: process.versions.node, bundleSha1, inputs }, null, 1));
+  return code.length;
+}
+
+/** The manifest's records: the project files of an esbuild metafile and EXTRA_INPUTS. */
+function projectInputs(root, metafile) {
+  return Object.keys(metafile.inputs)
+    .filter((f) => !f.split('/').includes('node_modules'))
+    .concat(EXTRA_INPUTS.filter((f) => fs.existsSync(path.join(root, f))))
+    .map((f) => record(root, f));
+}
+
+const quietLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (m) => process.stderr.write(`[workflow bundle] ${m}\n`),
+  error: (m) => process.stderr.write(`[workflow bundle] ${m}\n`),
+};
+
+/**
+ * Build the workflow bundle and its manifest (the SDK's webpack, and esbuild for the list of
+ * inputs, recorded before webpack reads them: a file changed meanwhile makes the result stale,
+ * not wrong). Returns the bundle's size in bytes.
+ */
+async function buildWorkflows(root = ROOT) {
+  const esbuild = require('esbuild');
+  const { bundleWorkflowCode } = require(require.resolve('@temporalio/worker', { paths: [root] }));
+  const p = paths(root);
+  fs.mkdirSync(p.dir, { recursive: true });
+  const graph = esbuild.buildSync({
+    absWorkingDir: root,
+    entryPoints: [WORKFLOWS_ENTRY],
+    bundle: true,
+    packages: 'external',
+    platform: 'neutral',
+    format: 'cjs',
+    metafile: true,
+    write: false,
+    logLevel: 'error',
+  });
+  const inputs = projectInputs(root, graph.metafile);
+  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(root, WORKFLOWS_ENTRY), logger: quietLogger });
+  writeAtomic(p.workflows, code);
+  writeAtomic(p.workflowsManifest, JSON.stringify({ format: FORMAT, node: process.versions.node, bundleSha1: sha1(code), inputs }, null, 1));
   return code.length;
 }
 
@@ -150,14 +216,23 @@ function load(root = ROOT) {
   return { exports: mod.exports, cacheUsed };
 }
 
-module.exports = { staleness, build, load, paths };
+module.exports = { staleness, build, load, paths, workflowStaleness, buildWorkflows };
 
-// `node bin/bundle.js`: (re)build when stale (.ci/setup); `--force` rebuilds anyway.
+// `node bin/bundle.js`: (re)build what is stale, the CLI and the workflow bundle (.ci/setup);
+// `--force` rebuilds anyway.
 if (require.main === module) {
-  const why = process.argv.includes('--force') ? 'forced' : staleness();
-  if (why) {
+  const force = process.argv.includes('--force');
+  const timed = async (file, why, fn) => {
+    if (!why) return;
     const t = process.hrtime.bigint();
-    const bytes = build();
-    console.log(`[bundle] ${paths().bundle}: ${(bytes / 1024).toFixed(0)} kB in ${(Number(process.hrtime.bigint() - t) / 1e6).toFixed(0)} ms (${why})`);
-  }
+    const bytes = await fn();
+    console.log(`[bundle] ${file}: ${(bytes / 1024).toFixed(0)} kB in ${(Number(process.hrtime.bigint() - t) / 1e6).toFixed(0)} ms (${why})`);
+  };
+  void (async () => {
+    await timed(paths().bundle, force ? 'forced' : staleness(), () => build());
+    await timed(paths().workflows, force ? 'forced' : workflowStaleness(), () => buildWorkflows());
+  })().catch((e) => {
+    console.error(`[bundle] ${e.message}`);
+    process.exitCode = 1;
+  });
 }
