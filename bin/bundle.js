@@ -55,15 +55,15 @@ function record(root, rel) {
 
 /** Null when the bundle is fresh, else why it is not (a missing bundle, a changed file). */
 function staleness(root = ROOT) {
-  return stalenessOf(root, paths(root).manifest, 'bundle');
+  return stalenessOf(root, paths(root).manifest, paths(root).bundle, 'bundle');
 }
 
 /** Null when the workflow bundle is fresh, else why it is not. */
 function workflowStaleness(root = ROOT) {
-  return stalenessOf(root, paths(root).workflowsManifest, 'workflow bundle');
+  return stalenessOf(root, paths(root).workflowsManifest, paths(root).workflows, 'workflow bundle');
 }
 
-function stalenessOf(root, manifestFile, what) {
+function stalenessOf(root, manifestFile, bundleFile, what) {
   let manifest;
   try {
     manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
@@ -72,6 +72,13 @@ function stalenessOf(root, manifestFile, what) {
   }
   if (manifest.format !== FORMAT) return `${what} built by another version of bin/bundle.js`;
   if (manifest.node !== process.versions.node) return `${what} built for Node ${manifest.node}`;
+  let bundleSize;
+  try {
+    bundleSize = fs.statSync(bundleFile).size;
+  } catch {
+    bundleSize = -1;
+  }
+  if (bundleSize !== manifest.bundleBytes) return `${path.relative(root, bundleFile)} is not the one built`;
   for (const f of manifest.inputs) {
     let st;
     try {
@@ -93,16 +100,78 @@ function writeAtomic(file, data) {
 }
 
 /**
- * Build the bundle and its manifest (esbuild: a devDependency, so only in a checkout).
- * Every command is inside, `worker` and `release` too; @temporalio/worker stays outside (its
- * native bridge, its worker threads and webpack load from node_modules, only for `worker`), and
- * so does pg's optional native binding. Returns the bundle's size in bytes.
+ * @temporalio/worker inside the bundle too (loading it from node_modules is ~700 files, most of
+ * a worker's start), all but what must stay files of its packages: the native bridge's binary
+ * and the module that finds it beside itself (@temporalio/core-bridge/common.js), the file each
+ * workflow thread runs, and the webpack bundler, which only a worker without a fresh workflow
+ * bundle uses (loaded on first use). Two of the SDK's files are adapted for that; an SDK whose
+ * files no longer read as expected is left outside whole, as it was before (slower, never wrong).
  */
-function build(root = ROOT) {
+function temporalWorkerPlugin(root) {
+  let lib;
+  try {
+    lib = path.join(path.dirname(require.resolve('@temporalio/worker/package.json', { paths: [root] })), 'lib');
+  } catch {
+    return null;
+  }
+  const THREAD = "require.resolve('./workflow-worker-thread')";
+  const threaded = path.join(lib, 'workflow', 'threaded-vm.js');
+  const bundler = path.join(lib, 'workflow', 'bundler.js');
+  const read = (f) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
+  const bundlerSource = read(bundler);
+  let bridge;
+  try {
+    bridge = require.resolve('@temporalio/core-bridge', { paths: [lib] });
+  } catch {
+    return null;
+  }
+  if (!read(bridge).includes("require('./common')")) return null;
+  if (
+    !read(threaded).includes(THREAD) ||
+    !/exports\.defaultWorkflowInterceptorModules = \[require\.resolve\('\.\.\/workflow-log-interceptor'\)\]/.test(bundlerSource)
+  )
+    return null;
+  const bundlerExports = [...new Set([...bundlerSource.matchAll(/^exports\.(\w+) = /gm)].map((m) => m[1]))].filter(
+    (n) => n !== 'defaultWorkflowInterceptorModules',
+  );
+  if (!bundlerExports.includes('bundleWorkflowCode') || !bundlerExports.includes('WorkflowCodeBundler')) return null;
+  const escape = (f) => new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  return {
+    name: 'temporal-worker',
+    setup(b) {
+      // The bridge's binary locator (it looks beside itself); the binary is a require of its path.
+      b.onResolve({ filter: /^\.\/common$/ }, (a) => (a.importer === bridge ? { path: '@temporalio/core-bridge/common.js', external: true } : undefined));
+      // The real bundler module, which the stand-in below loads from node_modules.
+      b.onResolve({ filter: /^@temporalio\/worker\/lib\/workflow\/bundler\.js$/ }, (a) => ({ path: a.path, external: true }));
+      b.onLoad({ filter: escape(threaded) }, () => ({
+        loader: 'js',
+        contents: read(threaded).replace(THREAD, "require.resolve('@temporalio/worker/lib/workflow/workflow-worker-thread')"),
+      }));
+      b.onLoad({ filter: escape(bundler) }, () => ({
+        loader: 'js',
+        contents: [
+          `let real;`,
+          `const load = () => (real ??= require(${JSON.stringify('@temporalio/worker/lib/workflow/bundler.js')}));`,
+          `exports.defaultWorkflowInterceptorModules = [require.resolve('@temporalio/worker/lib/workflow-log-interceptor')];`,
+          ...bundlerExports.map((n) => `Object.defineProperty(exports, ${JSON.stringify(n)}, { enumerable: true, get: () => load()[${JSON.stringify(n)}] });`),
+        ].join('\n'),
+      }));
+    },
+  };
+}
+
+/**
+ * Build the bundle and its manifest (esbuild: a devDependency, so only in a checkout).
+ * Every command is inside, `worker` and `release` too, and @temporalio/worker but for the files
+ * temporalWorkerPlugin leaves in node_modules; pg's optional native binding stays outside.
+ * Returns the bundle's size in bytes.
+ */
+async function build(root = ROOT) {
   const esbuild = require('esbuild');
   const p = paths(root);
   fs.mkdirSync(p.dir, { recursive: true });
-  const result = esbuild.buildSync({
+  const worker = temporalWorkerPlugin(root);
+  const options = {
     absWorkingDir: root,
     entryPoints: ['cli/index.ts'],
     bundle: true,
@@ -112,22 +181,36 @@ function build(root = ROOT) {
     minify: true,
     // Error classes keep their names (messages and instanceof-by-name checks in the SDK).
     keepNames: true,
-    external: ['tsx', '@temporalio/worker', 'pg-native'],
-    define: { PGSHIFT_BUNDLE: 'true' },
-    // A dynamic require (cli/index.ts requireUnbundled) is meant to stay one.
-    logOverride: { 'indirect-require': 'silent' },
+    external: ['tsx', 'pg-native', ...(worker ? [] : ['@temporalio/worker'])],
+    plugins: worker ? [worker] : [],
+    // Dynamic requires and resolves (the workflow bundle's tool, the SDK's files left in
+    // node_modules, its debug replayer's) are meant to stay ones.
+    logOverride: { 'indirect-require': 'silent', 'require-resolve-not-external': 'silent' },
     metafile: true,
     write: false,
     logLevel: 'error',
-  });
+  };
+  const result = await esbuild.build(options);
   const code = result.outputFiles[0].contents;
   const inputs = projectInputs(root, result.metafile);
   const bundleSha1 = sha1(code);
   // The bundle first, the manifest last: a reader that sees the new manifest sees the new bundle.
   writeAtomic(p.bundle, code);
   for (const f of fs.readdirSync(p.dir)) if (f.endsWith('.cache') && !f.includes(bundleSha1.slice(0, 12))) fs.rmSync(path.join(p.dir, f), { force: true });
-  writeAtomic(p.manifest, JSON.stringify({ format: FORMAT, node: process.versions.node, bundleSha1, inputs }, null, 1));
+  writeAtomic(p.manifest, JSON.stringify({ format: FORMAT, node: process.versions.node, bundleSha1, bundleBytes: code.length, inputs }, null, 1));
   return code.length;
+}
+
+/**
+ * build() for bin/pgshift, which cannot wait for a promise before it runs the CLI: esbuild runs
+ * plugins only in an asynchronous build, so it runs in a child process (`node bin/bundle.js`).
+ */
+function buildSync(root = ROOT) {
+  const r = require('node:child_process').spawnSync(process.execPath, [path.join(__dirname, 'bundle.js'), '--force', '--cli', '--root', root], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  if (r.status !== 0) throw new Error((r.stderr || r.error?.message || `exit ${r.status}`).trim().replace(/^\[bundle\] /, ''));
 }
 
 /** The manifest's records: the project files of an esbuild metafile and EXTRA_INPUTS. */
@@ -171,7 +254,10 @@ async function buildWorkflows(root = ROOT) {
   const inputs = projectInputs(root, graph.metafile);
   const { code } = await bundleWorkflowCode({ workflowsPath: path.join(root, WORKFLOWS_ENTRY), logger: quietLogger });
   writeAtomic(p.workflows, code);
-  writeAtomic(p.workflowsManifest, JSON.stringify({ format: FORMAT, node: process.versions.node, bundleSha1: sha1(code), inputs }, null, 1));
+  writeAtomic(
+    p.workflowsManifest,
+    JSON.stringify({ format: FORMAT, node: process.versions.node, bundleSha1: sha1(code), bundleBytes: fs.statSync(p.workflows).size, inputs }, null, 1),
+  );
   return code.length;
 }
 
@@ -216,12 +302,14 @@ function load(root = ROOT) {
   return { exports: mod.exports, cacheUsed };
 }
 
-module.exports = { staleness, build, load, paths, workflowStaleness, buildWorkflows };
+module.exports = { staleness, build, buildSync, load, paths, workflowStaleness, buildWorkflows };
 
 // `node bin/bundle.js`: (re)build what is stale, the CLI and the workflow bundle (.ci/setup);
-// `--force` rebuilds anyway.
+// `--force` rebuilds anyway, `--cli` only the CLI, `--root <dir>` another checkout's.
 if (require.main === module) {
-  const force = process.argv.includes('--force');
+  const args = process.argv.slice(2);
+  const force = args.includes('--force');
+  const root = args.includes('--root') ? path.resolve(args[args.indexOf('--root') + 1]) : ROOT;
   const timed = async (file, why, fn) => {
     if (!why) return;
     const t = process.hrtime.bigint();
@@ -229,8 +317,8 @@ if (require.main === module) {
     console.log(`[bundle] ${file}: ${(bytes / 1024).toFixed(0)} kB in ${(Number(process.hrtime.bigint() - t) / 1e6).toFixed(0)} ms (${why})`);
   };
   void (async () => {
-    await timed(paths().bundle, force ? 'forced' : staleness(), () => build());
-    await timed(paths().workflows, force ? 'forced' : workflowStaleness(), () => buildWorkflows());
+    await timed(paths(root).bundle, force ? 'forced' : staleness(root), () => build(root));
+    if (!args.includes('--cli')) await timed(paths(root).workflows, force ? 'forced' : workflowStaleness(root), () => buildWorkflows(root));
   })().catch((e) => {
     console.error(`[bundle] ${e.message}`);
     process.exitCode = 1;

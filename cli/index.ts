@@ -24,9 +24,9 @@ const clientApi = (): ClientLib => (clientLib ??= require('../client/operations'
 const temporal = (): TemporalLib => (temporalLib ??= require('../lib/io/temporal') as TemporalLib);
 const configLoad = (): ConfigLib => (configLib ??= require('../lib/io/config-load') as ConfigLib);
 /**
- * `release` (pg) and `worker` (the activities, @temporalio/worker) load only for their command.
- * Bundled too (bin/bundle.js), except @temporalio/worker itself (native bridge, worker threads,
- * webpack), which the worker module requires from node_modules.
+ * `release` (pg) and `worker` (the activities, the Temporal worker) load only for their command.
+ * Both are bundled too (bin/bundle.js); of @temporalio/worker, the native bridge, the workflow
+ * threads' file and webpack load from node_modules.
  */
 const releaseLib = () => require('../activities/release') as typeof import('../activities/release');
 const workerLib = () => require('../worker') as typeof import('../worker');
@@ -36,7 +36,7 @@ export function loadLazyModules(): void {
   clientApi();
   temporal();
   configLoad();
-  // Not the worker: it loads the native bridge (@temporalio/worker, not bundled) on the way.
+  // Not the worker: it loads the native bridge (not bundled) and starts the SDK's runtime.
   releaseLib();
 }
 
