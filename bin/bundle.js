@@ -95,8 +95,13 @@ function stalenessOf(root, manifestFile, bundleFile, what) {
 /** Write a file so that a concurrent reader sees the old content or the new one, never a part. */
 function writeAtomic(file, data) {
   const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 /**

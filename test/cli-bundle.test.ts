@@ -4,7 +4,7 @@
 // from it, `release` and `worker` included; a worker runs the workflow bundle built ahead while
 // it is fresh, and rebuilds it first when a workflow source changed.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -154,6 +154,8 @@ describe('bundled CLI', () => {
       mkdirSync(bundleFile);
       writeFileSync(path.join(bundleFile, 'keep'), '');
       expect(await workflowCode(root)).toEqual({ workflowsPath: path.join(root, 'workflows', 'index.ts') });
+      // The build's temporary file is not left behind.
+      expect(readdirSync(path.dirname(bundleFile)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     });
   });
 });
