@@ -1,7 +1,10 @@
 // The bundled CLI: cli/index.ts and everything it loads (the Temporal client, commander, the
 // config schema) in one minified file, dist/bundle/pgshift.js, run with a V8 code cache beside it.
 // A start then costs one file read and no compilation: ~0.15 s instead of 2–3 s through tsx
-// (or ~0.8 s of compiled dist/, which resolves and compiles hundreds of files).
+// (or ~0.8 s of compiled dist/, which resolves and compiles hundreds of files). The worker
+// (worker/index.ts, the activities, the Temporal worker SDK) is a second file beside it,
+// dist/bundle/worker.js, with a cache of its own: only `pgshift worker` reads it, so the other
+// commands do not pay for its megabyte.
 //
 // Freshness: the manifest records every project file the bundle was built from (size, mtime,
 // sha1) and node_modules/.package-lock.json (rewritten by every npm install). A changed size is
@@ -24,18 +27,20 @@ const path = require('node:path');
 const ROOT = path.join(__dirname, '..');
 const OUT_DIR = 'dist/bundle';
 const BUNDLE = 'pgshift.js';
+const WORKER_BUNDLE = 'worker.js';
 const MANIFEST = 'manifest.json';
 const WORKFLOWS_ENTRY = 'workflows/index.ts';
 const WORKFLOWS = 'workflows.js';
 const WORKFLOWS_MANIFEST = 'workflows.manifest.json';
 /** Changes with the manifest layout or the build options below: an older bundle is stale. */
-const FORMAT = 2;
+const FORMAT = 3;
 
 const paths = (root = ROOT) => {
   const dir = path.join(root, OUT_DIR);
   return {
     dir,
     bundle: path.join(dir, BUNDLE),
+    workerBundle: path.join(dir, WORKER_BUNDLE),
     manifest: path.join(dir, MANIFEST),
     workflows: path.join(dir, WORKFLOWS),
     workflowsManifest: path.join(dir, WORKFLOWS_MANIFEST),
@@ -55,15 +60,15 @@ function record(root, rel) {
 
 /** Null when the bundle is fresh, else why it is not (a missing bundle, a changed file). */
 function staleness(root = ROOT) {
-  return stalenessOf(root, paths(root).manifest, paths(root).bundle, 'bundle');
+  return stalenessOf(root, paths(root).manifest, 'bundle');
 }
 
 /** Null when the workflow bundle is fresh, else why it is not. */
 function workflowStaleness(root = ROOT) {
-  return stalenessOf(root, paths(root).workflowsManifest, paths(root).workflows, 'workflow bundle');
+  return stalenessOf(root, paths(root).workflowsManifest, 'workflow bundle');
 }
 
-function stalenessOf(root, manifestFile, bundleFile, what) {
+function stalenessOf(root, manifestFile, what) {
   let manifest;
   try {
     manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
@@ -72,13 +77,15 @@ function stalenessOf(root, manifestFile, bundleFile, what) {
   }
   if (manifest.format !== FORMAT) return `${what} built by another version of bin/bundle.js`;
   if (manifest.node !== process.versions.node) return `${what} built for Node ${manifest.node}`;
-  let bundleSize;
-  try {
-    bundleSize = fs.statSync(bundleFile).size;
-  } catch {
-    bundleSize = -1;
+  for (const out of manifest.outputs) {
+    let size;
+    try {
+      size = fs.statSync(path.join(path.dirname(manifestFile), out.file)).size;
+    } catch {
+      size = -1;
+    }
+    if (size !== out.bytes) return `${OUT_DIR}/${out.file} is not the one built`;
   }
-  if (bundleSize !== manifest.bundleBytes) return `${path.relative(root, bundleFile)} is not the one built`;
   for (const f of manifest.inputs) {
     let st;
     try {
@@ -166,19 +173,37 @@ function temporalWorkerPlugin(root) {
 }
 
 /**
- * Build the bundle and its manifest (esbuild: a devDependency, so only in a checkout).
- * Every command is inside, `worker` and `release` too, and @temporalio/worker but for the files
- * temporalWorkerPlugin leaves in node_modules; pg's optional native binding stays outside.
- * Returns the bundle's size in bytes.
+ * `require('../worker')` in the CLI bundle: the worker bundle, loaded (with its own code cache)
+ * only by the `worker` command, so the other commands read and deserialize none of it.
+ */
+function workerStubPlugin(root) {
+  const cli = path.join(root, 'cli', 'index.ts');
+  return {
+    name: 'worker-stub',
+    setup(b) {
+      b.onResolve({ filter: /^\.\.\/worker$/ }, (a) => (a.importer === cli ? { path: 'worker', namespace: 'pgshift-worker-bundle' } : undefined));
+      b.onLoad({ filter: /.*/, namespace: 'pgshift-worker-bundle' }, () => ({
+        loader: 'js',
+        // __dirname: the CLI bundle's directory, dist/bundle.
+        contents: `const path = require('node:path');\nconst root = path.join(__dirname, '..', '..');\nmodule.exports = require(path.join(root, 'bin', 'bundle.js')).load(root, 'worker').exports;\n`,
+      }));
+    },
+  };
+}
+
+/**
+ * Build the bundles and their manifest (esbuild: a devDependency, so only in a checkout): the
+ * CLI (every command, `release` too) and the worker (worker/index.ts with the Temporal worker
+ * SDK, but for the files temporalWorkerPlugin leaves in node_modules), which the CLI's `worker`
+ * command loads. pg's optional native binding stays outside. Returns their size in bytes.
  */
 async function build(root = ROOT) {
   const esbuild = require('esbuild');
   const p = paths(root);
   fs.mkdirSync(p.dir, { recursive: true });
-  const worker = temporalWorkerPlugin(root);
-  const options = {
+  const sdk = temporalWorkerPlugin(root);
+  const common = {
     absWorkingDir: root,
-    entryPoints: ['cli/index.ts'],
     bundle: true,
     platform: 'node',
     target: `node${process.versions.node.split('.')[0]}`,
@@ -186,8 +211,7 @@ async function build(root = ROOT) {
     minify: true,
     // Error classes keep their names (messages and instanceof-by-name checks in the SDK).
     keepNames: true,
-    external: ['tsx', 'pg-native', ...(worker ? [] : ['@temporalio/worker'])],
-    plugins: worker ? [worker] : [],
+    external: ['tsx', 'pg-native', ...(sdk ? [] : ['@temporalio/worker'])],
     // Dynamic requires and resolves (the workflow bundle's tool, the SDK's files left in
     // node_modules, its debug replayer's) are meant to stay ones.
     logOverride: { 'indirect-require': 'silent', 'require-resolve-not-external': 'silent' },
@@ -195,16 +219,24 @@ async function build(root = ROOT) {
     write: false,
     logLevel: 'error',
   };
-  const result = await esbuild.build(options);
-  const code = result.outputFiles[0].contents;
-  const inputs = projectInputs(root, result.metafile);
-  const bundleSha1 = sha1(code);
-  // The bundle first, the manifest last: a reader that sees the new manifest sees the new bundle.
-  writeAtomic(p.bundle, code);
-  for (const f of fs.readdirSync(p.dir)) if (f.endsWith('.cache') && !f.includes(bundleSha1.slice(0, 12))) fs.rmSync(path.join(p.dir, f), { force: true });
-  writeAtomic(p.manifest, JSON.stringify({ format: FORMAT, node: process.versions.node, bundleSha1, bundleBytes: code.length, inputs }, null, 1));
-  return code.length;
+  const builds = [{ file: BUNDLE, entry: 'cli/index.ts', plugins: [workerStubPlugin(root)] }];
+  if (fs.existsSync(path.join(root, 'worker', 'index.ts'))) builds.push({ file: WORKER_BUNDLE, entry: 'worker/index.ts', plugins: sdk ? [sdk] : [] });
+  const results = await Promise.all(builds.map((b) => esbuild.build({ ...common, entryPoints: [b.entry], plugins: b.plugins })));
+  const inputs = projectInputs(root, { inputs: Object.assign({}, ...results.map((r) => r.metafile.inputs)) });
+  const outputs = builds.map((b, i) => {
+    const code = results[i].outputFiles[0].contents;
+    return { file: b.file, code, bytes: code.length, sha1: sha1(code) };
+  });
+  // The bundles first, the manifest last: a reader that sees the new manifest sees the new bundles.
+  for (const o of outputs) writeAtomic(path.join(p.dir, o.file), o.code);
+  const caches = new Set(outputs.map((o) => cacheName(o.file, o.sha1)));
+  for (const f of fs.readdirSync(p.dir)) if (f.endsWith('.cache') && !caches.has(f)) fs.rmSync(path.join(p.dir, f), { force: true });
+  const manifest = { format: FORMAT, node: process.versions.node, outputs: outputs.map(({ file, bytes, sha1 }) => ({ file, bytes, sha1 })), inputs };
+  writeAtomic(p.manifest, JSON.stringify(manifest, null, 1));
+  return outputs.reduce((n, o) => n + o.bytes, 0);
 }
+
+const cacheName = (file, sha) => `${file}.${sha.slice(0, 12)}.cache`;
 
 /**
  * build() for bin/pgshift, which cannot wait for a promise before it runs the CLI: esbuild runs
@@ -220,10 +252,13 @@ function buildSync(root = ROOT) {
 
 /** The manifest's records: the project files of an esbuild metafile and EXTRA_INPUTS. */
 function projectInputs(root, metafile) {
-  return Object.keys(metafile.inputs)
-    .filter((f) => !f.split('/').includes('node_modules'))
-    .concat(EXTRA_INPUTS.filter((f) => fs.existsSync(path.join(root, f))))
-    .map((f) => record(root, f));
+  return (
+    Object.keys(metafile.inputs)
+      // Not packages, nor modules a plugin made up (namespace:path, as the worker stub).
+      .filter((f) => !f.split('/').includes('node_modules') && !/^[\w-]+:/.test(f))
+      .concat(EXTRA_INPUTS.filter((f) => fs.existsSync(path.join(root, f))))
+      .map((f) => record(root, f))
+  );
 }
 
 const quietLogger = {
@@ -261,7 +296,11 @@ async function buildWorkflows(root = ROOT) {
   writeAtomic(p.workflows, code);
   writeAtomic(
     p.workflowsManifest,
-    JSON.stringify({ format: FORMAT, node: process.versions.node, bundleSha1: sha1(code), bundleBytes: fs.statSync(p.workflows).size, inputs }, null, 1),
+    JSON.stringify(
+      { format: FORMAT, node: process.versions.node, outputs: [{ file: WORKFLOWS, bytes: fs.statSync(p.workflows).size, sha1: sha1(code) }], inputs },
+      null,
+      1,
+    ),
   );
   return code.length;
 }
@@ -271,22 +310,25 @@ async function buildWorkflows(root = ROOT) {
  * does; Node 20 has no module.enableCompileCache). The cache file is named after the bundle's
  * hash, so a rebuilt bundle never meets an old cache; V8 rejects one made by another V8 or
  * with other flags. Missing or rejected, it is written when the process exits, once the
- * modules every command loads lazily are loaded too: one cache serves all commands.
+ * modules every command loads lazily are loaded too: one cache serves all commands (the worker
+ * bundle has its own, written at the exit of a worker).
  */
-function load(root = ROOT) {
+function load(root = ROOT, which = 'cli') {
   const vm = require('node:vm');
   const Module = require('node:module');
   const p = paths(root);
   const manifest = JSON.parse(fs.readFileSync(p.manifest, 'utf8'));
-  const source = fs.readFileSync(p.bundle, 'utf8');
-  const cacheFile = path.join(p.dir, `${BUNDLE}.${manifest.bundleSha1.slice(0, 12)}.cache`);
+  const name = which === 'worker' ? WORKER_BUNDLE : BUNDLE;
+  const file = path.join(p.dir, name);
+  const source = fs.readFileSync(file, 'utf8');
+  const cacheFile = path.join(p.dir, cacheName(name, manifest.outputs.find((o) => o.file === name).sha1));
   let cachedData;
   try {
     cachedData = fs.readFileSync(cacheFile);
   } catch {
     cachedData = undefined;
   }
-  const script = new vm.Script(Module.wrap(source), { filename: p.bundle, cachedData });
+  const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
   const cacheUsed = cachedData !== undefined && !script.cachedDataRejected;
   if (!cacheUsed) {
     process.once('exit', () => {
@@ -298,11 +340,11 @@ function load(root = ROOT) {
       }
     });
   }
-  const mod = new Module(p.bundle, module);
-  mod.filename = p.bundle;
+  const mod = new Module(file, module);
+  mod.filename = file;
   mod.paths = Module._nodeModulePaths(p.dir);
   const wrapper = script.runInThisContext();
-  wrapper.call(mod.exports, mod.exports, Module.createRequire(p.bundle), mod, p.bundle, p.dir);
+  wrapper.call(mod.exports, mod.exports, Module.createRequire(file), mod, file, p.dir);
   mod.loaded = true;
   return { exports: mod.exports, cacheUsed };
 }
@@ -322,7 +364,7 @@ if (require.main === module) {
     console.log(`[bundle] ${file}: ${(bytes / 1024).toFixed(0)} kB in ${(Number(process.hrtime.bigint() - t) / 1e6).toFixed(0)} ms (${why})`);
   };
   void (async () => {
-    await timed(paths(root).bundle, force ? 'forced' : staleness(root), () => build(root));
+    await timed(`${paths(root).dir}/{${BUNDLE},${WORKER_BUNDLE}}`, force ? 'forced' : staleness(root), () => build(root));
     if (!args.includes('--cli')) await timed(paths(root).workflows, force ? 'forced' : workflowStaleness(root), () => buildWorkflows(root));
   })().catch((e) => {
     console.error(`[bundle] ${e.message}`);
