@@ -1,7 +1,6 @@
 // The `pgshift` command. Exit codes: 0 success / compatible, 1 incompatible or
 // failed, 2 bad input (config, invocation). Errors are one clear line each,
 // never a stack trace.
-import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { Config } from '../lib/config';
 import type { TemporalFlags } from '../lib/io/temporal';
@@ -24,27 +23,23 @@ let configLib: ConfigLib | undefined;
 const clientApi = (): ClientLib => (clientLib ??= require('../client/operations') as ClientLib);
 const temporal = (): TemporalLib => (temporalLib ??= require('../lib/io/temporal') as TemporalLib);
 const configLoad = (): ConfigLib => (configLib ??= require('../lib/io/config-load') as ConfigLib);
+/**
+ * `release` (pg) and `worker` (the activities, the Temporal worker) load only for their command.
+ * Both are bundled too (bin/bundle.js); of @temporalio/worker, the native bridge, the workflow
+ * threads' file and webpack load from node_modules.
+ */
+const releaseLib = () => require('../activities/release') as typeof import('../activities/release');
+const workerLib = () => require('../worker') as typeof import('../worker');
 
 /** Load every lazily loaded module (bin/bundle.js does before it writes the code cache, so the cache holds them). */
 export function loadLazyModules(): void {
   clientApi();
   temporal();
   configLoad();
+  // Not the worker: it loads the native bridge (not bundled) and starts the SDK's runtime.
+  releaseLib();
 }
 
-/** Set (to true) by the bundler (bin/bundle.js) in the bundled CLI. */
-declare const PGSHIFT_BUNDLE: boolean | undefined;
-
-/**
- * The worker (native bridge, Temporal's workflow bundler) and the database code of `release`
- * are never bundled: from the bundle, they load from the checkout's sources (the worker's
- * workflow bundler reads those anyway); otherwise from beside this file (sources or dist/).
- */
-function requireUnbundled<T>(rel: '../worker' | '../activities/release'): T {
-  if (typeof PGSHIFT_BUNDLE === 'undefined') return require(rel) as T;
-  require('tsx/cjs');
-  return require(path.join(__dirname, '..', '..', rel.slice('../'.length))) as T;
-}
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
@@ -307,7 +302,7 @@ export function buildProgram(): Command {
     .action(async (o) => {
       const config = readConfig(o.config);
       // Loaded only here: the other commands do not talk to the databases.
-      const { releaseMigration } = requireUnbundled<typeof import('../activities/release')>('../activities/release');
+      const { releaseMigration } = releaseLib();
       const r = await releaseMigration(config, { destination: !!o.destination });
       if (!r.removed.length) console.log(`nothing left to release for migration ${config.name}`);
       for (const x of r.removed) console.log(`removed ${x}`);
@@ -342,8 +337,7 @@ export function buildProgram(): Command {
       .option('--metrics-port <n>', 'serve Prometheus metrics on this port (GET /metrics; see README "Monitoring")', (v) => parseInt(v, 10))
       .option('--metrics-host <address>', 'address the metrics endpoint listens on', '0.0.0.0'),
   ).action(async (o) => {
-    // Loaded only here: the worker package (native bridge, bundler) is heavy for the other commands.
-    const { runWorker } = requireUnbundled<typeof import('../worker')>('../worker');
+    const { runWorker } = workerLib();
     if (o.metricsPort !== undefined && !(Number.isInteger(o.metricsPort) && o.metricsPort >= 0 && o.metricsPort < 65536)) {
       throw new UsageError('worker: --metrics-port expects a port number');
     }

@@ -4,7 +4,9 @@
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { resolveTemporal, type TemporalFlags } from '../lib/io/temporal';
+import { traceFirstRequest } from '../lib/io/start-trace';
 import { freePort, startMetricsServer, workerSinks } from './metrics';
+import { workflowCode } from './workflow-code';
 
 export const DEFAULT_TASK_QUEUE = 'pgshift';
 
@@ -17,7 +19,10 @@ export const WORKER_DEFAULTS = { maxHeartbeatThrottleInterval: '3s', defaultHear
 
 export interface WorkerOptions extends TemporalFlags {
   taskQueue?: string;
-  /** Pre-built workflow bundle (tests build it once for the suite). */
+  /**
+   * Pre-built workflow bundle (tests build it once for the suite). Default: the checkout's
+   * (dist/bundle/workflows.js, rebuilt when stale), or the compiled workflows outside one.
+   */
   workflowBundlePath?: string;
   maxConcurrentActivityTaskExecutions?: number;
   /** Serve Prometheus metrics on this port (GET /metrics): pgshift's series and the Temporal SDK's runtime metrics. */
@@ -28,18 +33,25 @@ export interface WorkerOptions extends TemporalFlags {
 
 export async function createWorker(opts: WorkerOptions = {}): Promise<{ worker: Worker; connection: NativeConnection }> {
   const { connectionOptions, namespace } = resolveTemporal(opts);
+  const code = opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : await workflowCode();
+  traceFirstRequest();
   const connection = await NativeConnection.connect(connectionOptions);
   const taskQueue = opts.taskQueue ?? process.env.PGSHIFT_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
-  const worker = await Worker.create({
-    connection,
-    namespace,
-    taskQueue,
-    ...(opts.workflowBundlePath ? { workflowBundle: { codePath: opts.workflowBundlePath } } : { workflowsPath: require.resolve('../workflows') }),
-    ...WORKER_DEFAULTS,
-    activities: createActivities(),
-    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 16,
-  });
-  return { worker, connection };
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace,
+      taskQueue,
+      ...code,
+      ...WORKER_DEFAULTS,
+      activities: createActivities(),
+      maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 16,
+    });
+    return { worker, connection };
+  } catch (e) {
+    await connection.close();
+    throw e;
+  }
 }
 
 /** `pgshift worker`: run until SIGINT/SIGTERM, then finish gracefully. */

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Client, type ClientConfig } from 'pg';
 import type { Config, Endpoint } from '../config';
 import { endWithActivity } from './cancel';
+import { traceFirstRequest } from './start-trace';
 
 export type Side = 'source' | 'destination';
 
@@ -147,6 +148,7 @@ export async function connect(
     client = new Client(clientConfig(config, side, applicationName));
     // An idle connection dropped by the server must not crash the worker.
     client.on('error', () => undefined);
+    traceFirstRequest();
     await client.connect();
     if (endsWith !== null) endWithActivity(client, config[side], endsWith);
     return client;

@@ -6,6 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 import { cliType, SEARCH_ATTRIBUTES } from '../search-attributes';
+import { traceFirstRequest } from './start-trace';
 
 export interface TemporalFlags {
   address?: string;
@@ -44,14 +45,7 @@ export function resolveTemporal(flags: TemporalFlags = {}): ResolvedTemporal {
 export async function connectClient(flags: TemporalFlags = {}): Promise<Client> {
   const { connectionOptions, namespace } = resolveTemporal(flags);
   let connection: Connection;
-  // For the start-time measurement (npm run bench): when the first network request leaves.
-  // CPU time so far is the figure a loaded machine distorts least.
-  if (process.env.PGSHIFT_TRACE_START) {
-    const cpu = process.cpuUsage();
-    process.stderr.write(
-      `pgshift-trace: connect at ${(performance.timeOrigin + performance.now()).toFixed(1)} cpu ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms\n`,
-    );
-  }
+  traceFirstRequest();
   try {
     connection = await Connection.connect({
       address: connectionOptions.address,
