@@ -21,10 +21,12 @@ export async function capturePair(opts: { source?: ClusterHandle; destination?: 
   const pair = await makePair(opts);
   await pair.source.sql(`GRANT CREATE ON DATABASE ${pair.name} TO ${pair.source.user}`);
   if (pair.destination.cluster.version >= 15) {
-    // Parallel test files grant on the same cluster: the first grant creates the parameter's ACL row, so take turns —
-    // until the grant commits (one implicit transaction: the transaction-level lock is released at its commit).
-    await pair.destination.sql(
+    // Parallel test files grant on the same cluster: the first grant creates the parameter's ACL row (a shared
+    // catalog), so take turns — until the grant commits (one implicit transaction: the transaction-level lock is
+    // released at its commit). Advisory locks are per database: every grant takes it in the same one, postgres.
+    await pair.destination.cluster.sql(
       `SELECT pg_advisory_xact_lock(hashtext('pgshift test parameter grant')); GRANT SET ON PARAMETER session_replication_role TO ${pair.destination.user}`,
+      'postgres',
     );
   }
   const runToken = `run-${uid()}`;
