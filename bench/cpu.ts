@@ -59,6 +59,11 @@ export function postmasterPid(dataDir: string): number {
   return Number(readFileSync(path.join(dataDir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
 }
 
+/** CPU seconds of a cluster's postmaster and every server process under it (exited ones included: reaped into cutime). */
+export function clusterCpuSeconds(dataDir: string): number {
+  return treeSeconds(postmasterPid(dataDir), allProcesses());
+}
+
 export function cpuSnapshot(pids: { source: number; destination: number; temporal: number }): CpuSnapshot {
   const all = allProcesses();
   const self = stat(process.pid)!;

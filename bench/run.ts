@@ -30,6 +30,7 @@ import { parseConfig } from '../lib/io/config-load';
 import { binDirFor, startCluster, type LocalCluster } from '../dev/postgres';
 import { PROJECT_ROOT, startDevServer, type DevServer } from '../dev/temporal';
 import { createWorker } from '../worker';
+import { docsTableSql } from './data';
 import { benchChangeCapture, renderCaptureResults } from './change-capture';
 import { pgshiftCaptureConsumer } from './pgshift-capture';
 import { cpuDelta, cpuSnapshot, postmasterPid, renderCpu, type CpuSnapshot } from './cpu';
@@ -108,12 +109,7 @@ async function buildSource(src: LocalCluster, shape: Shape, size: ShapeSize): Pr
   await sh(path.join(BIN, 'pgbench'), ['-i', '-q', '-s', String(scale), '--foreign-keys', '-h', '127.0.0.1', '-p', String(src.port), '-U', 'postgres', db]);
   const wideTable =
     shape === 'compressible'
-      ? `CREATE TABLE docs (id bigint PRIMARY KEY, title text NOT NULL, body text NOT NULL, meta jsonb NOT NULL);
-         INSERT INTO docs
-           SELECT g, 'doc ' || g,
-                  (SELECT string_agg(md5((g * 1000 + i)::text || random()::text), ' ') FROM generate_series(1, 300) i),
-                  jsonb_build_object('tags', (SELECT jsonb_agg(md5((g + i)::text)) FROM generate_series(1, 60) i), 'n', g)
-             FROM generate_series(1, ${size.wide}) g;`
+      ? docsTableSql(size.wide)
       : // 64 random md5s = 2,048 hex characters a value: LZ (pglz, lz4) finds nothing to shorten.
         `CREATE TABLE secrets (id bigint PRIMARY KEY, token text NOT NULL, payload text NOT NULL);
          INSERT INTO secrets
