@@ -79,8 +79,14 @@ describe('alerts', () => {
       details: { lagSeconds: expect.any(Number), lagBytes: expect.any(Number), thresholdSeconds: 2 },
     });
     expect(lag.alert.details.lagSeconds).toBeGreaterThan(2);
-    // Once per crossing, not once per round.
-    expect(of(lagConfig.name, 'lag', 'warning')).toHaveLength(1);
+    // Once per crossing, not once per round: warnings and resolutions alternate (the lag may cross more than once
+    // while the throttled apply drains, and lag measured from heartbeat commits moves by a second or so on a loaded machine).
+    const crossings = of(lagConfig.name, 'lag').map((r) => r.alert.severity);
+    expect(
+      crossings.filter((c, i) => c === crossings[i - 1]),
+      `lag alerts in order: ${crossings.join(', ')}`,
+    ).toEqual([]);
+    expect(crossings[0]).toBe('warning');
     expect(of(lagConfig.name, 'lag', 'resolved')[0].alert.message).toMatch(/^apply lag is back to \d+\.\d s/);
 
     const [failure] = of(failConfig.name, 'failure');
