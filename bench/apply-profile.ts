@@ -8,6 +8,7 @@
 // steadier number on a shared machine.
 //   npx tsx bench/apply-profile.ts [--scale 5] [--transactions 50000] [--runs 3]
 //   node --cpu-prof -r tsx/cjs bench/apply-profile.ts …   (a CPU profile of the runs)
+//   --tuning '{"queueItems":5000}'   apply tuning (ApplyTuning in activities/capture/apply.ts) for every run
 //   --touched off,all,2000   run i queues keys for incremental verification as the i-th entry says (cycling):
 //                            off, every key (all), or sampled at that many keys/s
 import { execFile } from 'node:child_process';
@@ -57,6 +58,7 @@ async function main() {
     }
     process.env.BENCH_PASSWORD = PASSWORD;
     const endpoint = (c: LocalCluster) => ({ host: '127.0.0.1', port: c.port, database: DB, user: 'postgres', passwordEnv: 'BENCH_PASSWORD' });
+    const tuning = process.argv.includes('--tuning') ? JSON.parse(process.argv[process.argv.indexOf('--tuning') + 1]) : {};
     const touchedModes = (process.argv.includes('--touched') ? process.argv[process.argv.indexOf('--touched') + 1] : 'off').split(',');
     const configFor = (slot: string, budget: number | null = null) =>
       parseConfig({
@@ -84,12 +86,15 @@ async function main() {
       const cpu0 = process.cpuUsage();
       const mode = touchedModes[(i - 1) % touchedModes.length];
       await dst.sql(`DROP TABLE IF EXISTS pgshift.touched`, DB);
-      const r = await applyChanges({
-        config: configFor(slot, mode === 'all' || mode === 'off' ? null : Number(mode)),
-        runToken,
-        stopAtLsn: end,
-        recordTouched: mode !== 'off',
-      });
+      const r = await applyChanges(
+        {
+          config: configFor(slot, mode === 'all' || mode === 'off' ? null : Number(mode)),
+          runToken,
+          stopAtLsn: end,
+          recordTouched: mode !== 'off',
+        },
+        { tuning },
+      );
       console.log(`run ${i}: touched keys ${mode}${r.touched ? ` (${r.touched.recorded} queued, ${r.touched.skipped} sampled out)` : ''}`);
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
       const cpu = process.cpuUsage(cpu0);

@@ -14,6 +14,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { LocalCluster } from '../dev/postgres';
+import { cpuDelta, cpuSnapshot, postmasterPid, type CpuSnapshot } from './cpu';
 
 const run = promisify(execFile);
 
@@ -45,6 +46,8 @@ export interface CaptureRate {
   changes: number;
   seconds: number;
   changesPerSecond: number;
+  /** CPU seconds of each party during the catch-up (children: pg_recvlogical). */
+  cpu: CpuSnapshot;
   note?: string;
 }
 
@@ -57,11 +60,22 @@ export interface CaptureBenchResult {
 
 const PUBLICATION = 'bench_pub';
 const MARKER = 'bench_marker';
+/** The decode limit is measured first and last (the faster counts): a bound no consumer beats, whatever the machine did meanwhile. */
+const DECODE_SLOTS = ['bench_decode', 'bench_decode_last'];
+const BENCH_TABLES = ['pgbench_branches', 'pgbench_tellers', 'pgbench_accounts', 'pgbench_history'];
 
 async function timed(fn: () => Promise<void>): Promise<number> {
   const t = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+/** Seconds and CPU per party of one catch-up. */
+async function measured(src: LocalCluster, dst: LocalCluster, fn: () => Promise<void>): Promise<{ seconds: number; cpu: CpuSnapshot }> {
+  const pids = { source: postmasterPid(src.dataDir), destination: postmasterPid(dst.dataDir), temporal: 0 };
+  const before = cpuSnapshot(pids);
+  const seconds = await timed(fn);
+  return { seconds, cpu: cpuDelta(before, cpuSnapshot(pids)) };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -81,10 +95,11 @@ export async function benchChangeCapture(o: CaptureBenchOptions): Promise<Captur
   const pgbench = (args: string[]) =>
     run(path.join(src.binDir, 'pgbench'), [...args, '-h', '127.0.0.1', '-p', String(src.port), '-U', 'postgres', db], { env, maxBuffer: 64 << 20 });
 
-  // The marker table and a publication of every table; the destinations get the same tables, keys included.
+  // The marker table and a publication of the bench's tables (not pgshift's control tables on the
+  // source, which only pgshift's own publication carries); the destinations get the same tables, keys included.
   await src.sql(`CREATE TABLE IF NOT EXISTS ${MARKER} (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`, db);
   await src.sql(`ALTER TABLE pgbench_history ADD COLUMN IF NOT EXISTS hid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY`, db);
-  await src.sql(`DROP PUBLICATION IF EXISTS ${PUBLICATION}; CREATE PUBLICATION ${PUBLICATION} FOR ALL TABLES`, db);
+  await src.sql(`DROP PUBLICATION IF EXISTS ${PUBLICATION}; CREATE PUBLICATION ${PUBLICATION} FOR TABLE ${BENCH_TABLES.join(', ')}, ${MARKER}`, db);
   const schema = (
     await run(path.join(src.binDir, 'pg_dump'), ['--schema-only', '--no-publications', '--no-subscriptions', '-d', conn(src, db)], { env, maxBuffer: 64 << 20 })
   ).stdout
@@ -96,7 +111,7 @@ export async function benchChangeCapture(o: CaptureBenchOptions): Promise<Captur
     await dst.sql(`CREATE DATABASE bench_${c}`);
     await dst.sql(schema, `bench_${c}`);
     // The destination starts from the source's rows (as after a full load): copy them table by table.
-    for (const t of ['pgbench_branches', 'pgbench_tellers', 'pgbench_accounts', 'pgbench_history']) {
+    for (const t of BENCH_TABLES) {
       await run(
         'sh',
         [
@@ -109,13 +124,15 @@ export async function benchChangeCapture(o: CaptureBenchOptions): Promise<Captur
   }
 
   // Slots first, then the backlog.
-  await src.sql(`SELECT pg_create_logical_replication_slot('bench_decode', 'pgoutput')`, db);
+  for (const slot of DECODE_SLOTS) await src.sql(`SELECT pg_create_logical_replication_slot('${slot}', 'pgoutput')`, db);
   await dst.sql(
     `CREATE SUBSCRIPTION bench_native CONNECTION '${conn(src, db)} password=${o.password}' PUBLICATION ${PUBLICATION} WITH (copy_data = false, enabled = false, slot_name = 'bench_native')`,
     'bench_native',
   );
   await o.pgshift?.prepare('bench_pgshift');
   const [{ lsn: startLsn }] = await src.sql<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn', db);
+  // No autovacuum of the bench tables while the consumers run (it would load the machine during one of them only).
+  for (const t of BENCH_TABLES) await src.sql(`ALTER TABLE ${t} SET (autovacuum_enabled = false)`, db);
   await pgbench(['-n', '-c', '2', '-j', '2', '-t', String(Math.ceil(o.transactions / 2))]);
   // pg_recvlogical stops at the first record past --endpos: end the backlog before the marker, so that
   // record is there at once (at the very end of the WAL it would wait for a keepalive instead).
@@ -124,48 +141,58 @@ export async function benchChangeCapture(o: CaptureBenchOptions): Promise<Captur
   const [{ mb }] = await src.sql<{ mb: string }>(`SELECT (pg_current_wal_lsn() - '${startLsn}'::pg_lsn) / 1e6 AS mb`, db);
   // tpcb-like: three UPDATEs and one INSERT per transaction, plus the marker.
   const changes = 4 * 2 * Math.ceil(o.transactions / 2) + 1;
+  // The backlog's dirty pages written out before any consumer starts.
+  await src.sql('CHECKPOINT', db);
   const rates: CaptureRate[] = [];
-  const rate = (consumer: string, seconds: number, note?: string) => rates.push({ consumer, changes, seconds, changesPerSecond: changes / seconds, note });
+  const rate = (consumer: string, m: { seconds: number; cpu: CpuSnapshot }, note?: string) =>
+    rates.push({ consumer, changes, seconds: m.seconds, changesPerSecond: changes / m.seconds, cpu: m.cpu, note });
 
-  const decode = await timed(async () => {
-    await run(
-      path.join(src.binDir, 'pg_recvlogical'),
-      [
-        '-d',
-        conn(src, db),
-        '-S',
-        'bench_decode',
-        '--start',
-        `--endpos=${backlogEnd}`,
-        '-P',
-        'pgoutput',
-        '-o',
-        'proto_version=1',
-        '-o',
-        `publication_names=${PUBLICATION}`,
-        '-f',
-        '/dev/null',
-        '--no-loop',
-      ],
-      { env },
-    );
-  });
-  rate('decode limit (pg_recvlogical → /dev/null)', decode);
+  const decode = (slot: string) =>
+    measured(src, dst, async () => {
+      await run(
+        path.join(src.binDir, 'pg_recvlogical'),
+        [
+          '-d',
+          conn(src, db),
+          '-S',
+          slot,
+          '--start',
+          `--endpos=${backlogEnd}`,
+          '-P',
+          'pgoutput',
+          '-o',
+          'proto_version=1',
+          '-o',
+          `publication_names=${PUBLICATION}`,
+          '-f',
+          '/dev/null',
+          '--no-loop',
+        ],
+        { env },
+      );
+    });
+  const decodeFirst = await decode(DECODE_SLOTS[0]);
 
   const markerOn = (database: string) => async () => (await dst.sql<{ n: string }>(`SELECT count(*)::text AS n FROM ${MARKER}`, database))[0].n !== '0';
-  const native = await timed(async () => {
+  const native = await measured(src, dst, async () => {
     await dst.sql('ALTER SUBSCRIPTION bench_native ENABLE', 'bench_native');
     await waitFor('the marker on the native subscriber', markerOn('bench_native'), 30 * 60_000);
   });
-  rate('native logical replication', native, 'one destination transaction per source transaction');
-
+  let pgshift: { seconds: number; cpu: CpuSnapshot } | null = null;
+  let peak = 0;
   if (o.pgshift) {
-    let peak = 0;
-    const seconds = await timed(async () => {
+    pgshift = await measured(src, dst, async () => {
       peak = (await o.pgshift!.consume('bench_pgshift', markerOn('bench_pgshift'))).peakRssMb;
     });
-    rate('pgshift apply', seconds, `worker peak RSS ${peak.toFixed(0)} MB`);
   }
+  const decodeLast = await decode(DECODE_SLOTS[1]);
+  rate(
+    'decode limit (pg_recvlogical → /dev/null)',
+    decodeFirst.seconds <= decodeLast.seconds ? decodeFirst : decodeLast,
+    `faster of two: ${decodeFirst.seconds.toFixed(2)} s first, ${decodeLast.seconds.toFixed(2)} s last`,
+  );
+  rate('native logical replication', native, 'one destination transaction per source transaction');
+  if (pgshift) rate('pgshift apply', pgshift, `worker peak RSS ${peak.toFixed(0)} MB`);
 
   // Live: one consumer at a time follows pgbench at a fixed rate; probes every 100 ms.
   const live: CaptureBenchResult['live'] = [];
@@ -210,7 +237,8 @@ export async function benchChangeCapture(o: CaptureBenchOptions): Promise<Captur
   }
 
   await dst.sql('ALTER SUBSCRIPTION bench_native SET (slot_name = NONE); DROP SUBSCRIPTION bench_native', 'bench_native');
-  for (const slot of ['bench_decode', 'bench_native'])
+  for (const t of BENCH_TABLES) await src.sql(`ALTER TABLE ${t} RESET (autovacuum_enabled)`, db);
+  for (const slot of [...DECODE_SLOTS, 'bench_native'])
     await src.sql(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '${slot}'`, db);
   return { backlogChanges: changes, backlogMb: Number(mb), rates, live };
 }
@@ -221,11 +249,11 @@ export function renderCaptureResults(r: CaptureBenchResult): string {
   const lines = [
     `### Change capture: catch-up of one pgbench backlog (${r.backlogChanges.toLocaleString('en-US')} changes, ${r.backlogMb.toFixed(0)} MB of WAL)`,
     '',
-    '| consumer | seconds | changes/s | of the decode limit | vs native | note |',
-    '|---|---:|---:|---:|---:|---|',
+    '| consumer | seconds | changes/s | of the decode limit | vs native | CPU s: source / destination / worker / pg_recvlogical | note |',
+    '|---|---:|---:|---:|---:|---|---|',
     ...r.rates.map(
       (x) =>
-        `| ${x.consumer} | ${x.seconds.toFixed(2)} | ${Math.round(x.changesPerSecond).toLocaleString('en-US')} | ${((100 * x.changesPerSecond) / decode.changesPerSecond).toFixed(0)} % | ${native ? `${(x.changesPerSecond / native.changesPerSecond).toFixed(2)}×` : ''} | ${x.note ?? ''} |`,
+        `| ${x.consumer} | ${x.seconds.toFixed(2)} | ${Math.round(x.changesPerSecond).toLocaleString('en-US')} | ${((100 * x.changesPerSecond) / decode.changesPerSecond).toFixed(0)} % | ${native ? `${(x.changesPerSecond / native.changesPerSecond).toFixed(2)}×` : ''} | ${[x.cpu.source, x.cpu.destination, x.cpu.worker, x.cpu.children].map((c) => c.toFixed(2)).join(' / ')} | ${x.note ?? ''} |`,
     ),
     '',
     '| live consumer | lag p50 | lag p99 | drain after the workload |',

@@ -29,12 +29,6 @@ export function pgshiftCaptureConsumer(
       });
       await prepareDestination({ config, runToken });
       await prepareSource({ config, runToken });
-      // The bench's native subscription publishes FOR ALL TABLES, so it now carries pgshift's
-      // heartbeat table too: give its destination the table, or it stops at the first beat.
-      await dst.sql(
-        `CREATE SCHEMA IF NOT EXISTS pgshift; CREATE TABLE IF NOT EXISTS pgshift.heartbeat (migration text PRIMARY KEY, beat_at timestamptz NOT NULL)`,
-        'bench_native',
-      );
     },
     async consume(_database, until) {
       let peak = process.memoryUsage().rss;

@@ -140,9 +140,12 @@ export class KeylessChanges {
     return this.changes.length;
   }
 
-  clear(): void {
+  /** The queued changes, leaving the queue empty (they are applied while the next ones are read). */
+  take(): KeylessChange[] {
+    const out = this.changes;
     this.changes = [];
     this.bytes = 0;
+    return out;
   }
 }
 
@@ -199,8 +202,7 @@ async function insertImages(dst: Client, stats: PieceStats, t: ApplyTable, image
 }
 
 /** Apply the queued changes in source order inside the open destination transaction; the queue is emptied. */
-export async function applyKeyless(dst: Client, stats: PieceStats, q: KeylessChanges): Promise<void> {
-  const cs = q.changes;
+export async function applyKeyless(dst: Client, stats: PieceStats, cs: KeylessChange[]): Promise<void> {
   for (let i = 0; i < cs.length;) {
     const c = cs[i];
     if (c.op === 'insert') {
@@ -218,5 +220,4 @@ export async function applyKeyless(dst: Client, stats: PieceStats, q: KeylessCha
     await applyOne(dst, stats, c);
     i++;
   }
-  q.clear();
 }

@@ -330,7 +330,8 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     const touched =
       input.recordTouched && config.verification.incremental ? new TouchedRecorder(config.name, config.verification.incrementalRowsPerSecond) : null;
     if (touched) await ensureTouchedTable(dst);
-    const changedTables = new Map<string, string>();
+    /** The tables changes were applied to (an ApplyTable per mapping: DDL may map a table again). */
+    const changedTables = new Set<ApplyTable>();
 
     let persisted: Lsn = parseLsn(capture.appliedLsn);
     let position: Lsn = persisted;
@@ -561,21 +562,49 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       await dst.query('SET CONSTRAINTS ALL DEFERRED');
       let batchEnd: Lsn = position;
       let batchChanges = 0;
-      let sourceTime: string | null = null;
+      let sourceTime: bigint | null = null;
       let piece = new Piece();
       let unthrottled = 0;
       /** A DDL was replayed: the batch ends at this source transaction's commit (an enum value added is usable only once committed). */
       let ddlSeen = false;
+      // Pipelined: a full piece is applied while the next one is read and
+      // collapsed (the worker and the destination work at the same time). One
+      // piece is in flight at most, so the destination applies them in order;
+      // whatever needs the destination itself (a DDL, a TRUNCATE, the commit)
+      // waits for it first.
+      let inflight: Promise<void> | null = null;
+      /** Reads since the event loop last ran: the destination's answers are only handled when it does. */
+      let sinceYield = 0;
+      const settle = async () => {
+        const p = inflight;
+        inflight = null;
+        await p;
+      };
+      /** The piece in flight has ended, whichever way (its failure is the caller's to report). */
+      const quiesce = () => inflight?.catch(() => undefined);
       const flush = async () => {
         if (unthrottled) {
           await limiter.take(unthrottled, 0);
           unthrottled = 0;
           if (failing.signal.aborted) throw failing.signal.reason;
         }
-        await applyPiece({ dst, src: srcClient, ...(touched && { touched: { recorder: touched, lsn: txn.commitLsn } }) }, stats, piece);
+        await settle();
+        if (!piece.size && !keyless.size) return;
+        const ctx = { dst, src: srcClient, ...(touched && { touched: { recorder: touched, lsn: txn.commitLsn } }) };
+        const applying = piece;
         piece = new Piece();
         // Tables without key after the keyed ones; without replica role (FK checks fire) the two never hold changes at once.
-        if (keyless.size) await applyKeyless(dst, stats, keyless);
+        const keylessChanges = keyless.size ? keyless.take() : null;
+        inflight = (async () => {
+          await applyPiece(ctx, stats, applying);
+          if (keylessChanges) await applyKeyless(dst, stats, keylessChanges);
+        })();
+        inflight.catch(() => undefined); // observed by settle()
+      };
+      /** Everything read so far applied in the destination transaction. */
+      const drain = async () => {
+        await flush();
+        await settle();
       };
       /** A row change was queued: count it, pace it, and apply the pending piece once it is full. */
       const added = async () => {
@@ -588,100 +617,113 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         if (piece.size + keyless.size >= tuning.pieceChanges || piece.bytes + keyless.bytes >= tuning.pieceBytes) await flush();
       };
       const commit = async () => {
-        await flush();
-        await advanceApplied(dst, config.name, formatLsn(persisted), formatLsn(batchEnd), sourceTime);
-        return { batchEnd, sourceTime };
+        await drain();
+        const at = sourceTime === null ? null : sourceCommitTime(sourceTime);
+        await advanceApplied(dst, config.name, formatLsn(persisted), formatLsn(batchEnd), at);
+        return { batchEnd, sourceTime: at };
       };
-      let item = first;
-      for (;;) {
-        if (item.kind === 'message') {
-          const m = item.msg;
-          if (skipping) {
-            // already applied before a restart: nothing of it is written again
-          } else if (m.tag === 'insert' || m.tag === 'update' || m.tag === 'delete') {
-            const rel = relationOf(m.relationOid);
-            if (rel.kind === 'table' && fenceAt !== null && txn.commitLsn > fenceAt) throw writeAfterFence(rel.table.display, txn.commitLsn, fenceAt);
-            if (rel.kind === 'table' && rel.table.keyless) {
-              if (copyHolds(rel.table, txn)) keyless.skipped++;
-              else {
-                if (!replicaRole && piece.size) await flush();
-                changedTables.set(touchedTableKey(rel.table), rel.table.display);
-                keyless.add(
-                  keylessChange(rel.table, m, txn, (tuple) => reorder(rel, tuple)),
-                  item.bytes,
-                );
+      try {
+        let item = first;
+        for (;;) {
+          if (item.kind === 'message') {
+            const m = item.msg;
+            if (skipping) {
+              // already applied before a restart: nothing of it is written again
+            } else if (m.tag === 'insert' || m.tag === 'update' || m.tag === 'delete') {
+              const rel = relationOf(m.relationOid);
+              if (rel.kind === 'table' && fenceAt !== null && txn.commitLsn > fenceAt) throw writeAfterFence(rel.table.display, txn.commitLsn, fenceAt);
+              if (rel.kind === 'table' && rel.table.keyless) {
+                if (copyHolds(rel.table, txn)) keyless.skipped++;
+                else {
+                  if (!replicaRole && piece.size) await flush();
+                  changedTables.add(rel.table);
+                  keyless.add(
+                    keylessChange(rel.table, m, txn, (tuple) => reorder(rel, tuple)),
+                    item.bytes,
+                  );
+                  await added();
+                }
+              } else if (rel.kind === 'table') {
+                if (!replicaRole && keyless.size) await flush();
+                piece.add(rel.table, rowChange(rel, m), item.bytes);
+                changedTables.add(rel.table);
                 await added();
+              } else if (rel.kind === 'ddl') {
+                if (m.tag === 'insert' && m.new[rel.columns.migration] === config.name) {
+                  await drain();
+                  await ddl.replay(ddlEntry(rel.columns, m.new), txn.commitLsn);
+                  // The tables it changed are mapped again from the Relation messages that follow.
+                  for (const [oid, r] of relations)
+                    if (r.kind === 'table' && !tables.has(JSON.stringify([r.table.source.schema, r.table.source.table]))) relations.delete(oid);
+                  for (const [oid, r] of relations)
+                    if (r.kind === 'table' && tables.get(JSON.stringify([r.table.source.schema, r.table.source.table])) !== r.table) relations.delete(oid);
+                  ddlSeen = true;
+                  changes++;
+                }
               }
-            } else if (rel.kind === 'table') {
-              if (!replicaRole && keyless.size) await flush();
-              piece.add(rel.table, rowChange(rel, m), item.bytes);
-              changedTables.set(touchedTableKey(rel.table), rel.table.display);
-              await added();
-            } else if (rel.kind === 'ddl') {
-              if (m.tag === 'insert' && m.new[rel.columns.migration] === config.name) {
-                await flush();
-                await ddl.replay(ddlEntry(rel.columns, m.new), txn.commitLsn);
-                // The tables it changed are mapped again from the Relation messages that follow.
-                for (const [oid, r] of relations)
-                  if (r.kind === 'table' && !tables.has(JSON.stringify([r.table.source.schema, r.table.source.table]))) relations.delete(oid);
-                for (const [oid, r] of relations)
-                  if (r.kind === 'table' && tables.get(JSON.stringify([r.table.source.schema, r.table.source.table])) !== r.table) relations.delete(oid);
-                ddlSeen = true;
-                changes++;
+            } else if (m.tag === 'truncate') {
+              await drain();
+              // A table without key whose copy saw this TRUNCATE holds its effect (and the rows inserted after it) already.
+              const ts = m.relationOids.map(relationOf).flatMap((r) => (r.kind === 'table' && !(r.table.keyless && copyHolds(r.table, txn)) ? [r.table] : []));
+              if (fenceAt !== null && txn.commitLsn > fenceAt && ts.length) throw writeAfterFence(ts[0].display, txn.commitLsn, fenceAt);
+              for (const t of ts) changedTables.add(t);
+              await applyTruncate(
+                { dst, src: srcClient, ...(touched && { touched: { recorder: touched, lsn: txn.commitLsn } }) },
+                stats,
+                ts,
+                m.restartIdentity,
+                m.cascade,
+              );
+              changes++;
+            }
+            if (m.tag === 'commit') {
+              inTxn = false;
+              if (!skipping) {
+                transactions++;
+                received = maxLsn(received, m.endLsn);
+                batchEnd = maxLsn(batchEnd, m.endLsn);
+                // The destination now holds the source as of this commit (source clock; rendered at the batch's commit).
+                sourceTime = txnCommitTime;
               }
+              skipping = false;
             }
-          } else if (m.tag === 'truncate') {
-            await flush();
-            // A table without key whose copy saw this TRUNCATE holds its effect (and the rows inserted after it) already.
-            const ts = m.relationOids.map(relationOf).flatMap((r) => (r.kind === 'table' && !(r.table.keyless && copyHolds(r.table, txn)) ? [r.table] : []));
-            if (fenceAt !== null && txn.commitLsn > fenceAt && ts.length) throw writeAfterFence(ts[0].display, txn.commitLsn, fenceAt);
-            for (const t of ts) changedTables.set(touchedTableKey(t), t.display);
-            await applyTruncate(
-              { dst, src: srcClient, ...(touched && { touched: { recorder: touched, lsn: txn.commitLsn } }) },
-              stats,
-              ts,
-              m.restartIdentity,
-              m.cascade,
-            );
-            changes++;
           }
-          if (m.tag === 'commit') {
-            inTxn = false;
-            if (!skipping) {
-              transactions++;
-              received = maxLsn(received, m.endLsn);
-              batchEnd = maxLsn(batchEnd, m.endLsn);
-              // The destination now holds the source as of this commit (source clock).
-              sourceTime = sourceCommitTime(txnCommitTime);
+          // At a source commit boundary: commit when the stream has nothing more
+          // right now (lowest lag), or the batch is old or large enough, or the round is cancelled.
+          if (!inTxn && batchEnd > position) {
+            const reached = stopAt !== null && batchEnd >= stopAt;
+            if (
+              reached ||
+              ddlSeen ||
+              cancelledAt !== null ||
+              s.pending() === 0 ||
+              Date.now() - openedAt >= tuning.batchMs ||
+              batchChanges >= tuning.batchChanges
+            ) {
+              return commit();
             }
-            skipping = false;
           }
-        }
-        // At a source commit boundary: commit when the stream has nothing more
-        // right now (lowest lag), or the batch is old or large enough, or the round is cancelled.
-        if (!inTxn && batchEnd > position) {
-          const reached = stopAt !== null && batchEnd >= stopAt;
-          if (
-            reached ||
-            ddlSeen ||
-            cancelledAt !== null ||
-            s.pending() === 0 ||
-            Date.now() - openedAt >= tuning.batchMs ||
-            batchChanges >= tuning.batchChanges
-          ) {
-            return commit();
+          // With a piece in flight, let the event loop run now and then: its next statement is sent
+          // only once the destination's answer to the previous one is read.
+          if (inflight && ++sinceYield >= 64) {
+            sinceYield = 0;
+            await new Promise<void>((resolve) => setImmediate(resolve));
           }
+          let following = await next();
+          if (!following) {
+            // Cancelled: commit at this source commit, or at the one of the transaction in flight if it arrives within the grace.
+            if (!inTxn && batchEnd > position) return commit();
+            const left = cancelledAt! + tuning.cancelGraceMs - Date.now();
+            if (inTxn && left > 0) following = await s.next(failing.signal, left);
+            if (!following) throw rolledBack;
+          }
+          item = following;
+          track(item);
         }
-        let following = await next();
-        if (!following) {
-          // Cancelled: commit at this source commit, or at the one of the transaction in flight if it arrives within the grace.
-          if (!inTxn && batchEnd > position) return commit();
-          const left = cancelledAt! + tuning.cancelGraceMs - Date.now();
-          if (inTxn && left > 0) following = await s.next(failing.signal, left);
-          if (!following) throw rolledBack;
-        }
-        item = following;
-        track(item);
+      } catch (e) {
+        // Nothing may reach the destination after this transaction rolls back: the piece in flight ends first.
+        await quiesce();
+        throw e;
       }
     };
 
@@ -743,7 +785,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       statements: stats.statements,
       stream: { ...s.stats },
       ...(touched && { touched: { ...touched.counts } }),
-      changedTables: changedTables.size > CHANGED_TABLES_LIMIT ? null : [...changedTables].map(([key, display]) => ({ key, display })),
+      changedTables: changedTableList(changedTables),
       seconds: (Date.now() - started) / 1000,
       ddl: { replayed: ddl.replayed, events: ddl.events, blocked: ddlBlocked },
     };
@@ -759,6 +801,13 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
     await dst.end().catch(() => undefined);
     await src?.end().catch(() => undefined);
   }
+}
+
+/** The changed tables by key (null past the limit: too many to list). */
+function changedTableList(tables: Set<ApplyTable>): { key: string; display: string }[] | null {
+  const byKey = new Map<string, string>();
+  for (const t of tables) byKey.set(touchedTableKey(t), t.display);
+  return byKey.size > CHANGED_TABLES_LIMIT ? null : [...byKey].map(([key, display]) => ({ key, display }));
 }
 
 /** pgoutput's commit timestamp (µs since 2000-01-01 UTC, source clock) as ISO 8601. */

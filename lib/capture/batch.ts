@@ -24,6 +24,8 @@ export type FinalState =
   /** origin: where UNCHANGED columns come from (pre-batch row); null when the image is complete. */
   | { kind: 'image'; key: Key; values: Datum[]; origin: Key | null };
 
+type Image = Extract<FinalState, { kind: 'image' }>;
+
 /** A key as one string: the value itself for a one-column key (a table's keys all have the same arity). */
 export const keyString = (k: Key): string => (k.length === 1 ? k[0] : JSON.stringify(k));
 export const isPartial = (values: Datum[]): boolean => values.includes(UNCHANGED);
@@ -63,17 +65,17 @@ export class TableBatch {
     const preK = keyString(pre);
     const prev = this.finals.get(preK);
     if (moved) this.finals.set(preK, { kind: 'delete', key: moved });
-    this.finals.set(k, { kind: 'image', key, ...merge(prev, c.values, pre) });
+    this.finals.set(k, image(key, prev, c.values, pre));
   }
 }
 
 /** The new image over the previous state of the same row in this batch. */
-function merge(prev: FinalState | undefined, values: Datum[], pre: Key): { values: Datum[]; origin: Key | null } {
-  if (!isPartial(values)) return { values, origin: null };
+function image(key: Key, prev: FinalState | undefined, values: Datum[], pre: Key): Image {
+  if (!isPartial(values)) return { kind: 'image', key, values, origin: null };
   if (prev?.kind === 'image') {
     const out = values.map((v, i) => (v === UNCHANGED ? prev.values[i] : v));
-    return { values: out, origin: isPartial(out) ? prev.origin : null };
+    return { kind: 'image', key, values: out, origin: isPartial(out) ? prev.origin : null };
   }
   // Not seen in this batch (or deleted in it, which a later update cannot follow): the pre-batch row.
-  return { values, origin: pre };
+  return { kind: 'image', key, values, origin: pre };
 }

@@ -38,8 +38,10 @@ export type PgoutputMessage =
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 class Reader {
-  private p = 0;
-  constructor(private readonly b: Buffer) {}
+  constructor(
+    private readonly b: Buffer,
+    private p: number,
+  ) {}
   private need(n: number) {
     if (this.p + n > this.b.length) throw new Error('pgoutput: message ends early');
   }
@@ -131,9 +133,9 @@ function expect(r: Reader, ...kinds: string[]): string {
   return k;
 }
 
-/** Decode one pgoutput message (the payload of an XLogData message). */
-export function decodePgoutput(buf: Buffer): PgoutputMessage {
-  const r = new Reader(buf);
+/** Decode one pgoutput message (the payload of an XLogData message), from `offset` to the end of `buf`. */
+export function decodePgoutput(buf: Buffer, offset = 0): PgoutputMessage {
+  const r = new Reader(buf, offset);
   const tag = String.fromCharCode(r.u8());
   let m: PgoutputMessage;
   switch (tag) {
