@@ -12,7 +12,7 @@
 import type { Client, ClientConfig } from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import { ident, literal } from '../../lib/ident';
-import { formatLsn, type Lsn, parseLsn } from '../../lib/capture/lsn';
+import { formatLsn, type Lsn } from '../../lib/capture/lsn';
 import { decodePgoutput, type PgoutputMessage } from '../../lib/capture/pgoutput';
 import { SETTINGS_PROFILES } from '../../lib/io/session';
 
