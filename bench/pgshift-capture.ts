@@ -1,9 +1,11 @@
 // pgshift's apply as a consumer of the change-capture bench: its slot is
 // prepared before the workload (prepareSource), then applyChanges runs in
-// this process until the bench's marker row shows up on the destination.
+// this process, in rounds as the workflow runs it, until the bench's marker row shows up on the
+// destination.
 import { applyChanges } from '../activities/capture/apply';
 import { prepareSource } from '../activities/capture/prepare-source';
 import { prepareDestination } from '../activities/prepare';
+import { APPLY_ROUND_SECONDS } from '../workflows/phases/incremental';
 import type { Config } from '../lib/config';
 import { parseConfig } from '../lib/io/config-load';
 import type { LocalCluster } from '../dev/postgres';
@@ -39,14 +41,20 @@ export function pgshiftCaptureConsumer(
         abort.abort();
       })();
       try {
-        await applyChanges({ config: config!, runToken }, { signal: abort.signal }).catch((e) => {
-          if (!abort.signal.aborted) throw e;
-        });
+        // In rounds, as the workflow calls it (each round reopens its sessions and the stream): the
+        // hand-over between two rounds is part of what the live lag measures.
+        let rounds = 0;
+        while (!abort.signal.aborted) {
+          rounds++;
+          await applyChanges({ config: config!, runToken, maxSeconds: APPLY_ROUND_SECONDS }, { signal: abort.signal }).catch((e) => {
+            if (!abort.signal.aborted) throw e;
+          });
+        }
         await watcher;
+        return { peakRssMb: peak / 2 ** 20, rounds };
       } finally {
         clearInterval(sampler);
       }
-      return { peakRssMb: peak / 2 ** 20 };
     },
   };
 }

@@ -363,6 +363,9 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
       }
     };
 
+    /** A queued stream item without waiting (most of them, in a catch-up); undefined when none is, or the round is ending. */
+    const takeQueued = (): StreamItem | undefined => (failing.signal.aborted || cancelledAt !== null ? undefined : s.take());
+
     // Background: source heartbeat every second, lag + activity heartbeat, throttle refresh.
     let lag: { seconds: number | null; bytes: number | null } = { seconds: null, bytes: null };
     let wal: SlotWal | null = null;
@@ -606,15 +609,22 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
         await flush();
         await settle();
       };
-      /** A row change was queued: count it, pace it, and apply the pending piece once it is full. */
-      const added = async () => {
-        batchChanges++;
-        changes++;
-        if (++unthrottled >= 100) {
+      const paceAndFlush = async () => {
+        if (unthrottled >= 100) {
           await limiter.take(unthrottled, 0);
           unthrottled = 0;
         }
         if (piece.size + keyless.size >= tuning.pieceChanges || piece.bytes + keyless.bytes >= tuning.pieceBytes) await flush();
+      };
+      /**
+       * A row change was queued: count it, pace it, and apply the pending piece once it is full.
+       * A promise only when there is something to wait for (most changes have not: no await, no promise).
+       */
+      const added = (): Promise<void> | undefined => {
+        batchChanges++;
+        changes++;
+        if (++unthrottled >= 100 || piece.size + keyless.size >= tuning.pieceChanges || piece.bytes + keyless.bytes >= tuning.pieceBytes) return paceAndFlush();
+        return undefined;
       };
       const commit = async () => {
         await drain();
@@ -641,13 +651,15 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
                     keylessChange(rel.table, m, txn, (tuple) => reorder(rel, tuple)),
                     item.bytes,
                   );
-                  await added();
+                  const waiting = added();
+                  if (waiting) await waiting;
                 }
               } else if (rel.kind === 'table') {
                 if (!replicaRole && keyless.size) await flush();
                 piece.add(rel.table, rowChange(rel, m), item.bytes);
                 changedTables.add(rel.table);
-                await added();
+                const waiting = added();
+                if (waiting) await waiting;
               } else if (rel.kind === 'ddl') {
                 if (m.tag === 'insert' && m.new[rel.columns.migration] === config.name) {
                   await drain();
@@ -709,7 +721,7 @@ export async function applyChanges(input: ApplyInput, opts: ApplyOptions = {}): 
             sinceYield = 0;
             await new Promise<void>((resolve) => setImmediate(resolve));
           }
-          let following = await next();
+          let following = takeQueued() ?? (await next());
           if (!following) {
             // Cancelled: commit at this source commit, or at the one of the transaction in flight if it arrives within the grace.
             if (!inTxn && batchEnd > position) return commit();

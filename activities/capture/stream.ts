@@ -14,6 +14,7 @@ import { LogicalReplicationService } from 'pg-logical-replication';
 import { ident, literal } from '../../lib/ident';
 import { formatLsn, type Lsn } from '../../lib/capture/lsn';
 import { decodePgoutput, type PgoutputMessage } from '../../lib/capture/pgoutput';
+import { MessageFramer } from '../../lib/capture/frames';
 import { SETTINGS_PROFILES } from '../../lib/io/session';
 
 export type StreamItem =
@@ -58,9 +59,22 @@ class RawPgoutputPlugin {
   start(client: Client, slotName: string, lastLsn: string): Promise<unknown> {
     this.client = client;
     // The library registers its CopyData handler just before it calls start(): ours replaces it.
-    const connection = (client as unknown as { connection: NodeJS.EventEmitter }).connection;
+    const connection = (client as unknown as { connection: NodeJS.EventEmitter & { stream: NodeJS.EventEmitter } }).connection;
     connection.removeAllListeners('copyData');
     connection.on('copyData', ({ chunk }: { chunk: Buffer }) => this.copyData(chunk));
+    // And the socket is read by our framer (the connection is idle here: no partial message is
+    // pending in the client's parser), which hands CopyData bodies to us and the rest to it.
+    // Should the client ever read its socket differently, its own CopyData events serve instead.
+    const readers = connection.stream.listeners('data');
+    if (readers.length === 1) {
+      const parse = readers[0] as (b: Buffer) => void;
+      const framer = new MessageFramer(
+        (body) => this.copyData(body),
+        (messages) => parse(messages),
+      );
+      connection.stream.removeListener('data', parse);
+      connection.stream.on('data', (b: Buffer) => framer.feed(b));
+    }
     const publications = literal(ident(this.options.publication));
     return client.query(`START_REPLICATION SLOT ${ident(slotName)} LOGICAL ${lastLsn} (proto_version '1', publication_names ${publications})`);
   }
@@ -93,8 +107,10 @@ export interface StreamOptions {
 export class ChangeStream {
   private readonly service: LogicalReplicationService;
   private readonly plugin: RawPgoutputPlugin;
-  private queue: StreamItem[] = [];
+  /** The queue: a ring (its length a power of two, doubled when full); items from head up to tail. */
+  private ring: (StreamItem | undefined)[] = new Array(1024);
   private head = 0;
+  private tail = 0;
   private queuedBytes = 0;
   private paused = false;
   private waiter: (() => void) | null = null;
@@ -153,11 +169,14 @@ export class ChangeStream {
 
   private push(item: StreamItem, bytes: number): void {
     if (this.closed) return;
-    this.queue.push(item);
+    const ring = this.ring;
+    ring[this.tail] = item;
+    this.tail = (this.tail + 1) & (ring.length - 1);
+    if (this.tail === this.head) this.grow();
     this.queuedBytes += bytes;
     if (this.queuedBytes > this.stats.maxQueuedBytes) this.stats.maxQueuedBytes = this.queuedBytes;
     if (this.pending() > this.stats.maxQueuedItems) this.stats.maxQueuedItems = this.pending();
-    if (!this.paused && (this.queue.length - this.head > this.maxItems || this.queuedBytes > this.maxBytes)) {
+    if (!this.paused && (this.pending() > this.maxItems || this.queuedBytes > this.maxBytes)) {
       this.paused = true;
       this.stats.pauses++;
       this.socket()?.pause();
@@ -167,13 +186,39 @@ export class ChangeStream {
     w?.();
   }
 
+  /** The ring is full (tail caught up with head): twice the room, items in order from 0. */
+  private grow(): void {
+    const old = this.ring;
+    this.ring = [...old.slice(this.head), ...old.slice(0, this.head), ...new Array<undefined>(old.length)];
+    this.head = 0;
+    this.tail = old.length;
+  }
+
   private socket(): { pause(): void; resume(): void } | undefined {
     return (this.plugin.client as unknown as { connection?: { stream?: { pause(): void; resume(): void } } })?.connection?.stream;
   }
 
   /** Items waiting to be taken. */
   pending(): number {
-    return this.queue.length - this.head;
+    return (this.tail - this.head) & (this.ring.length - 1);
+  }
+
+  /**
+   * The next queued item, or undefined when none is queued (no promise: the
+   * apply takes most items this way, a few hundred thousand a second).
+   */
+  take(): StreamItem | undefined {
+    if (this.head === this.tail) return undefined;
+    const ring = this.ring;
+    const item = ring[this.head]!;
+    ring[this.head] = undefined;
+    this.head = (this.head + 1) & (ring.length - 1);
+    if (item.kind === 'message') this.queuedBytes -= item.bytes;
+    if (this.paused && this.pending() <= this.maxItems / 2 && this.queuedBytes <= this.maxBytes / 2) {
+      this.paused = false;
+      this.socket()?.resume();
+    }
+    return item;
   }
 
   /** The next item in arrival order; rejects when `signal` aborts. */
@@ -182,7 +227,7 @@ export class ChangeStream {
   async next(signal: AbortSignal | undefined, timeoutMs: number): Promise<StreamItem | undefined>;
   async next(signal?: AbortSignal, timeoutMs?: number): Promise<StreamItem | undefined> {
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
-    while (this.head === this.queue.length) {
+    while (this.head === this.tail) {
       if (signal?.aborted) throw signal.reason ?? new Error('aborted');
       if (deadline !== undefined && Date.now() >= deadline) return undefined;
       await new Promise<void>((resolve) => {
@@ -196,18 +241,7 @@ export class ChangeStream {
         this.waiter = done;
       });
     }
-    const item = this.queue[this.head];
-    this.queue[this.head++] = undefined as never;
-    if (item.kind === 'message') this.queuedBytes -= item.bytes;
-    if (this.head > 4096 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    if (this.paused && this.pending() <= this.maxItems / 2 && this.queuedBytes <= this.maxBytes / 2) {
-      this.paused = false;
-      this.socket()?.resume();
-    }
-    return item;
+    return this.take();
   }
 
   /**
