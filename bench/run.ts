@@ -13,7 +13,7 @@
 // Options: --shape compressible|incompressible|both (default both), --runs N (default 3),
 //          --scale N (default 10), --wide N (default 20000), --secrets N (default 50000),
 //          --only raw,pgshift-data,pgshift-cli,pgshift,pgshift-verify,pg_dump,pgcopydb,capture,cli (a subset; the table shows what ran),
-//          --transactions N (pgbench backlog for change capture, default 50000),
+//          --transactions N (pgbench backlog for change capture, default 150000: 600,000 changes),
 //          --live-rate N --live-seconds N (live change-capture workload, default 300 tps for 20 s),
 //          --timeline (every activity of the pgshift runs), --write (update bench/RESULTS.md).
 // BENCH_CHUNK_MB overrides pgshift's chunk size (default: the config default, 256 MB).
@@ -495,7 +495,7 @@ async function main() {
     if (want('capture')) {
       const db = dbOf(shapes[0]);
       console.log('▶ change capture: decode limit, native logical replication, pgshift apply');
-      const transactions = arg('transactions', 50_000);
+      const transactions = arg('transactions', 150_000);
       const pgshift = pgshiftCaptureConsumer(src, dst, PASSWORD, db);
       capture = renderCaptureResults(
         await benchChangeCapture({

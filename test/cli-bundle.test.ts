@@ -25,6 +25,12 @@ describe('bundled CLI', () => {
     expect(r.stderr).toContain('pgshift-trace: sources compiled at run time: 0; files loaded from node_modules: 0');
   });
 
+  it('runs as an executable with the young generation the worker is tuned for', () => {
+    const r = spawnSync(path.join(ROOT, 'bin', 'pgshift'), ['--help'], { env: { ...process.env, ...TRACE }, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain('pgshift-trace: node flags: --max-semi-space-size=32');
+  });
+
   it('runs release from the bundle: no source compiled before it connects to the source', async () => {
     // Port 1: nothing listens, the connection is refused at once.
     const endpoint = (database: string) => ({ host: '127.0.0.1', port: 1, database, user: 'pgshift' });
