@@ -6,8 +6,8 @@
 // statements), then checks the destination against the source. Prints
 // seconds, changes/s and the worker's CPU time per run; the CPU time is the
 // steadier number on a shared machine.
-//   npx tsx --max-semi-space-size=32 bench/apply-profile.ts [--scale 5] [--transactions 50000] [--runs 3]
-//   node --max-semi-space-size=32 --cpu-prof -r tsx/cjs bench/apply-profile.ts …   (a CPU profile of the runs)
+//   npx tsx --max-semi-space-size=32 --initial-old-space-size=128 bench/apply-profile.ts [--scale 5] [--transactions 50000] [--runs 3]
+//   node --max-semi-space-size=32 --initial-old-space-size=128 --cpu-prof -r tsx/cjs bench/apply-profile.ts …   (a CPU profile of the runs)
 //   --tuning '{"queueItems":5000}'   apply tuning (ApplyTuning in activities/capture/apply.ts) for every run
 //   --touched off,all,2000   run i queues keys for incremental verification as the i-th entry says (cycling):
 //                            off, every key (all), or sampled at that many keys/s

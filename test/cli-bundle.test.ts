@@ -28,7 +28,7 @@ describe('bundled CLI', () => {
   it('runs as an executable with the young generation the worker is tuned for', () => {
     const r = spawnSync(path.join(ROOT, 'bin', 'pgshift'), ['--help'], { env: { ...process.env, ...TRACE }, encoding: 'utf8' });
     expect(r.status).toBe(0);
-    expect(r.stderr).toContain('pgshift-trace: node flags: --max-semi-space-size=32');
+    expect(r.stderr).toContain('pgshift-trace: node flags: --max-semi-space-size=32 --initial-old-space-size=128');
   });
 
   it('runs release from the bundle: no source compiled before it connects to the source', async () => {
