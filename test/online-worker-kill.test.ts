@@ -60,7 +60,7 @@ describe('online migration survives worker kills', () => {
       await workload.stop();
     }
     try {
-      await waitUntilApplied(pair, config, 150_000, () => workflowWaits(client, config.name));
+      await waitUntilApplied(pair, config, 60_000, () => workflowWaits(client, config.name));
       await expectOnlineTablesIdentical(pair);
       const s = await getStatus(client, config.name);
       expect(s.state.phase).toBe('incremental');
@@ -75,5 +75,5 @@ describe('online migration survives worker kills', () => {
       await worker.kill('SIGTERM');
       await client.connection.close();
     }
-  }, 300_000);
+  }, 420_000);
 });

@@ -8,7 +8,7 @@ import { ONLINE_DDL, ONLINE_SCHEMA, ONLINE_SEED, workloadRound } from '../fixtur
 import { capturePair, type CapturePair } from './capture';
 import { appliedLsn, sourceInsertLsn } from './capture-compare';
 import type { Side } from './env';
-import { sleep, waitUntil } from './wait';
+import { sleep } from './wait';
 
 /** Precheck warnings an online test accepts: its roles are not superusers and its clusters keep little WAL. */
 export const ONLINE_ACKNOWLEDGED: ConfigInput['acknowledgeWarnings'] = ['ddl-capture', 'wal-retention', 'replica-role', 'replica-identity'];
@@ -96,18 +96,31 @@ export function startTolerantWorkload(
 
 /**
  * Wait until the destination has applied everything the source committed so far.
- * On a timeout the error carries the applied and target positions and, with
+ * Fails once the applied position has not moved for `stallMs`: an apply that is
+ * stuck fails fast, one that is slow on a loaded machine (a backlog left by killed
+ * workers) is given the time it needs, up to the test's own timeout. On failure the
+ * error carries the applied and target positions, how long it waited and, with
  * `explain`, what the caller knows about why (e.g. the workflow's pending activities).
  */
-export async function waitUntilApplied(pair: CapturePair, config: Config, timeoutMs: number, explain?: () => Promise<unknown>): Promise<void> {
+export async function waitUntilApplied(pair: CapturePair, config: Config, stallMs: number, explain?: () => Promise<unknown>): Promise<void> {
   const end = parseLsn(await sourceInsertLsn(pair.source));
-  try {
-    await waitUntil('the apply passes the source’s last commit', async () => (await appliedLsn(config)) >= end, { timeoutMs, everyMs: 250 });
-  } catch (e) {
-    const why = explain ? await explain().catch((x: Error) => `(could not explain: ${x.message})`) : undefined;
+  const started = Date.now();
+  let last: bigint | null = null;
+  let movedAt = Date.now();
+  for (;;) {
     const applied = await appliedLsn(config).catch(() => null);
-    throw new Error(`${(e as Error).message}; applied ${applied?.toString(16) ?? '?'} of ${end.toString(16)}${why ? `; ${JSON.stringify(why)}` : ''}`, {
-      cause: e,
-    });
+    if (applied !== null && applied >= end) return;
+    if (applied !== null && (last === null || applied > last)) {
+      last = applied;
+      movedAt = Date.now();
+    }
+    if (Date.now() - movedAt > stallMs) {
+      const why = explain ? await explain().catch((x: Error) => `(could not explain: ${x.message})`) : undefined;
+      throw new Error(
+        `the apply did not pass the source’s last commit: applied ${last?.toString(16) ?? '?'} of ${end.toString(16)}, ` +
+          `not moved for ${stallMs / 1000} s (waited ${((Date.now() - started) / 1000).toFixed(0)} s)${why ? `; ${JSON.stringify(why)}` : ''}`,
+      );
+    }
+    await sleep(250);
   }
 }
