@@ -186,13 +186,21 @@ async function recheckRange(
     return out;
   }
   if (!S.keyColumns || rows > DRILL_MAX_ROWS) {
+    // Compared as a whole: the destination is read once the apply has passed the source's read, and may be
+    // ahead of it by then. A difference counts once the source range stood still between two passes; a range
+    // the source changed at every pass (an append-only table written all along) is left unsettled, not
+    // called different — the cutover's verification, with writes fenced and the apply drained, decides it.
+    let previous: { n: string; x: string; h: string } | null = null;
+    let stood = false;
     for (let pass = 0; pass < RECHECK_PASSES; pass++) {
       const [a, p] = await snapshot(S.client, async () => [await digest(S, range, types), await insertLsn(S.client)] as const);
-      if (!(await waitApplied(p))) break;
+      if (previous && previous.n === a.n && previous.x === a.x && previous.h === a.h) stood = true;
+      previous = a;
+      if (!(await waitApplied(p))) return { consistent: false, keys: [], unsettled: 0, found: 0 };
       const b = await digest(D, range, types);
       if (a.n === b.n && a.x === b.x && a.h === b.h) return { consistent: true, keys: [], unsettled: 0, found: 0 };
     }
-    return { consistent: false, keys: [], unsettled: 0, found: 0 };
+    return stood ? { consistent: false, keys: [], unsettled: 0, found: 0 } : { consistent: true, keys: [], unsettled: Math.max(rows, 1), found: 0 };
   }
   const r = await recheckKeys(S, D, [range], types, waitApplied);
   return { consistent: r.found === 0, keys: r.keys, unsettled: r.unsettled, found: r.found };
@@ -424,7 +432,7 @@ export async function verifyTableData(input: {
       if (unsettled) out.unsettledKeys = unsettled;
       const n = out.rowsSource.toLocaleString('en-US');
       const flowNote = out.recheckedRanges
-        ? ` (changes flowing: ${out.recheckedRanges} ranges re-checked after the apply passed them${unsettled ? `, ${unsettled} keys still changing, left to incremental verification` : ''})`
+        ? ` (changes flowing: ${out.recheckedRanges} ranges re-checked after the apply passed them${unsettled ? `, ${unsettled} ${key ? 'keys' : 'rows of a table without key'} still changing, left to ${key ? 'incremental verification' : "the cutover's verification"}` : ''})`
         : '';
       out.summary = out.consistent
         ? `${n} rows in ${t.display} compared, consistent${flowNote}`
