@@ -31,18 +31,35 @@ describe('online migration survives worker kills', () => {
     });
     const client = await temporalClient();
     let worker: WorkerProcess = await spawnWorker(taskQueue);
-    const workload = startWorkload(pair.source);
+    // A round every 2 s or so: the backlog that five heartbeat timeouts leave (one round is 10,000+ changes) is
+    // still applied by the last worker in well under a minute, and the apply is busy with it at every kill.
+    const workload = startWorkload(pair.source, { pauseMs: 2000 });
     const phase = async () => (await getStatus(client, config.name)).state.phase;
+    const applyRunsOn = async (w: WorkerProcess) => {
+      const d = await client.workflow.getHandle(`pgshift-${config.name}`).describe();
+      // A worker's identity is pid@host: the round's last start was on this worker.
+      return (d.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'applyChanges' && a.lastWorkerIdentity?.startsWith(`${w.child.pid}@`));
+    };
+    // Where the time went, printed at the end (a slow machine shows which step took it).
+    const t0 = Date.now();
+    const timeline: string[] = [];
+    const mark = (what: string) => void timeline.push(`${((Date.now() - t0) / 1000).toFixed(1)} s ${what}`);
     try {
       await startMigration(client, config);
       await waitUntil('the apply lane runs (catch-up or later)', async () => CAPTURE_PHASES.includes(await phase()), { timeoutMs: 120_000, everyMs: 250 });
+      mark('apply lane runs');
       const killedIn: string[] = [];
       for (let k = 0; k < KILLS; k++) {
-        // A random point of a round: 5–10 s after the previous worker started.
-        await sleep(5_000 + Math.random() * 5_000);
+        // A random point of a round: 1–5 s after the apply (re)started on this worker (a kill before that
+        // would only kill an idle worker: a killed round is retried once its heartbeat times out).
+        await waitUntil('the apply runs on the new worker', () => applyRunsOn(worker), { timeoutMs: 90_000, everyMs: 250 });
+        mark(`apply on worker ${k + 1} (workload round ${workload.rounds()})`);
+        await sleep(1_000 + Math.random() * 4_000);
         killedIn.push(await phase());
         await worker.kill('SIGKILL');
+        mark(`kill in ${killedIn.at(-1)}`);
         worker = await spawnWorker(taskQueue);
+        mark('new worker polling');
       }
       expect(killedIn.length).toBe(KILLS);
       expect(
@@ -55,13 +72,17 @@ describe('online migration survives worker kills', () => {
       });
       // More writes after the last kill, applied by the last worker.
       const untilRound = workload.rounds() + 2;
+      mark('incremental');
       await waitUntil('two more workload rounds', async () => workload.rounds() >= untilRound, { timeoutMs: 60_000 });
     } finally {
       await workload.stop();
+      mark(`workload stopped after ${workload.rounds()} rounds`);
     }
     try {
       await waitUntilApplied(pair, config, 60_000, () => workflowWaits(client, config.name));
+      mark('applied');
       await expectOnlineTablesIdentical(pair);
+      mark('compared');
       const s = await getStatus(client, config.name);
       expect(s.state.phase).toBe('incremental');
       expect(s.state.errors).toEqual([]);
@@ -71,7 +92,9 @@ describe('online migration survives worker kills', () => {
       const final = await waitForMigration(client, config.name);
       expect(final.state.phase).toBe('aborted');
       expect(await pair.source.sql(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [`pgshift_${config.name}`])).toEqual([]);
+      mark('aborted');
     } finally {
+      console.log(`worker-kill timeline: ${timeline.join(' | ')}`);
       await worker.kill('SIGTERM');
       await client.connection.close();
     }

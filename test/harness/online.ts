@@ -38,13 +38,13 @@ export interface RunningWorkload {
 }
 
 /** Workload rounds on the source, one after the other with a short pause, until stopped. */
-export function startWorkload(source: Side): RunningWorkload {
+export function startWorkload(source: Side, opts: { pauseMs?: number } = {}): RunningWorkload {
   let round = 0;
   let writing = true;
   const running = (async () => {
     while (writing) {
       await workloadRound(source, ++round);
-      await sleep(200);
+      await sleep(opts.pauseMs ?? 200);
     }
   })();
   return {
