@@ -119,8 +119,13 @@ async function main() {
       await Promise.all(
         [0, 1].map(async () => {
           for (let t = queue.shift(); t; t = queue.shift()) {
+            const started = Date.now();
             const r = await verifyTableData({ config: configFor(true), table: t });
             if (!r.consistent) throw new Error(r.summary);
+            if (process.env.VPROF_TABLES)
+              console.log(
+                `  ${r.display}: ${((Date.now() - started) / 1000).toFixed(2)} s, ${r.ranges} range(s), ${r.fingerprintedRanges ?? 0} by fingerprint`,
+              );
           }
         }),
       );

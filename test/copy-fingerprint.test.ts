@@ -44,15 +44,16 @@ describe('COPY stream fingerprint', () => {
   });
 
   it('keeps its hashing rule: fingerprints stored by a copy are compared by later versions', () => {
-    // Rows short and long (long rows are read a word at a time from an aligned copy), empty, and with a tail of 3 bytes.
+    // Rows of whole 8-byte steps, with a last word (300 bytes), with a tail of 3 bytes (1027), of one word and a byte, empty.
     const fixed = [
       Buffer.from('a'.repeat(300)),
       Buffer.from('pgshift\n'),
       Buffer.from(Array.from({ length: 1027 }, (_, i) => (i * 37) & 255)),
       Buffer.alloc(0),
       Buffer.from('xyz'),
+      Buffer.from('pgsh!'),
     ];
-    expect(fingerprint('text', Buffer.concat(fixed.map(msg)))).toEqual({ format: 'text', rows: 5, a: 1148832831, b: 786760244 });
+    expect(fingerprint('text', Buffer.concat(fixed.map(msg)))).toEqual({ format: 'text', rows: 6, a: 912814167, b: 4293312780 });
   });
 
   it('changes with any single changed, missing or duplicated row byte', () => {
@@ -63,6 +64,16 @@ describe('COPY stream fingerprint', () => {
       changed[i] ^= 1;
       const fp = fingerprint('text', Buffer.concat([...rows.slice(0, 39), changed].map(msg)))!;
       expect(fp.a === base.a || fp.b === base.b, `byte ${i}`).toBe(false);
+    }
+    // Words swapped inside a row (the same chain, 8 bytes apart; neighbouring chains, 4 bytes apart): the order of a row's bytes counts.
+    const varied = Buffer.from(Array.from({ length: 64 }, (_, i) => i));
+    const withVaried = fingerprint('text', Buffer.concat([...rows.slice(0, 39), varied].map(msg)))!;
+    for (const gap of [4, 8]) {
+      const swapped = Buffer.from(varied);
+      varied.copy(swapped, 16, 16 + gap, 20 + gap);
+      varied.copy(swapped, 16 + gap, 16, 20);
+      const fp = fingerprint('text', Buffer.concat([...rows.slice(0, 39), swapped].map(msg)))!;
+      expect(fp.a === withVaried.a || fp.b === withVaried.b, `words swapped ${gap} bytes apart`).toBe(false);
     }
     expect(fingerprint('text', Buffer.concat(rows.slice(1).map(msg)))).not.toEqual(base);
     const dup = fingerprint('text', Buffer.concat([...rows.slice(0, 39), rows[0]].map(msg)))!;
