@@ -57,7 +57,7 @@ const rotl = (x: number, r: number) => (x << r) | (x >>> (32 - r));
  */
 const roundA = (chain: number, word: number) => rotlMul((chain + Math.imul(word, P2)) | 0, 13, P1);
 const roundB = (chain: number, word: number) => rotlMul(chain ^ Math.imul(word, Q1), 17, Q2);
-const rotlMul = (x: number, r: number, m: number) => Math.imul((x << r) | (x >>> (32 - r)), m);
+const rotlMul = (x: number, r: number, m: number) => Math.imul(rotl(x, r), m);
 
 /** Avalanche finalisers (murmur3's and xxHash32's): every input bit reaches every output bit. */
 function fmixA(h: number): number {

@@ -14,6 +14,8 @@ import { sleep, waitUntil } from './harness/wait';
 import { spawnWorker, type WorkerProcess } from './harness/worker-process';
 import { onlineConfig, onlinePair, startWorkload, waitUntilApplied } from './harness/online';
 import { workflowWaits } from './harness/outage';
+import { startTimeline } from './harness/timeline';
+import { toWorkflowId } from '../lib/migration-ids';
 
 const KILLS = 5;
 const CAPTURE_PHASES = ['catch-up', 'post-data', 'sequences', 'analyze', 'verify', 'incremental'];
@@ -36,14 +38,11 @@ describe('online migration survives worker kills', () => {
     const workload = startWorkload(pair.source, { pauseMs: 2000 });
     const phase = async () => (await getStatus(client, config.name)).state.phase;
     const applyRunsOn = async (w: WorkerProcess) => {
-      const d = await client.workflow.getHandle(`pgshift-${config.name}`).describe();
+      const d = await client.workflow.getHandle(toWorkflowId(config.name)).describe();
       // A worker's identity is pid@host: the round's last start was on this worker.
       return (d.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'applyChanges' && a.lastWorkerIdentity?.startsWith(`${w.child.pid}@`));
     };
-    // Where the time went, printed at the end (a slow machine shows which step took it).
-    const t0 = Date.now();
-    const timeline: string[] = [];
-    const mark = (what: string) => void timeline.push(`${((Date.now() - t0) / 1000).toFixed(1)} s ${what}`);
+    const { mark, text: timeline } = startTimeline();
     try {
       await startMigration(client, config);
       await waitUntil('the apply lane runs (catch-up or later)', async () => CAPTURE_PHASES.includes(await phase()), { timeoutMs: 120_000, everyMs: 250 });
@@ -94,7 +93,7 @@ describe('online migration survives worker kills', () => {
       expect(await pair.source.sql(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [`pgshift_${config.name}`])).toEqual([]);
       mark('aborted');
     } finally {
-      console.log(`worker-kill timeline: ${timeline.join(' | ')}`);
+      console.log(`worker-kill timeline: ${timeline()}`);
       await worker.kill('SIGTERM');
       await client.connection.close();
     }

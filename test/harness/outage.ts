@@ -9,6 +9,7 @@ import { cutover, getStatus, startMigration, throttle, waitForMigration } from '
 import { type LocalCluster, startCluster } from '../../dev/postgres';
 import type { Config } from '../../lib/config';
 import { toWorkflowId } from '../../lib/migration-ids';
+import { startTimeline } from './timeline';
 import { expectOnlineTablesIdentical } from '../fixtures/online-workload';
 import type { CapturePair } from './capture';
 import { temporalClient, uid, withWorker } from './env';
@@ -174,10 +175,7 @@ export async function databaseOutageScenario(which: 'source' | 'destination', ou
       cutover: { fence: 'none', verify: 'full' },
     });
     const server = own[which];
-    const t0 = Date.now();
-    // The timeline, printed once at the end (where the time went, when the machine is slow).
-    const timeline: string[] = [];
-    const mark = (what: string) => void timeline.push(`${((Date.now() - t0) / 1000).toFixed(1)} s ${what}`);
+    const { mark, text: timeline } = startTimeline();
     const client = await temporalClient();
     try {
       await withWorker(taskQueue, async () => {
@@ -229,7 +227,7 @@ export async function databaseOutageScenario(which: 'source' | 'destination', ou
         await expectCleanCutover(client, pair, config, 120_000, mark);
       });
     } finally {
-      console.log(`${which} outage timeline: ${timeline.join(' | ')}`);
+      console.log(`${which} outage timeline: ${timeline()}`);
       await client.connection.close();
     }
   } finally {
