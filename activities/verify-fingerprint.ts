@@ -39,6 +39,7 @@
 // "consistent", and only with both proofs.
 import type { Client } from 'pg';
 import { copyOutFramed } from '../lib/io/copy-relay';
+import { copyOutTapped } from '../lib/io/copy-tap';
 import { CopyStreamFingerprint, parseFingerprint, sameFingerprint, type CopyFingerprint } from '../lib/copy-fingerprint';
 import { ident } from '../lib/ident';
 import type { CopyTable } from './full-load/tables';
@@ -81,16 +82,18 @@ export async function destinationFingerprint(
   const cols = q.columns.map(ident).join(', ');
   // ONLY: the table's own rows, as the copy read them (inheritance children are tables of their own).
   const from = q.where === 'true' ? `${q.table} (${cols})` : `(SELECT ${cols} FROM ONLY ${q.table} WHERE ${q.where})`;
-  const out = dst.query(copyOutFramed(`COPY ${from} TO STDOUT ${q.binary ? '(FORMAT binary)' : ''}`));
+  const sql = `COPY ${from} TO STDOUT ${q.binary ? '(FORMAT binary)' : ''}`;
   const fp = new CopyStreamFingerprint(q.binary ? 'binary' : 'text');
   let beat = Date.now();
-  for await (const buf of out as AsyncIterable<Buffer>) {
+  const feed = (buf: Buffer) => {
     fp.feed(buf);
     if (onProgress && Date.now() - beat > 1000) {
       beat = Date.now();
       onProgress(fp.fp.rows);
     }
-  }
+  };
+  // Straight off the session's socket where it can be tapped (the verify sessions over plain TCP); else as a stream.
+  if (!(await copyOutTapped(dst, sql, feed))) for await (const buf of dst.query(copyOutFramed(sql)) as AsyncIterable<Buffer>) feed(buf);
   return fp.result();
 }
 

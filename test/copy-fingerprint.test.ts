@@ -3,9 +3,10 @@
 // the binary header and trailer, sensitive to any changed byte; and equal for
 // the same rows read from two servers of different versions, in both formats.
 import { describe, expect, it } from 'vitest';
-import type { Client } from 'pg';
+import { Client } from 'pg';
 import { CopyStreamFingerprint, fingerprintText, parseFingerprint, type CopyFormat } from '../lib/copy-fingerprint';
 import { copyOutFramed } from '../lib/io/copy-relay';
+import { copyOutTapped, tappableSocket } from '../lib/io/copy-tap';
 import { clusters } from './harness/env';
 
 const msg = (payload: Buffer | string) => {
@@ -109,6 +110,23 @@ describe('COPY stream fingerprint', () => {
         const [fa, fb] = await Promise.all([read(a, q), read(b, q)]);
         expect(fa!.rows).toBe(4991);
         expect(fb).toEqual(fa);
+        // Read straight off a tapped session's socket (the verification's destination read): the same fingerprint,
+        // and the session works on afterwards, an error included.
+        const h = clusters().pg18;
+        const tapped = new Client({ host: h.host, port: h.port, user: 'postgres', password: h.password, stream: () => tappableSocket() });
+        await tapped.connect();
+        try {
+          const fp = new CopyStreamFingerprint(format);
+          const sql = `COPY (${q}) TO STDOUT ${format === 'binary' ? '(FORMAT binary)' : ''}`;
+          expect(await copyOutTapped(tapped, sql, (piece) => fp.feed(piece))).toBe(true);
+          expect(fp.result()).toEqual(fa);
+          await expect(copyOutTapped(tapped, 'COPY no_such_table TO STDOUT', () => undefined)).rejects.toThrow(/no_such_table/);
+          expect((await tapped.query('SELECT 42 AS x')).rows).toEqual([{ x: 42 }]);
+        } finally {
+          await tapped.end();
+        }
+        // A plain session cannot be tapped: the caller reads the COPY as a stream.
+        expect(await copyOutTapped(b, `COPY (${q}) TO STDOUT`, () => undefined)).toBe(false);
         // One value changed on one side (-0 became 0): a different fingerprint.
         await b.query(`UPDATE ${table} SET f = 0 WHERE id = 5; UPDATE ${table} SET n = 1.50 WHERE id = 10`);
         expect(await read(b, q)).not.toEqual(fa);

@@ -3,6 +3,7 @@
 // module and never appear in an error message. Activities open their sessions
 // through lib/io/session.ts, which names them and applies their settings.
 import { readFileSync } from 'node:fs';
+import { tappableSocket } from './copy-tap';
 import { Client, type ClientConfig } from 'pg';
 import type { Config, Endpoint } from '../config';
 import { endWithActivity } from './cancel';
@@ -63,15 +64,21 @@ function sslOptions(e: Endpoint): ClientConfig['ssl'] {
   }
 }
 
-export function clientConfig(config: Pick<Config, 'source' | 'destination'>, side: Side, applicationName: string): ClientConfig {
+/**
+ * `tappable`: a plain-TCP session gets a socket whose COPY output can be read
+ * straight off it (lib/io/copy-tap.ts); a TLS session keeps the default one.
+ */
+export function clientConfig(config: Pick<Config, 'source' | 'destination'>, side: Side, applicationName: string, tappable = false): ClientConfig {
   const e = config[side];
+  const ssl = sslOptions(e);
   return {
+    ...(tappable && !ssl ? { stream: () => tappableSocket() } : {}),
     host: e.host,
     port: e.port,
     database: e.database,
     user: e.user,
     password: resolvePassword(side, e),
-    ssl: sslOptions(e),
+    ssl,
     application_name: applicationName.slice(0, 63),
     connectionTimeoutMillis: 15_000,
     keepAlive: true,
@@ -142,10 +149,11 @@ export async function connect(
   side: Side,
   applicationName = 'pgshift',
   endsWith?: AbortSignal | null,
+  tappable = false,
 ): Promise<Client> {
   let client: Client | undefined;
   try {
-    client = new Client(clientConfig(config, side, applicationName));
+    client = new Client(clientConfig(config, side, applicationName, tappable));
     // An idle connection dropped by the server must not crash the worker.
     client.on('error', () => undefined);
     traceFirstRequest();

@@ -68,7 +68,8 @@ export const PURPOSES = {
   apply: { profile: 'data', writer: true },
   // The source side of change capture: heartbeat, lag, rows read back; its replication session too.
   capture: { profile: 'data', writer: false, sourceControl: true },
-  verify: { profile: 'data', writer: false },
+  // Its destination reads a range's COPY straight into the fingerprint (lib/io/copy-tap.ts).
+  verify: { profile: 'data', writer: false, tappable: true },
   // Incremental verification removes the keys it compared from the destination's touched-key queue.
   'verify-incremental': { profile: 'data', writer: true },
   'verify-schema': { profile: 'catalog', writer: false },
@@ -76,7 +77,7 @@ export const PURPOSES = {
   abort: { profile: 'plain', writer: false, sourceControl: true },
   // The cutover's fence on the source and the steps on the destination.
   cutover: { profile: 'plain', writer: false, sourceControl: true },
-} as const satisfies Record<string, { profile: SettingsProfile; writer: boolean; sourceControl?: boolean }>;
+} as const satisfies Record<string, { profile: SettingsProfile; writer: boolean; sourceControl?: boolean; tappable?: boolean }>;
 
 export type Purpose = keyof typeof PURPOSES;
 
@@ -113,9 +114,9 @@ async function applyProfile(c: Client, profile: SettingsProfile, extra: Record<s
  * `endsWith`: the signal that ends it (default: the activity's cancellation; see connect).
  */
 export async function session(config: SessionConfig, side: Side, purpose: Purpose, endsWith?: AbortSignal | null): Promise<Client> {
-  const c = await connect(config, side, applicationName(purpose, config.name), endsWith);
+  const p: { profile: SettingsProfile; sourceControl?: boolean; tappable?: boolean } = PURPOSES[purpose];
+  const c = await connect(config, side, applicationName(purpose, config.name), endsWith, p.tappable);
   try {
-    const p: { profile: SettingsProfile; sourceControl?: boolean } = PURPOSES[purpose];
     await applyProfile(c, p.profile, side === 'source' && p.sourceControl ? SOURCE_CONTROL_SETTINGS : {});
     return c;
   } catch (e) {
