@@ -114,17 +114,20 @@ async function main() {
         }),
       );
     };
+    // VPROF_SERIAL=1: one table at a time, each with its own CPU split (which table costs what on which side).
+    const serial = !!process.env.VPROF_SERIAL;
     const verifyAll = async () => {
       const queue = [...tables];
       await Promise.all(
-        [0, 1].map(async () => {
+        (serial ? [0] : [0, 1]).map(async () => {
           for (let t = queue.shift(); t; t = queue.shift()) {
-            const started = Date.now();
-            const r = await verifyTableData({ config: configFor(true), table: t });
-            if (!r.consistent) throw new Error(r.summary);
-            if (process.env.VPROF_TABLES)
+            let r: Awaited<ReturnType<typeof verifyTableData>> | undefined;
+            const s = await measure(src, dst, async () => void (r = await verifyTableData({ config: configFor(true), table: t })));
+            if (!r!.consistent) throw new Error(r!.summary);
+            if (process.env.VPROF_TABLES || serial)
               console.log(
-                `  ${r.display}: ${((Date.now() - started) / 1000).toFixed(2)} s, ${r.ranges} range(s), ${r.fingerprintedRanges ?? 0} by fingerprint`,
+                `  ${r!.display}: ${s.wall.toFixed(2)} s, ${r!.ranges} range(s), ${r!.fingerprintedRanges ?? 0} by fingerprint` +
+                  (serial ? `; CPU worker ${s.worker.toFixed(2)} s, source ${s.src.toFixed(2)} s, destination ${s.dst.toFixed(2)} s` : ''),
               );
           }
         }),
@@ -139,7 +142,11 @@ async function main() {
     await dst.sql('CREATE TABLE pgshift.saved_fingerprints AS SELECT table_key, chunk, fingerprint FROM pgshift.chunks', DB);
     const verify = { fingerprint: [] as Sample[], digests: [] as Sample[] };
     for (let i = 0; i < runs; i++) {
+      // The window of a --cpu-prof profile (same monotonic clock, µs) that holds this run.
+      const mark = () => (process.hrtime.bigint() / 1000n).toString();
+      const from = mark();
       verify.fingerprint.push(await measure(src, dst, verifyAll));
+      if (serial) console.log(`  verify by fingerprint: profile window ${from}-${mark()} µs`);
       await dst.sql('UPDATE pgshift.chunks SET fingerprint = NULL', DB);
       verify.digests.push(await measure(src, dst, verifyAll));
       await dst.sql(
