@@ -39,6 +39,11 @@ export function parseFingerprint(s: string | null | undefined): CopyFingerprint 
   return m ? { format: m[1] as CopyFormat, rows: Number(m[2]), a: Number(m[3]), b: Number(m[4]) } : null;
 }
 
+/** The fingerprint of the union of disjoint row sets (fingerprints of one format): counts and sums add up. */
+export function addFingerprints(fps: CopyFingerprint[]): CopyFingerprint {
+  return fps.reduce((t, f) => ({ format: t.format, rows: t.rows + f.rows, a: (t.a + f.a) >>> 0, b: (t.b + f.b) >>> 0 }));
+}
+
 export const sameFingerprint = (x: CopyFingerprint, y: CopyFingerprint) => x.format === y.format && x.rows === y.rows && x.a === y.a && x.b === y.b;
 
 const P1 = 0x9e3779b1 | 0;

@@ -4,7 +4,7 @@
 // the same rows read from two servers of different versions, in both formats.
 import { describe, expect, it } from 'vitest';
 import { Client } from 'pg';
-import { CopyStreamFingerprint, fingerprintText, parseFingerprint, type CopyFormat } from '../lib/copy-fingerprint';
+import { addFingerprints, CopyStreamFingerprint, fingerprintText, parseFingerprint, type CopyFormat } from '../lib/copy-fingerprint';
 import { copyOutFramed } from '../lib/io/copy-relay';
 import { copyOutTapped, tappableSocket } from '../lib/io/copy-tap';
 import { clusters } from './harness/env';
@@ -41,6 +41,10 @@ describe('COPY stream fingerprint', () => {
     // An empty binary COPY: the header rides on the trailer's message.
     expect(fingerprint('binary', msg(Buffer.concat([BINARY_HEADER, TRAILER])))).toEqual({ format: 'binary', rows: 0, a: 0, b: 0 });
     expect(parseFingerprint(fingerprintText(bin))).toEqual(bin);
+    // Disjoint ranges add up to their union, whatever the cut.
+    const cut = [5, 17, 33];
+    const parts = [0, ...cut].map((from, i) => fingerprint('text', Buffer.concat(rows.slice(from, [...cut, 40][i]).map(msg)))!);
+    expect(addFingerprints(parts)).toEqual(text);
     expect(parseFingerprint('fp0 binary 1 2 3')).toBeNull();
   });
 
