@@ -416,7 +416,9 @@ export async function verifyTableData(input: {
         out.fingerprintedRanges = ranges.length;
         heartbeat({ range: ranges.length - 1, of: ranges.length, rows: whole });
       }
-      for (const [i, range] of whole === null ? ranges.entries() : []) {
+      // Proved as a whole: no range left to compare one by one.
+      const oneByOne = whole === null ? ranges : [];
+      for (const [i, range] of oneByOne.entries()) {
         const proved = fingerprinted
           ? await provedByFingerprint(S, D, t, plan.rows[i], range, types, (rows) => heartbeat({ range: i, of: ranges.length, rows: out.rowsSource + rows }))
           : null;

@@ -7,6 +7,7 @@ import { Client } from 'pg';
 import { addFingerprints, CopyStreamFingerprint, fingerprintText, parseFingerprint, type CopyFormat } from '../lib/copy-fingerprint';
 import { copyOutFramed } from '../lib/io/copy-relay';
 import { copyOutTapped, tappableSocket } from '../lib/io/copy-tap';
+import { destinationFingerprint } from '../activities/verify-fingerprint';
 import { clusters } from './harness/env';
 
 const msg = (payload: Buffer | string) => {
@@ -124,6 +125,10 @@ describe('COPY stream fingerprint', () => {
           const sql = `COPY (${q}) TO STDOUT ${format === 'binary' ? '(FORMAT binary)' : ''}`;
           expect(await copyOutTapped(tapped, sql, (piece) => fp.feed(piece))).toBe(true);
           expect(fp.result()).toEqual(fa);
+          // The verification's read, tapped and (a plain session, as over TLS) through the stream: the same.
+          const range = { table, columns: ['id', 't', 'n', 'f', 'j', 'ts', 'big'], where: 'id >= 10', binary: format === 'binary' };
+          expect(await destinationFingerprint(tapped, range)).toEqual(fa);
+          expect(await destinationFingerprint(b, range)).toEqual(fa);
           await expect(copyOutTapped(tapped, 'COPY no_such_table TO STDOUT', () => undefined)).rejects.toThrow(/no_such_table/);
           expect((await tapped.query('SELECT 42 AS x')).rows).toEqual([{ x: 42 }]);
         } finally {

@@ -83,7 +83,8 @@ export class CopyTap {
         if (this.headHave < HEADER) break;
         this.headHave = 0;
         this.toSink = this.head[0] === COPY_DATA;
-        if (this.toSink) this.sink(Buffer.from(this.head));
+        // The sink consumes it now; node-postgres gets it at the end of this read, after this.head may be reused.
+        if (this.toSink) this.sink(this.head);
         else toPg.push(Buffer.from(this.head));
         runToSink = this.toSink;
         this.remaining = this.head.readUInt32BE(1) - 4;

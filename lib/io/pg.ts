@@ -3,9 +3,9 @@
 // module and never appear in an error message. Activities open their sessions
 // through lib/io/session.ts, which names them and applies their settings.
 import { readFileSync } from 'node:fs';
-import { tappableSocket } from './copy-tap';
 import { Client, type ClientConfig } from 'pg';
 import type { Config, Endpoint } from '../config';
+import { tappableSocket } from './copy-tap';
 import { endWithActivity } from './cancel';
 import { traceFirstRequest } from './start-trace';
 

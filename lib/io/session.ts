@@ -48,6 +48,9 @@ export const SETTINGS_PROFILES = {
 
 export type SettingsProfile = keyof typeof SETTINGS_PROFILES;
 
+/** What a purpose decides for its sessions: settings, whether they write, source control objects, a tappable socket. */
+type PurposeSpec = { profile: SettingsProfile; writer: boolean; sourceControl?: boolean; tappable?: boolean };
+
 /**
  * What a session is for: its profile, whether it writes to the destination
  * for the migration (then a fence ends it rather than wait), and whether it
@@ -77,7 +80,7 @@ export const PURPOSES = {
   abort: { profile: 'plain', writer: false, sourceControl: true },
   // The cutover's fence on the source and the steps on the destination.
   cutover: { profile: 'plain', writer: false, sourceControl: true },
-} as const satisfies Record<string, { profile: SettingsProfile; writer: boolean; sourceControl?: boolean; tappable?: boolean }>;
+} as const satisfies Record<string, PurposeSpec>;
 
 export type Purpose = keyof typeof PURPOSES;
 
@@ -114,7 +117,7 @@ async function applyProfile(c: Client, profile: SettingsProfile, extra: Record<s
  * `endsWith`: the signal that ends it (default: the activity's cancellation; see connect).
  */
 export async function session(config: SessionConfig, side: Side, purpose: Purpose, endsWith?: AbortSignal | null): Promise<Client> {
-  const p: { profile: SettingsProfile; sourceControl?: boolean; tappable?: boolean } = PURPOSES[purpose];
+  const p: PurposeSpec = PURPOSES[purpose];
   const c = await connect(config, side, applicationName(purpose, config.name), endsWith, p.tappable);
   try {
     await applyProfile(c, p.profile, side === 'source' && p.sourceControl ? SOURCE_CONTROL_SETTINGS : {});

@@ -1,5 +1,5 @@
 // The verify phase: schema verification (catalogs compared in destination
-// names), then full data verification, which may hand over to the next run
+// names) beside full data verification, which may hand over to the next run
 // part-way (its progress is a cursor in the state). With change capture it is
 // deferred (see VERIFY_WHILE_CHANGES_FLOW).
 import { patched } from '@temporalio/workflow';
