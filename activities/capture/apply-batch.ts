@@ -92,6 +92,37 @@ async function run(ctx: PieceContext, stats: PieceStats, sql: string, params: un
   return ctx.dst.query(sql, params);
 }
 
+/**
+ * Statements that do not depend on each other's answers, issued without
+ * waiting (the apply session pipelines them: the destination goes from one
+ * to the next without a round trip to the worker). `settle` waits for all of
+ * them and fails with the first failure in statement order — the ones behind
+ * it fail only because the transaction is aborted.
+ */
+class Pipeline {
+  private sent: Promise<unknown>[] = [];
+  constructor(private readonly dst: Client) {}
+
+  send(sql: string, params?: unknown[]): void {
+    const p = this.dst.query(sql, params);
+    p.catch(() => undefined); // observed by settle()
+    this.sent.push(p);
+  }
+
+  async settle(): Promise<void> {
+    const sent = this.sent;
+    if (!sent.length) return;
+    this.sent = [];
+    const failed = (await Promise.allSettled(sent)).find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  /** Wait for what was sent, whatever its outcome (before the savepoint is rolled back to). */
+  quiesce(): Promise<void> {
+    return this.settle().catch(() => undefined);
+  }
+}
+
 /** Fill the UNCHANGED columns of `images` from the rows at their origin keys; returns those not found. */
 async function fillFrom(ctx: PieceContext, stats: PieceStats, t: ApplyTable, images: Image[], side: 'destination' | 'source'): Promise<Image[]> {
   if (!images.length) return [];
@@ -113,18 +144,18 @@ async function fillFrom(ctx: PieceContext, stats: PieceStats, t: ApplyTable, ima
   return images.filter((_, i) => !found.has(i));
 }
 
+const upsertParams = (t: ApplyTable, images: Image[]) => t.columns.map((_, i) => column(images, i));
+
 async function upsert(ctx: PieceContext, stats: PieceStats, t: ApplyTable, images: Image[]): Promise<void> {
-  if (!images.length) return;
-  await run(
-    ctx,
-    stats,
-    upsertSql(t),
-    t.columns.map((_, i) => column(images, i)),
-  );
+  if (images.length) await run(ctx, stats, upsertSql(t), upsertParams(t, images));
 }
 
-/** Apply the collapsed state of one table. */
-async function applyTable(ctx: PieceContext, stats: PieceStats, t: ApplyTable, batch: TableBatch): Promise<void> {
+/**
+ * Apply the collapsed state of one table. Deletes and complete images only
+ * (most tables, most of the time) go into `pipeline` unawaited; partial
+ * images depend on what the destination answers, so they wait for it.
+ */
+async function applyTable(ctx: PieceContext, stats: PieceStats, t: ApplyTable, batch: TableBatch, pipeline: Pipeline): Promise<void> {
   const deletes: Key[] = [];
   const full: Image[] = [];
   const moved: Image[] = [];
@@ -142,6 +173,18 @@ async function applyTable(ctx: PieceContext, stats: PieceStats, t: ApplyTable, b
       }
     }
   }
+  if (!moved.length && !partial.length) {
+    if (deletes.length) {
+      stats.statements++;
+      pipeline.send(deleteSql(t), keyColumns(t, deletes));
+    }
+    if (full.length) {
+      stats.statements++;
+      pipeline.send(upsertSql(t), upsertParams(t, full));
+    }
+    return;
+  }
+  await pipeline.settle();
   stats.partialImages += moved.length + partial.length;
   // 1. Values that move with a key change, read before the old row is deleted.
   for (const im of await fillFrom(ctx, stats, t, moved, 'destination')) {
@@ -184,8 +227,8 @@ async function applyTable(ctx: PieceContext, stats: PieceStats, t: ApplyTable, b
   }
 }
 
-async function applyCollapsed(ctx: PieceContext, stats: PieceStats, tables: Map<ApplyTable, TableBatch>): Promise<void> {
-  for (const [t, batch] of tables) await applyTable(ctx, stats, t, batch);
+async function applyCollapsed(ctx: PieceContext, stats: PieceStats, tables: Map<ApplyTable, TableBatch>, pipeline: Pipeline): Promise<void> {
+  for (const [t, batch] of tables) await applyTable(ctx, stats, t, batch, pipeline);
 }
 
 function collapse(changes: Piece['changes']): Map<ApplyTable, TableBatch> {
@@ -208,20 +251,26 @@ const ROW_BY_ROW = 8;
  * so only the few changes around the conflict lose the batching.
  */
 async function applyRange(ctx: PieceContext, stats: PieceStats, changes: Piece['changes'], tables?: Map<ApplyTable, TableBatch>): Promise<void> {
-  await ctx.dst.query('SAVEPOINT pgshift_piece');
+  const pipeline = new Pipeline(ctx.dst);
+  pipeline.send('SAVEPOINT pgshift_piece');
   try {
     if (changes.length <= ROW_BY_ROW && !tables) {
       for (const c of changes) {
         try {
-          await applyCollapsed(ctx, stats, collapse([c]));
+          await applyCollapsed(ctx, stats, collapse([c]), pipeline);
+          await pipeline.settle();
         } catch (e) {
           throw aboutChange(c, e);
         }
       }
     } else {
-      await applyCollapsed(ctx, stats, tables ?? collapse(changes));
+      await applyCollapsed(ctx, stats, tables ?? collapse(changes), pipeline);
     }
+    pipeline.send('RELEASE SAVEPOINT pgshift_piece');
+    await pipeline.settle();
+    return;
   } catch (e) {
+    await pipeline.quiesce();
     const code = (e as { code?: string }).code ?? '';
     if (!(ORDER_SENSITIVE.has(code) || rowError(code)) || (changes.length <= ROW_BY_ROW && !tables)) throw e;
     await ctx.dst.query('ROLLBACK TO SAVEPOINT pgshift_piece');

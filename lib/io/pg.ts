@@ -64,15 +64,28 @@ function sslOptions(e: Endpoint): ClientConfig['ssl'] {
   }
 }
 
-/**
- * `tappable`: a plain-TCP session gets a socket whose COPY output can be read
- * straight off it (lib/io/copy-tap.ts); a TLS session keeps the default one.
- */
-export function clientConfig(config: Pick<Config, 'source' | 'destination'>, side: Side, applicationName: string, tappable = false): ClientConfig {
+/** How a session's client talks to its server (lib/io/session.ts decides per purpose). */
+export interface ClientMode {
+  /**
+   * A plain-TCP session gets a socket whose COPY output can be read straight
+   * off it (lib/io/copy-tap.ts); a TLS session keeps the default one.
+   */
+  tappable?: boolean;
+  /**
+   * Statements issued without awaiting the one before are written at once
+   * (each with its own Sync), so the server goes from one to the next
+   * without a round trip; after an error, those behind it fail with 25P02
+   * inside the transaction, as they would have run into its aborted state.
+   */
+  pipelined?: boolean;
+}
+
+export function clientConfig(config: Pick<Config, 'source' | 'destination'>, side: Side, applicationName: string, mode: ClientMode = {}): ClientConfig {
   const e = config[side];
   const ssl = sslOptions(e);
   return {
-    ...(tappable && !ssl ? { stream: () => tappableSocket() } : {}),
+    ...(mode.tappable && !ssl ? { stream: () => tappableSocket() } : {}),
+    ...(mode.pipelined ? { pipeline: true } : {}),
     host: e.host,
     port: e.port,
     database: e.database,
@@ -149,11 +162,11 @@ export async function connect(
   side: Side,
   applicationName = 'pgshift',
   endsWith?: AbortSignal | null,
-  tappable = false,
+  mode: ClientMode = {},
 ): Promise<Client> {
   let client: Client | undefined;
   try {
-    client = new Client(clientConfig(config, side, applicationName, tappable));
+    client = new Client(clientConfig(config, side, applicationName, mode));
     // An idle connection dropped by the server must not crash the worker.
     client.on('error', () => undefined);
     traceFirstRequest();

@@ -5,7 +5,7 @@
 // new writer cannot be forgotten by the fence.
 import type { Client } from 'pg';
 import type { Config } from '../config';
-import { connect, type Side } from './pg';
+import { type ClientMode, connect, type Side } from './pg';
 
 /**
  * Settings under which values cross as text without changing: COPY text rows,
@@ -48,8 +48,8 @@ export const SETTINGS_PROFILES = {
 
 export type SettingsProfile = keyof typeof SETTINGS_PROFILES;
 
-/** What a purpose decides for its sessions: settings, whether they write, source control objects, a tappable socket. */
-type PurposeSpec = { profile: SettingsProfile; writer: boolean; sourceControl?: boolean; tappable?: boolean };
+/** What a purpose decides for its sessions: settings, whether they write, source control objects, how its client talks (lib/io/pg.ts ClientMode). */
+type PurposeSpec = { profile: SettingsProfile; writer: boolean; sourceControl?: boolean } & ClientMode;
 
 /**
  * What a session is for: its profile, whether it writes to the destination
@@ -68,7 +68,8 @@ export const PURPOSES = {
   copy: { profile: 'data', writer: true },
   sequences: { profile: 'plain', writer: true },
   analyze: { profile: 'plain', writer: true },
-  apply: { profile: 'data', writer: true },
+  // A piece's statements go out together (activities/capture/apply-batch.ts), not one round trip each.
+  apply: { profile: 'data', writer: true, pipelined: true },
   // The source side of change capture: heartbeat, lag, rows read back; its replication session too.
   capture: { profile: 'data', writer: false, sourceControl: true },
   // Its destination reads a range's COPY straight into the fingerprint (lib/io/copy-tap.ts).
@@ -118,7 +119,7 @@ async function applyProfile(c: Client, profile: SettingsProfile, extra: Record<s
  */
 export async function session(config: SessionConfig, side: Side, purpose: Purpose, endsWith?: AbortSignal | null): Promise<Client> {
   const p: PurposeSpec = PURPOSES[purpose];
-  const c = await connect(config, side, applicationName(purpose, config.name), endsWith, p.tappable);
+  const c = await connect(config, side, applicationName(purpose, config.name), endsWith, { tappable: p.tappable, pipelined: p.pipelined });
   try {
     await applyProfile(c, p.profile, side === 'source' && p.sourceControl ? SOURCE_CONTROL_SETTINGS : {});
     return c;
