@@ -14,7 +14,7 @@ const message = (type: string, body: Buffer): Buffer => {
 function framed(chunks: Buffer[]): string[] {
   const out: string[] = [];
   const f = new MessageFramer(
-    (body) => out.push(`d:${body.toString('hex')}`),
+    (buf, start, end) => out.push(`d:${buf.subarray(start, end).toString('hex')}`),
     (msgs) => out.push(`o:${msgs.toString('hex')}`),
   );
   for (const c of chunks) f.feed(c);

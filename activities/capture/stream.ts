@@ -32,20 +32,26 @@ export const REPLICATION_SESSION_OPTIONS = Object.entries(SETTINGS_PROFILES.data
   .map(([k, v]) => `-c ${k}=${v.replace(/[\\ ]/g, (ch) => `\\${ch}`)}`)
   .join(' ');
 
-/** What the replication connection delivers: a decoded change message, or a keepalive with the walsender's position. */
+/** What the replication connection delivers: CopyData bodies (XLogData or keepalive, decoded when taken), a reply request, a failure. */
 interface CopyDataSink {
-  message(msg: PgoutputMessage, bytes: number): void;
-  keepalive(walEnd: Lsn, replyRequested: boolean): void;
+  /** A CopyData body: `buf` from `start` to `end`, bytes that are never overwritten (kept in the queue as they are). */
+  copyData(buf: Buffer, start: number, end: number): void;
+  /** A keepalive asked for our position now (answered on arrival, not when the queue reaches it). */
+  replyRequested(): void;
   error(e: Error): void;
 }
+
+const XLOG_DATA = 0x77; // 'w': start, end, send time (8 bytes each), then the pgoutput message
+const KEEPALIVE = 0x6b; // 'k': the walsender's end of WAL, send time, reply requested
+const XLOG_HEADER = 25;
 
 /**
  * The library's output-plugin hook, used to issue START_REPLICATION and to
  * read the stream's CopyData messages ourselves: the library's own handler
  * formats each message's LSN as a hex string and emits an event per message
  * (with an acknowledgement promise even when acknowledging is off), a tenth of
- * the apply's CPU at 100,000+ messages/s. Ours decodes the XLogData and
- * keepalive headers in place and hands on the decoded message.
+ * the apply's CPU at 100,000+ messages/s. Ours queues each message's place in
+ * the received bytes; it is decoded when the apply takes it.
  */
 class RawPgoutputPlugin {
   client: Client | null = null;
@@ -59,9 +65,10 @@ class RawPgoutputPlugin {
   start(client: Client, slotName: string, lastLsn: string): Promise<unknown> {
     this.client = client;
     // The library registers its CopyData handler just before it calls start(): ours replaces it.
+    // Its parser may reuse its buffer for the next bytes: a body it hands over is copied.
     const connection = (client as unknown as { connection: NodeJS.EventEmitter & { stream: NodeJS.EventEmitter } }).connection;
     connection.removeAllListeners('copyData');
-    connection.on('copyData', ({ chunk }: { chunk: Buffer }) => this.copyData(chunk));
+    connection.on('copyData', ({ chunk }: { chunk: Buffer }) => this.copyData(Buffer.from(chunk), 0, chunk.length));
     // And the socket is read by our framer (the connection is idle here: no partial message is
     // pending in the client's parser), which hands CopyData bodies to us and the rest to it.
     // Should the client ever read its socket differently, its own CopyData events serve instead.
@@ -69,7 +76,7 @@ class RawPgoutputPlugin {
     if (readers.length === 1) {
       const parse = readers[0] as (b: Buffer) => void;
       const framer = new MessageFramer(
-        (body) => this.copyData(body),
+        (buf, start, end) => this.copyData(buf, start, end),
         (messages) => parse(messages),
       );
       connection.stream.removeListener('data', parse);
@@ -79,16 +86,13 @@ class RawPgoutputPlugin {
     return client.query(`START_REPLICATION SLOT ${ident(slotName)} LOGICAL ${lastLsn} (proto_version '1', publication_names ${publications})`);
   }
   /** Never throws (it runs inside the connection's data handler): a bad message becomes an error item. */
-  private copyData(chunk: Buffer): void {
-    try {
-      // XLogData: 'w', start, end, send time (8 bytes each), then the pgoutput message.
-      if (chunk[0] === 0x77) this.sink.message(decodePgoutput(chunk, 25), chunk.length - 25);
-      // Primary keepalive: 'k', the walsender's end of WAL, send time, reply requested.
-      else if (chunk[0] === 0x6b) this.sink.keepalive(chunk.readBigUInt64BE(1), chunk[17] !== 0);
-      else throw new Error(`replication stream: unknown CopyData message ${chunk[0]}`);
-    } catch (e) {
-      this.sink.error(e as Error);
-    }
+  private copyData(buf: Buffer, start: number, end: number): void {
+    const kind = buf[start];
+    if (kind === XLOG_DATA && end - start >= XLOG_HEADER + 1) this.sink.copyData(buf, start, end);
+    else if (kind === KEEPALIVE && end - start >= 18) {
+      this.sink.copyData(buf, start, end);
+      if (buf[start + 17] !== 0) this.sink.replyRequested();
+    } else this.sink.error(new Error(`replication stream: unknown or short CopyData message ${kind}`));
   }
   /** Unused: the library's handler that would call it is replaced in start(). */
   parse(): never {
@@ -104,11 +108,32 @@ export interface StreamOptions {
   statusIntervalMs?: number;
 }
 
+/** Bytes a queued CopyData body counts for the queue's bound: its pgoutput message. */
+const queuedBytesOf = (buf: Buffer, start: number, end: number) => (buf[start] === XLOG_DATA ? end - start - XLOG_HEADER : 0);
+
+/** The stream item of a queued CopyData body (an undecodable message becomes an error item, in its place). */
+function decodeBody(buf: Buffer, start: number, end: number): StreamItem {
+  try {
+    if (buf[start] === XLOG_DATA) return { kind: 'message', msg: decodePgoutput(buf, start + XLOG_HEADER, end), bytes: end - start - XLOG_HEADER };
+    return { kind: 'keepalive', walEnd: buf.readBigUInt64BE(start + 1) };
+  } catch (e) {
+    return { kind: 'error', error: e as Error };
+  }
+}
+
 export class ChangeStream {
   private readonly service: LogicalReplicationService;
   private readonly plugin: RawPgoutputPlugin;
-  /** The queue: a ring (its length a power of two, doubled when full); items from head up to tail. */
-  private ring: (StreamItem | undefined)[] = new Array(1024);
+  /**
+   * The queue: a ring (its length a power of two, doubled when full); entries
+   * from head up to tail. An entry is a CopyData body still undecoded (its
+   * bytes, start and end: a catch-up keeps ~20,000 of them queued, and
+   * decoded messages waiting that long would be copied by every young
+   * garbage collection) or, with start -1, an item (an error).
+   */
+  private bufs: (Buffer | StreamItem | undefined)[] = new Array(1024);
+  private starts = new Int32Array(1024);
+  private ends = new Int32Array(1024);
   private head = 0;
   private tail = 0;
   private queuedBytes = 0;
@@ -135,19 +160,16 @@ export class ChangeStream {
     this.plugin = new RawPgoutputPlugin(
       { publication },
       {
-        message: (msg, bytes) => this.push({ kind: 'message', msg, bytes }, bytes),
-        keepalive: (walEnd, replyRequested) => {
-          this.push({ kind: 'keepalive', walEnd }, 0);
-          if (replyRequested) this.sendStatus();
-        },
-        error: (error) => this.push({ kind: 'error', error }, 0),
+        copyData: (buf, start, end) => this.push(buf, start, end, queuedBytesOf(buf, start, end)),
+        replyRequested: () => this.sendStatus(),
+        error: (error) => this.pushItem({ kind: 'error', error }),
       },
     );
     this.service = new LogicalReplicationService({ ...clientConfig, replication: 'database', options: REPLICATION_SESSION_OPTIONS } as ClientConfig, {
       acknowledge: { auto: false, timeoutSeconds: 0 },
       flowControl: { enabled: false },
     });
-    this.service.on('error', (e: Error) => this.push({ kind: 'error', error: e }, 0));
+    this.service.on('error', (e: Error) => this.pushItem({ kind: 'error', error: e }));
   }
 
   /** Start streaming after `applied` (transactions that committed at or before it are not sent again). */
@@ -155,10 +177,10 @@ export class ChangeStream {
     const started = new Promise<void>((resolve) => this.service.once('start', () => resolve()));
     const ended = this.service.subscribe(this.plugin as never, this.slot, formatLsn(this.durable)).then(
       () => {
-        if (!this.closed) this.push({ kind: 'error', error: new Error('the source ended the replication stream') }, 0);
+        if (!this.closed) this.pushItem({ kind: 'error', error: new Error('the source ended the replication stream') });
       },
       (e: Error) => {
-        if (!this.closed) this.push({ kind: 'error', error: e }, 0);
+        if (!this.closed) this.pushItem({ kind: 'error', error: e });
         throw e;
       },
     );
@@ -167,16 +189,23 @@ export class ChangeStream {
     this.statusTimer = setInterval(() => this.sendStatus(), this.opts.statusIntervalMs ?? 5_000);
   }
 
-  private push(item: StreamItem, bytes: number): void {
+  private pushItem(item: StreamItem): void {
+    this.push(item, -1, 0, 0);
+  }
+
+  private push(entry: Buffer | StreamItem, start: number, end: number, bytes: number): void {
     if (this.closed) return;
-    const ring = this.ring;
-    ring[this.tail] = item;
-    this.tail = (this.tail + 1) & (ring.length - 1);
+    const t = this.tail;
+    this.bufs[t] = entry;
+    this.starts[t] = start;
+    this.ends[t] = end;
+    this.tail = (t + 1) & (this.bufs.length - 1);
     if (this.tail === this.head) this.grow();
     this.queuedBytes += bytes;
     if (this.queuedBytes > this.stats.maxQueuedBytes) this.stats.maxQueuedBytes = this.queuedBytes;
-    if (this.pending() > this.stats.maxQueuedItems) this.stats.maxQueuedItems = this.pending();
-    if (!this.paused && (this.pending() > this.maxItems || this.queuedBytes > this.maxBytes)) {
+    const pending = this.pending();
+    if (pending > this.stats.maxQueuedItems) this.stats.maxQueuedItems = pending;
+    if (!this.paused && (pending > this.maxItems || this.queuedBytes > this.maxBytes)) {
       this.paused = true;
       this.stats.pauses++;
       this.socket()?.pause();
@@ -186,12 +215,21 @@ export class ChangeStream {
     w?.();
   }
 
-  /** The ring is full (tail caught up with head): twice the room, items in order from 0. */
+  /** The ring is full (tail caught up with head): twice the room, entries in order from 0. */
   private grow(): void {
-    const old = this.ring;
-    this.ring = [...old.slice(this.head), ...old.slice(0, this.head), ...new Array<undefined>(old.length)];
+    const n = this.bufs.length;
+    const h = this.head;
+    this.bufs = [...this.bufs.slice(h), ...this.bufs.slice(0, h), ...new Array<undefined>(n)];
+    const reorder = (a: Int32Array) => {
+      const out = new Int32Array(2 * n);
+      out.set(a.subarray(h));
+      out.set(a.subarray(0, h), n - h);
+      return out;
+    };
+    this.starts = reorder(this.starts);
+    this.ends = reorder(this.ends);
     this.head = 0;
-    this.tail = old.length;
+    this.tail = n;
   }
 
   private socket(): { pause(): void; resume(): void } | undefined {
@@ -200,7 +238,7 @@ export class ChangeStream {
 
   /** Items waiting to be taken. */
   pending(): number {
-    return (this.tail - this.head) & (this.ring.length - 1);
+    return (this.tail - this.head) & (this.bufs.length - 1);
   }
 
   /**
@@ -208,12 +246,20 @@ export class ChangeStream {
    * apply takes most items this way, a few hundred thousand a second).
    */
   take(): StreamItem | undefined {
-    if (this.head === this.tail) return undefined;
-    const ring = this.ring;
-    const item = ring[this.head]!;
-    ring[this.head] = undefined;
-    this.head = (this.head + 1) & (ring.length - 1);
-    if (item.kind === 'message') this.queuedBytes -= item.bytes;
+    const h = this.head;
+    if (h === this.tail) return undefined;
+    const entry = this.bufs[h]!;
+    const start = this.starts[h];
+    const end = this.ends[h];
+    this.bufs[h] = undefined;
+    this.head = (h + 1) & (this.bufs.length - 1);
+    let item: StreamItem;
+    if (start < 0) item = entry as StreamItem;
+    else {
+      const buf = entry as Buffer;
+      this.queuedBytes -= queuedBytesOf(buf, start, end);
+      item = decodeBody(buf, start, end);
+    }
     if (this.paused && this.pending() <= this.maxItems / 2 && this.queuedBytes <= this.maxBytes / 2) {
       this.paused = false;
       this.socket()?.resume();

@@ -2,7 +2,9 @@
 // 4-byte length that counts itself, the body), for the replication connection:
 // CopyData bodies ('d') go straight to the change stream, every other message
 // is handed on, as complete messages in their order, to the client library's
-// own parser. Past START_REPLICATION nearly every message is CopyData, and
+// own parser. A CopyData body is named by its place in the received bytes (no
+// view object per message); those bytes are never reused, so a body may be
+// kept and read later. Past START_REPLICATION nearly every message is CopyData, and
 // the library would build a message object and emit an event for each.
 // Pure: bytes in, callbacks out.
 
@@ -17,8 +19,8 @@ export class MessageFramer {
   private need = 0;
 
   constructor(
-    /** The body of a CopyData message (a view of the received bytes, valid during the call). */
-    private readonly copyData: (body: Buffer) => void,
+    /** The body of a CopyData message: `buf` from `start` to `end` (received bytes, or a joined copy of them; never overwritten). */
+    private readonly copyData: (buf: Buffer, start: number, end: number) => void,
     /** Complete messages of other types, in order (and before any CopyData that followed them). */
     private readonly other: (messages: Buffer) => void,
   ) {}
@@ -46,7 +48,7 @@ export class MessageFramer {
           this.other(buf.subarray(othersFrom, p));
           othersFrom = -1;
         }
-        this.copyData(buf.subarray(p + HEADER, end));
+        this.copyData(buf, p + HEADER, end);
       } else if (othersFrom < 0) othersFrom = p;
       p = end;
     }

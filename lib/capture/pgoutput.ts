@@ -41,9 +41,10 @@ class Reader {
   constructor(
     private readonly b: Buffer,
     private p: number,
+    private readonly end: number,
   ) {}
   private need(n: number) {
-    if (this.p + n > this.b.length) throw new Error('pgoutput: message ends early');
+    if (this.p + n > this.end) throw new Error('pgoutput: message ends early');
   }
   u8(): number {
     this.need(1);
@@ -81,7 +82,7 @@ class Reader {
   }
   cstring(): string {
     const end = this.b.indexOf(0, this.p);
-    if (end < 0) throw new Error('pgoutput: unterminated string');
+    if (end < 0 || end >= this.end) throw new Error('pgoutput: unterminated string');
     const s = utf8.decode(this.b.subarray(this.p, end));
     this.p = end + 1;
     return s;
@@ -100,7 +101,7 @@ class Reader {
     this.p += n;
   }
   done(): boolean {
-    return this.p === this.b.length;
+    return this.p === this.end;
   }
 }
 
@@ -133,9 +134,9 @@ function expect(r: Reader, ...kinds: string[]): string {
   return k;
 }
 
-/** Decode one pgoutput message (the payload of an XLogData message), from `offset` to the end of `buf`. */
-export function decodePgoutput(buf: Buffer, offset = 0): PgoutputMessage {
-  const r = new Reader(buf, offset);
+/** Decode one pgoutput message (the payload of an XLogData message): `buf` from `offset` to `end`. */
+export function decodePgoutput(buf: Buffer, offset = 0, end = buf.length): PgoutputMessage {
+  const r = new Reader(buf, offset, end);
   const tag = String.fromCharCode(r.u8());
   let m: PgoutputMessage;
   switch (tag) {
