@@ -16,7 +16,7 @@
 //          --transactions N (pgbench backlog for change capture, default 150000: 600,000 changes),
 //          --live-rate N --live-seconds N (live change-capture workload, default 300 tps for 20 s),
 //          --timeline (every activity of the pgshift runs), --write (update bench/RESULTS.md).
-// BENCH_CHUNK_MB overrides pgshift's chunk size (default: the config default, 256 MB).
+// BENCH_CHUNK_MB overrides pgshift's largest chunk size (default: the config default, fullLoad.chunkMb).
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -168,7 +168,7 @@ function benchConfig(env: Env, run: PgshiftRun): ConfigInput {
     mode: { schema: run.schema, full: true, incremental: false },
     objects: { schemas: ['public'] },
     parallelism: { tables: 2, indexes: 2 },
-    // The default chunk size (256 MB) unless BENCH_CHUNK_MB says otherwise.
+    // The default chunk size (fullLoad.chunkMb) unless BENCH_CHUNK_MB says otherwise.
     fullLoad: { ...(process.env.BENCH_CHUNK_MB ? { chunkMb: Number(process.env.BENCH_CHUNK_MB) } : {}), toastCompression: run.toastCompression },
     verification: { full: run.verify, schema: run.verify, incremental: false },
     taskQueue: TASK_QUEUE,

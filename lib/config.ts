@@ -178,8 +178,10 @@ export const Config = z
           .int()
           .min(1, { error: 'expected a whole number of MB, at least 1' })
           .max(65536)
-          .default(256)
-          .describe('Target size of one copy chunk; a table larger than this is split into key ranges copied in parallel'),
+          .default(1024)
+          .describe(
+            "Largest size of one copy chunk (one source transaction, the unit of retry): a larger table is split into key ranges copied in parallel; so is a table larger than one lane's share of the load (all tables over parallelism.tables), so that no lane copies alone at the end",
+          ),
         toastCompression: z
           .enum(['lz4', 'server-default'])
           .default('lz4')
@@ -187,7 +189,7 @@ export const Config = z
             'Compression of large (TOASTed) values written by the full load, for columns without their own setting: lz4 is several times faster than pglz; server-default keeps the destination default_toast_compression',
           ),
       })
-      .default({ chunkMb: 256, toastCompression: 'lz4' })
+      .default({ chunkMb: 1024, toastCompression: 'lz4' })
       .describe('Full data load'),
     incremental: z
       .strictObject({

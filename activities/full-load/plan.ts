@@ -143,8 +143,37 @@ async function pageChunks(src: Client, t: CopyTable, chunks: number): Promise<Pl
   });
 }
 
-export async function planTableChunks(src: Client, t: CopyTable, chunkBytes: number, mode: Pick<Config['mode'], 'incremental'>): Promise<PlannedChunk[]> {
-  const chunks = Math.min(1000, Math.max(1, Math.ceil(t.bytes / chunkBytes)));
+/** A table is split to keep the lanes busy only into ranges of at least this size: below it, a range's fixed costs outweigh the parallelism. */
+const BALANCE_MIN_BYTES = 64 << 20;
+
+/**
+ * How many chunks a table of `bytes` is copied in. A table is read whole by
+ * one COPY when it can be: a range is read through a query with its key
+ * predicate (~a third more source CPU per row) and ranges of one table load
+ * side by side into the same heap (contending for its extension), which
+ * together cost a two-core machine a sixth of its copy rate. So a table is
+ * split only (1) into chunks of at most `maxChunkBytes` — a chunk is one
+ * source transaction and the unit of retry — and (2) when it is larger than
+ * one lane's share of the whole load (`laneShareBytes`: every table's bytes
+ * over the parallel copies), into ranges of about half that share, so that it
+ * does not end the load alone on one lane while the others are idle (halves:
+ * the lanes, which start on other tables first, can even out at the end).
+ */
+export function chunkCount(bytes: number, maxChunkBytes: number, laneShareBytes: number): number {
+  const bySize = Math.ceil(bytes / maxChunkBytes);
+  const byBalance =
+    bytes > laneShareBytes && bytes >= 2 * BALANCE_MIN_BYTES ? Math.min(Math.ceil((2 * bytes) / laneShareBytes), Math.floor(bytes / BALANCE_MIN_BYTES)) : 1;
+  return Math.min(1000, Math.max(1, bySize, byBalance));
+}
+
+export async function planTableChunks(
+  src: Client,
+  t: CopyTable,
+  chunkBytes: number,
+  mode: Pick<Config['mode'], 'incremental'>,
+  laneShareBytes = Infinity,
+): Promise<PlannedChunk[]> {
+  const chunks = chunkCount(t.bytes, chunkBytes, laneShareBytes);
   const key = t.chunkKey;
   // A keyless table whose changes are applied: one chunk, one snapshot (lib/selection.ts).
   if (copiedInOneChunk(key, mode)) return [{ predicate: 'true', range: null }];
@@ -192,10 +221,11 @@ async function planTables(src: Client, dst: Client, config: Config, runToken: st
     const tables = await readCopyTables(src, config);
     const existing = await dst.query<{ table_key: string }>('SELECT DISTINCT table_key FROM pgshift.chunks WHERE migration = $1', [config.name]);
     const known = new Set(existing.rows.map((r) => r.table_key));
+    const laneShare = tables.reduce((sum, t) => sum + t.bytes, 0) / config.parallelism.tables;
     for (const [i, t] of tables.entries()) {
       if (known.has(t.key)) continue;
       heartbeat(`planning ${t.display} (${i + 1}/${tables.length})`);
-      const preds = await planTableChunks(src, t, config.fullLoad.chunkMb * 1024 * 1024, config.mode);
+      const preds = await planTableChunks(src, t, config.fullLoad.chunkMb * 1024 * 1024, config.mode, laneShare);
       await fenced(dst, config.name, runToken, async () => {
         await dst.query(`INSERT INTO pgshift.copy_tables (migration, table_key, spec) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
           config.name,
