@@ -146,34 +146,59 @@ async function pageChunks(src: Client, t: CopyTable, chunks: number): Promise<Pl
 /** A table is split to keep the lanes busy only into ranges of at least this size: below it, a range's fixed costs outweigh the parallelism. */
 const BALANCE_MIN_BYTES = 64 << 20;
 
-/**
- * How many chunks a table of `bytes` is copied in. A table is read whole by
- * one COPY when it can be: a range is read through a query with its key
- * predicate (~a third more source CPU per row) and ranges of one table load
- * side by side into the same heap (contending for its extension), which
- * together cost a two-core machine a sixth of its copy rate. So a table is
- * split only (1) into chunks of at most `maxChunkBytes` — a chunk is one
- * source transaction and the unit of retry — and (2) when it is larger than
- * one lane's share of the whole load (`laneShareBytes`: every table's bytes
- * over the parallel copies), into ranges of about half that share, so that it
- * does not end the load alone on one lane while the others are idle (halves:
- * the lanes, which start on other tables first, can even out at the end).
- */
-export function chunkCount(bytes: number, maxChunkBytes: number, laneShareBytes: number): number {
-  const bySize = Math.ceil(bytes / maxChunkBytes);
-  const byBalance =
-    bytes > laneShareBytes && bytes >= 2 * BALANCE_MIN_BYTES ? Math.min(Math.ceil((2 * bytes) / laneShareBytes), Math.floor(bytes / BALANCE_MIN_BYTES)) : 1;
-  return Math.min(1000, Math.max(1, bySize, byBalance));
+/** What the split of one table depends on besides its own size. */
+export interface ChunkRules {
+  /** Largest chunk: one source transaction, the unit of retry (fullLoad.chunkMb). */
+  maxChunkBytes: number;
+  /** Chunks copied at the same time (parallelism.tables). */
+  lanes: number;
+  /** The bytes of the tables not copied by all lanes at once (3 below) over the lanes. */
+  laneShareBytes: number;
+  /** Every selected table's rows over the lanes, when pgshift builds the tables' indexes after their copy (mode.schema); else null. */
+  laneShareRows: number | null;
 }
 
-export async function planTableChunks(
-  src: Client,
-  t: CopyTable,
-  chunkBytes: number,
-  mode: Pick<Config['mode'], 'incremental'>,
-  laneShareBytes = Infinity,
-): Promise<PlannedChunk[]> {
-  const chunks = chunkCount(t.bytes, chunkBytes, laneShareBytes);
+type Sized = { bytes: number; rows: number; indexes: number };
+
+/** Rule 3 of chunkCount: a table with indexes built after its copy that holds more than one lane's share of the rows. */
+const rowHeavy = (t: Sized, laneShareRows: number | null) => laneShareRows !== null && t.indexes > 0 && t.rows > laneShareRows;
+
+/** The split rules of a load of `tables` on `lanes` parallel copies (`indexesAfterCopy`: pgshift builds them, mode.schema). */
+export function chunkRules(tables: Sized[], maxChunkBytes: number, lanes: number, indexesAfterCopy: boolean): ChunkRules {
+  const laneShareRows = indexesAfterCopy ? tables.reduce((sum, t) => sum + t.rows, 0) / lanes : null;
+  const rest = tables.filter((t) => !rowHeavy(t, laneShareRows));
+  return { maxChunkBytes, lanes, laneShareRows, laneShareBytes: rest.reduce((sum, t) => sum + t.bytes, 0) / lanes };
+}
+
+/**
+ * How many chunks a table is copied in. A table is read whole by one COPY
+ * when it can be: a range is read through a query with its key predicate
+ * (~a third more source CPU per row) and ranges of one table load side by
+ * side into the same heap, which together cost a two-core machine a sixth of
+ * its copy rate. So a table is split only
+ *  1. into chunks of at most `maxChunkBytes`;
+ *  2. when it is larger than one lane's share of the load's bytes (those
+ *     not copied by all lanes at once, 3), into ranges of about half that
+ *     share, so that it does not end the load alone on one lane while the
+ *     others are idle (halves: the lanes, which start on other tables first,
+ *     can even out at the end);
+ *  3. when it has indexes built after its copy and it holds more than one
+ *     lane's share of the rows (index builds scale with rows; such a table is
+ *     copied first), across all lanes, so that its copy ends — and its
+ *     builds start, beside the copies of the rest — as early as possible.
+ * Never into ranges below 64 MB for 2 or 3 alone.
+ */
+export function chunkCount(t: Sized, rules: ChunkRules): number {
+  const bySize = Math.ceil(t.bytes / rules.maxChunkBytes);
+  const ranges = (n: number) => (t.bytes >= 2 * BALANCE_MIN_BYTES ? Math.min(n, Math.floor(t.bytes / BALANCE_MIN_BYTES)) : 1);
+  const heavy = rowHeavy(t, rules.laneShareRows);
+  const byBytes = !heavy && t.bytes > rules.laneShareBytes ? ranges(Math.ceil((2 * t.bytes) / rules.laneShareBytes)) : 1;
+  const byRows = heavy ? ranges(rules.lanes) : 1;
+  return Math.min(1000, Math.max(1, bySize, byBytes, byRows));
+}
+
+export async function planTableChunks(src: Client, t: CopyTable, mode: Pick<Config['mode'], 'incremental'>, rules: ChunkRules): Promise<PlannedChunk[]> {
+  const chunks = chunkCount({ bytes: t.bytes, rows: t.estimatedRows, indexes: t.indexes }, rules);
   const key = t.chunkKey;
   // A keyless table whose changes are applied: one chunk, one snapshot (lib/selection.ts).
   if (copiedInOneChunk(key, mode)) return [{ predicate: 'true', range: null }];
@@ -221,11 +246,16 @@ async function planTables(src: Client, dst: Client, config: Config, runToken: st
     const tables = await readCopyTables(src, config);
     const existing = await dst.query<{ table_key: string }>('SELECT DISTINCT table_key FROM pgshift.chunks WHERE migration = $1', [config.name]);
     const known = new Set(existing.rows.map((r) => r.table_key));
-    const laneShare = tables.reduce((sum, t) => sum + t.bytes, 0) / config.parallelism.tables;
+    const rules = chunkRules(
+      tables.map((t) => ({ bytes: t.bytes, rows: t.estimatedRows, indexes: t.indexes })),
+      config.fullLoad.chunkMb * 1024 * 1024,
+      config.parallelism.tables,
+      config.mode.schema,
+    );
     for (const [i, t] of tables.entries()) {
       if (known.has(t.key)) continue;
       heartbeat(`planning ${t.display} (${i + 1}/${tables.length})`);
-      const preds = await planTableChunks(src, t, config.fullLoad.chunkMb * 1024 * 1024, config.mode, laneShare);
+      const preds = await planTableChunks(src, t, config.mode, rules);
       await fenced(dst, config.name, runToken, async () => {
         await dst.query(`INSERT INTO pgshift.copy_tables (migration, table_key, spec) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
           config.name,
