@@ -6,7 +6,7 @@ import { chunkCount, chunkRules, type ChunkRules } from '../activities/full-load
 
 const MB = 1 << 20;
 const rules = (r: Partial<ChunkRules>): ChunkRules => ({ maxChunkBytes: 1024 * MB, lanes: 2, laneShareBytes: Infinity, laneShareRows: null, ...r });
-const table = (mb: number, rows = 0, indexes = 1) => ({ bytes: mb * MB, rows, indexes });
+const table = (mb: number, estimatedRows = 0, indexes = 1) => ({ bytes: mb * MB, estimatedRows, indexes });
 
 describe('chunkCount', () => {
   it('copies a table whole when it is within the chunk size and one lane share', () => {
@@ -19,7 +19,7 @@ describe('chunkCount', () => {
   it('splits by the largest chunk size', () => {
     expect(chunkCount(table(10 * 1024), rules({}))).toBe(10);
     expect(chunkCount(table(5), rules({ maxChunkBytes: MB }))).toBe(5);
-    expect(chunkCount({ bytes: 1e15, rows: 0, indexes: 0 }, rules({ maxChunkBytes: MB }))).toBe(1000);
+    expect(chunkCount({ bytes: 1e15, estimatedRows: 0, indexes: 0 }, rules({ maxChunkBytes: MB }))).toBe(1000);
   });
 
   it('splits a table larger than one lane share of the bytes into ranges of half a share', () => {

@@ -151,9 +151,9 @@ async function upsert(ctx: PieceContext, stats: PieceStats, t: ApplyTable, image
 }
 
 /**
- * Apply the collapsed state of one table. Deletes and complete images only
- * (most tables, most of the time) go into `pipeline` unawaited; partial
- * images depend on what the destination answers, so they wait for it.
+ * Apply the collapsed state of one table. Deletes and complete images go
+ * into `pipeline` unawaited; only partial images (and values moving with a
+ * key) depend on what the destination answers, so only they wait for it.
  */
 async function applyTable(ctx: PieceContext, stats: PieceStats, t: ApplyTable, batch: TableBatch, pipeline: Pipeline): Promise<void> {
   const deletes: Key[] = [];
@@ -173,29 +173,28 @@ async function applyTable(ctx: PieceContext, stats: PieceStats, t: ApplyTable, b
       }
     }
   }
-  if (!moved.length && !partial.length) {
-    if (deletes.length) {
-      stats.statements++;
-      pipeline.send(deleteSql(t), keyColumns(t, deletes));
-    }
-    if (full.length) {
-      stats.statements++;
-      pipeline.send(upsertSql(t), upsertParams(t, full));
-    }
-    return;
-  }
-  await pipeline.settle();
   stats.partialImages += moved.length + partial.length;
+  // Statements that need no answer go into the pipeline; a read waits for what is in it first
+  // (an earlier failure is reported as itself, not as the aborted transaction).
+  const queue = (sql: string, params: unknown[]) => {
+    stats.statements++;
+    pipeline.send(sql, params);
+  };
   // 1. Values that move with a key change, read before the old row is deleted.
-  for (const im of await fillFrom(ctx, stats, t, moved, 'destination')) {
-    im.origin = im.key; // old row absent: the new key's own row (if any) keeps its values
-    partial.push(im);
+  if (moved.length) {
+    await pipeline.settle();
+    for (const im of await fillFrom(ctx, stats, t, moved, 'destination')) {
+      im.origin = im.key; // old row absent: the new key's own row (if any) keeps its values
+      partial.push(im);
+    }
+    full.push(...moved.filter((im) => !im.origin));
   }
-  full.push(...moved.filter((im) => !im.origin));
   // 2. Deletes.
-  if (deletes.length) await run(ctx, stats, deleteSql(t), keyColumns(t, deletes));
+  if (deletes.length) queue(deleteSql(t), keyColumns(t, deletes));
   // 3. Complete images.
-  await upsert(ctx, stats, t, full);
+  if (full.length) queue(upsertSql(t), upsertParams(t, full));
+  if (!partial.length) return;
+  await pipeline.settle();
   // 4. Partial images, grouped by which columns they carry.
   const groups = new Map<string, { present: number[]; images: Image[] }>();
   for (const im of partial) {

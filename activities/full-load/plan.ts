@@ -158,14 +158,15 @@ export interface ChunkRules {
   laneShareRows: number | null;
 }
 
-type Sized = { bytes: number; rows: number; indexes: number };
+/** What a table's split depends on of its own (CopyTable has it). */
+type Sized = Pick<CopyTable, 'bytes' | 'estimatedRows' | 'indexes'>;
 
 /** Rule 3 of chunkCount: a table with indexes built after its copy that holds more than one lane's share of the rows. */
-const rowHeavy = (t: Sized, laneShareRows: number | null) => laneShareRows !== null && t.indexes > 0 && t.rows > laneShareRows;
+const rowHeavy = (t: Sized, laneShareRows: number | null) => laneShareRows !== null && t.indexes > 0 && t.estimatedRows > laneShareRows;
 
 /** The split rules of a load of `tables` on `lanes` parallel copies (`indexesAfterCopy`: pgshift builds them, mode.schema). */
 export function chunkRules(tables: Sized[], maxChunkBytes: number, lanes: number, indexesAfterCopy: boolean): ChunkRules {
-  const laneShareRows = indexesAfterCopy ? tables.reduce((sum, t) => sum + t.rows, 0) / lanes : null;
+  const laneShareRows = indexesAfterCopy ? tables.reduce((sum, t) => sum + t.estimatedRows, 0) / lanes : null;
   const rest = tables.filter((t) => !rowHeavy(t, laneShareRows));
   return { maxChunkBytes, lanes, laneShareRows, laneShareBytes: rest.reduce((sum, t) => sum + t.bytes, 0) / lanes };
 }
@@ -198,7 +199,7 @@ export function chunkCount(t: Sized, rules: ChunkRules): number {
 }
 
 export async function planTableChunks(src: Client, t: CopyTable, mode: Pick<Config['mode'], 'incremental'>, rules: ChunkRules): Promise<PlannedChunk[]> {
-  const chunks = chunkCount({ bytes: t.bytes, rows: t.estimatedRows, indexes: t.indexes }, rules);
+  const chunks = chunkCount(t, rules);
   const key = t.chunkKey;
   // A keyless table whose changes are applied: one chunk, one snapshot (lib/selection.ts).
   if (copiedInOneChunk(key, mode)) return [{ predicate: 'true', range: null }];
@@ -246,12 +247,7 @@ async function planTables(src: Client, dst: Client, config: Config, runToken: st
     const tables = await readCopyTables(src, config);
     const existing = await dst.query<{ table_key: string }>('SELECT DISTINCT table_key FROM pgshift.chunks WHERE migration = $1', [config.name]);
     const known = new Set(existing.rows.map((r) => r.table_key));
-    const rules = chunkRules(
-      tables.map((t) => ({ bytes: t.bytes, rows: t.estimatedRows, indexes: t.indexes })),
-      config.fullLoad.chunkMb * 1024 * 1024,
-      config.parallelism.tables,
-      config.mode.schema,
-    );
+    const rules = chunkRules(tables, config.fullLoad.chunkMb * 1024 * 1024, config.parallelism.tables, config.mode.schema);
     for (const [i, t] of tables.entries()) {
       if (known.has(t.key)) continue;
       heartbeat(`planning ${t.display} (${i + 1}/${tables.length})`);

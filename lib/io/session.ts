@@ -119,7 +119,7 @@ async function applyProfile(c: Client, profile: SettingsProfile, extra: Record<s
  */
 export async function session(config: SessionConfig, side: Side, purpose: Purpose, endsWith?: AbortSignal | null): Promise<Client> {
   const p: PurposeSpec = PURPOSES[purpose];
-  const c = await connect(config, side, applicationName(purpose, config.name), endsWith, { tappable: p.tappable, pipelined: p.pipelined });
+  const c = await connect(config, side, applicationName(purpose, config.name), endsWith, p);
   try {
     await applyProfile(c, p.profile, side === 'source' && p.sourceControl ? SOURCE_CONTROL_SETTINGS : {});
     return c;
