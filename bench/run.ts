@@ -17,6 +17,8 @@
 //          --live-rate N --live-seconds N (live change-capture workload, default 300 tps for 20 s),
 //          --timeline (every activity of the pgshift runs), --write (update bench/RESULTS.md).
 // BENCH_CHUNK_MB overrides pgshift's largest chunk size (default: the config default, fullLoad.chunkMb).
+// BENCH_LOG_MS=N: the destination logs statements slower than N ms (kept in .tmp/bench-destination.log); with
+// BENCH_STATS=1 each with its backend's CPU (log_statement_stats): where the destination's time goes, statement by statement.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -464,7 +466,9 @@ async function main() {
       version: 15,
       label: 'bench-dst',
       password: PASSWORD,
-      settings: process.env.BENCH_LOG_MS ? { ...settings, log_min_duration_statement: `${process.env.BENCH_LOG_MS}ms` } : settings,
+      settings: process.env.BENCH_LOG_MS
+        ? { ...settings, log_min_duration_statement: `${process.env.BENCH_LOG_MS}ms`, ...(process.env.BENCH_STATS ? { log_statement_stats: 'on' } : {}) }
+        : settings,
     }),
     startDevServer({ ui: false }),
   ]);

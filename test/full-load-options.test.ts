@@ -1,5 +1,6 @@
 // Full-load options: row filters (only matching rows, and verification agrees),
-// and existingTargetTables: ignore (rows already on the destination are kept).
+// and existingTargetTables: ignore (rows already on the destination are kept);
+// a whole table pgshift made loads frozen, one that holds rows is never truncated for it.
 import { describe, expect, it } from 'vitest';
 import { verifyTableData } from '../activities/verify-data';
 import { startMigration, waitForMigration } from '../client';
@@ -8,7 +9,8 @@ import { clusters, makePair, temporalClient, uid, withWorker } from './harness/e
 
 const DDL = `CREATE TABLE public.events (id int PRIMARY KEY, kind text NOT NULL, at date NOT NULL);
              CREATE TABLE public.accounts (id int PRIMARY KEY, owner text NOT NULL);
-             CREATE TABLE public.notes (id int PRIMARY KEY, body text NOT NULL)`;
+             CREATE TABLE public.notes (id int PRIMARY KEY, body text NOT NULL);
+             CREATE TABLE public.journal (at int NOT NULL, line text NOT NULL)`;
 
 describe('full-load options', () => {
   it('honours row filters and keeps existing destination rows in ignore mode', async () => {
@@ -17,9 +19,13 @@ describe('full-load options', () => {
     await pair.source.sql(`${DDL};
       INSERT INTO public.events SELECT g, CASE WHEN g % 3 = 0 THEN 'audit' ELSE 'sale' END, date '2026-01-01' + g % 300 FROM generate_series(1, 3000) g;
       INSERT INTO public.accounts SELECT g, 'source-' || g FROM generate_series(1, 100) g;
-      INSERT INTO public.notes VALUES (1, repeat('a long note ', 10000))`);
+      INSERT INTO public.notes VALUES (1, repeat('a long note ', 10000));
+      INSERT INTO public.journal SELECT g, 'source line ' || g FROM generate_series(1, 50) g`);
+    // journal has no unique key, so its rows are loaded straight into it: the row already
+    // there must survive (no truncate for a FREEZE load of a table that holds rows).
     await pair.destination.sql(`${DDL};
       INSERT INTO public.accounts VALUES (5, 'kept-on-destination'), (500, 'only-on-destination');
+      INSERT INTO public.journal VALUES (0, 'kept-on-destination');
       GRANT ALL ON ALL TABLES IN SCHEMA public TO ${pair.destination.user}`);
     const taskQueue = `tq-${uid()}`;
     const config = pair.config({
@@ -38,7 +44,7 @@ describe('full-load options', () => {
     // `pgshift status`: phase, per-table progress bars, rows, verification, by name or workflow id.
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/## pgshift t_\w+: done/);
-    expect(text.stdout).toMatch(/### Full load: 100\.0 % \(3\/3 chunks, [\d,]+ rows/);
+    expect(text.stdout).toMatch(/### Full load: 100\.0 % \(4\/4 chunks, [\d,]+ rows/);
     expect(text.stdout).toMatch(/\| public\.events \| ██████████ 100 % \(1\/1 chunks\) \|/);
     expect(text.stdout).toContain('rows in public.events compared, consistent');
     expect(JSON.parse(json.stdout).state.phase).toBe('done');
@@ -72,13 +78,17 @@ describe('full-load options', () => {
       { id: 6, owner: 'source-6' },
       { id: 500, owner: 'only-on-destination' },
     ]);
+    expect(await pair.destination.sql('SELECT count(*)::int AS n, min(at) AS first FROM public.journal')).toEqual([{ n: 51, first: 0 }]);
+    expect(await pair.destination.sql('SELECT line FROM public.journal WHERE at = 0')).toEqual([{ line: 'kept-on-destination' }]);
     await client.connection.close();
   });
 
-  it('compresses large values with lz4 during the load, unless told to keep the server default', async () => {
+  it('compresses large values with lz4 during the load, unless told to keep the server default; loads whole tables frozen', async () => {
     const pair = await makePair({ destination: clusters().pg15b });
     await pair.source.sql(
-      "CREATE TABLE public.notes (id int PRIMARY KEY, body text NOT NULL); INSERT INTO public.notes VALUES (1, repeat('a long note ', 10000))",
+      `CREATE TABLE public.notes (id int PRIMARY KEY, body text NOT NULL); INSERT INTO public.notes VALUES (1, repeat('a long note ', 10000));
+       CREATE TABLE public.ledger (id int PRIMARY KEY, note int REFERENCES public.notes, amount numeric NOT NULL);
+       INSERT INTO public.ledger SELECT g, 1, g FROM generate_series(1, 5000) g`,
     );
     const taskQueue = `tq-${uid()}`;
     const config = pair.config({ taskQueue, mode: { schema: true, full: true, incremental: false } });
@@ -91,6 +101,14 @@ describe('full-load options', () => {
     expect(await pair.destination.sql('SELECT pg_column_compression(body) AS c FROM public.notes')).toEqual([{ c: 'lz4' }]);
     // Only the load's sessions: the destination's own default is untouched.
     expect(await pair.destination.sql("SELECT current_setting('default_toast_compression') AS d")).toEqual([{ d: 'pglz' }]);
+    // Each table was one chunk into a table pgshift had just made: loaded with FREEZE, every page
+    // frozen and all-visible (a plain COPY leaves none so, and no vacuum freezes rows this young).
+    await pair.destination.sql('CREATE EXTENSION IF NOT EXISTS pg_visibility');
+    const vm = await pair.destination.sql<{ t: string; pages: number; frozen: number }>(
+      `SELECT t, pg_relation_size(t::regclass)::int / 8192 AS pages, (pg_visibility_map_summary(t::regclass)).all_frozen::int AS frozen
+         FROM unnest(ARRAY['public.notes', 'public.ledger']) AS t ORDER BY t`,
+    );
+    expect(vm.every((r) => r.pages > 0 && r.frozen === r.pages)).toBe(true);
     await client.connection.close();
   });
 });

@@ -147,6 +147,44 @@ async function useLz4(dst: Client): Promise<void> {
   }
 }
 
+/**
+ * Truncate the target of a whole-table chunk inside the chunk's transaction, so that
+ * its COPY can load with FREEZE: rows land frozen on pages marked all-visible (14
+ * and later), so the key builds, FK validations and verification that read the
+ * table next set no hint bits, an FK's validation reads two indexes instead of
+ * hashing the referenced table (it cannot use the visibility map otherwise: the
+ * other lanes' COPYs hold the destination's xmin horizon back, so even a VACUUM
+ * marks nothing), and the destination's first freezing vacuum does not rewrite
+ * every page. Only when truncating changes nothing: the table is empty (checked
+ * under the ACCESS EXCLUSIVE lock, so nothing lands between the check and the
+ * truncate), no FK references it and it has no triggers. A lock not granted in
+ * 5 s or a TRUNCATE refused (privilege) undoes the attempt: the chunk loads
+ * without FREEZE. The lock is held until the chunk commits, as the COPY's own
+ * rows are invisible until then anyway.
+ */
+async function truncatedForFreeze(dst: Client, target: string): Promise<boolean> {
+  await dst.query('SAVEPOINT pgshift_freeze');
+  try {
+    await dst.query(`SET LOCAL lock_timeout = '5s'`);
+    await dst.query(`LOCK TABLE ONLY ${target} IN ACCESS EXCLUSIVE MODE`);
+    const r = await dst.query<{ ok: boolean }>(
+      `SELECT NOT EXISTS (SELECT 1 FROM ONLY ${target})
+              AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE confrelid = $1::regclass AND contype = 'f')
+              AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1::regclass) AS ok`,
+      [target],
+    );
+    if (!r.rows[0].ok) throw new Error('not empty, referenced or with triggers');
+    await dst.query(`TRUNCATE ONLY ${target}`);
+    await dst.query('RELEASE SAVEPOINT pgshift_freeze');
+    await dst.query('SET LOCAL lock_timeout TO DEFAULT');
+    return true;
+  } catch {
+    await dst.query('ROLLBACK TO SAVEPOINT pgshift_freeze');
+    await dst.query('RELEASE SAVEPOINT pgshift_freeze');
+    return false;
+  }
+}
+
 async function hasUniqueIndex(dst: Client, t: CopyTable): Promise<boolean> {
   const r = await dst.query('SELECT 1 FROM pg_index WHERE indrelid = $1::regclass AND indisunique LIMIT 1', [targetName(t)]);
   return (r.rowCount ?? 0) > 0;
@@ -191,7 +229,7 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
       await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const snap = (await src.query<{ snapshot: string; lsn: string | null }>(`SELECT txid_current_snapshot()::text AS snapshot, ${insertLsn} AS lsn`)).rows[0];
 
-      const format = t.binary ? '(FORMAT binary)' : '';
+      const format = t.binary ? 'FORMAT binary' : null;
       const where = [row.predicate, t.filter ? `(${t.filter})` : null].filter(Boolean).join(' AND ');
       const cols = t.columns.map((c) => ident(c.name)).join(', ');
       const into = `${targetName(t)} (${t.targetColumns.map(ident).join(', ')})`;
@@ -226,8 +264,10 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
       // Either way only the table's own rows: inheritance children are copied as tables of their own.
       const whole = row.predicate === 'true' && !t.filter;
       const from = whole ? `${sourceName(t)} (${cols})` : `(SELECT ${cols} FROM ONLY ${sourceName(t)} WHERE ${where})`;
-      const out = src.query(copyOutFramed(`COPY ${from} TO STDOUT ${format}`));
-      const sink = dst.query(copyInFramed(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${format}`));
+      const freeze = whole && !keepExisting && (await truncatedForFreeze(dst, targetName(t)));
+      const options = (...o: (string | null)[]) => (o.some(Boolean) ? `(${o.filter(Boolean).join(', ')})` : '');
+      const out = src.query(copyOutFramed(`COPY ${from} TO STDOUT ${options(format)}`));
+      const sink = dst.query(copyInFramed(`COPY ${keepExisting ? 'pg_temp.pgshift_chunk' : into} FROM STDIN ${options(format, freeze ? 'FREEZE' : null)}`));
       const fingerprint = fingerprinting(config, t.binary);
       const metered = meter(out, limiter, progress, refresh, () => heartbeat({ table, chunk, rows: progress.rows, bytes: progress.bytes } satisfies ChunkBeat));
       await Promise.race([

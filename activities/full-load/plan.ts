@@ -150,52 +150,50 @@ const BALANCE_MIN_BYTES = 64 << 20;
 export interface ChunkRules {
   /** Largest chunk: one source transaction, the unit of retry (fullLoad.chunkMb). */
   maxChunkBytes: number;
-  /** Chunks copied at the same time (parallelism.tables). */
-  lanes: number;
-  /** The bytes of the tables not copied by all lanes at once (3 below) over the lanes. */
+  /** Every selected table's bytes over the lanes (parallelism.tables, the chunks copied at the same time). */
   laneShareBytes: number;
-  /** Every selected table's rows over the lanes, when pgshift builds the tables' indexes after their copy (mode.schema); else null. */
-  laneShareRows: number | null;
 }
 
 /** What a table's split depends on of its own (CopyTable has it). */
-type Sized = Pick<CopyTable, 'bytes' | 'estimatedRows' | 'indexes'>;
+type Sized = Pick<CopyTable, 'bytes' | 'toastBytes'>;
 
-/** Rule 3 of chunkCount: a table with indexes built after its copy that holds more than one lane's share of the rows. */
-const rowHeavy = (t: Sized, laneShareRows: number | null) => laneShareRows !== null && t.indexes > 0 && t.estimatedRows > laneShareRows;
+/** Most of the table's bytes are values stored out of line (in its TOAST table). */
+const outOfLine = (t: Sized) => t.toastBytes * 2 > t.bytes;
 
-/** The split rules of a load of `tables` on `lanes` parallel copies (`indexesAfterCopy`: pgshift builds them, mode.schema). */
-export function chunkRules(tables: Sized[], maxChunkBytes: number, lanes: number, indexesAfterCopy: boolean): ChunkRules {
-  const laneShareRows = indexesAfterCopy ? tables.reduce((sum, t) => sum + t.estimatedRows, 0) / lanes : null;
-  const rest = tables.filter((t) => !rowHeavy(t, laneShareRows));
-  return { maxChunkBytes, lanes, laneShareRows, laneShareBytes: rest.reduce((sum, t) => sum + t.bytes, 0) / lanes };
+/** The split rules of a load of `tables` on `lanes` parallel copies. */
+export function chunkRules(tables: Sized[], maxChunkBytes: number, lanes: number): ChunkRules {
+  return { maxChunkBytes, laneShareBytes: tables.reduce((sum, t) => sum + t.bytes, 0) / lanes };
 }
 
 /**
  * How many chunks a table is copied in. A table is read whole by one COPY
  * when it can be: a range is read through a query with its key predicate
- * (~a third more source CPU per row) and ranges of one table load side by
- * side into the same heap, which together cost a two-core machine a sixth of
- * its copy rate. So a table is split only
+ * (~a third more source CPU per row); ranges of one table load side by side
+ * into the same heap (two sessions loading halves of a narrow table spend
+ * 1.1x the destination CPU of one loading it all); and only a whole table
+ * loads with FREEZE (chunk.ts truncatedForFreeze: its key builds and FK
+ * validations then read frozen, all-visible pages). So a table is split only
  *  1. into chunks of at most `maxChunkBytes`;
- *  2. when it is larger than one lane's share of the load's bytes (those
- *     not copied by all lanes at once, 3), into ranges of about half that
- *     share, so that it does not end the load alone on one lane while the
- *     others are idle (halves: the lanes, which start on other tables first,
- *     can even out at the end);
- *  3. when it has indexes built after its copy and it holds more than one
- *     lane's share of the rows (index builds scale with rows; such a table is
- *     copied first), across all lanes, so that its copy ends — and its
- *     builds start, beside the copies of the rest — as early as possible.
- * Never into ranges below 64 MB for 2 or 3 alone.
+ *  2. when it is larger than one lane's share of the load's bytes, into
+ *     ranges of about half that share (never below 64 MB), so that it does
+ *     not end the load alone on one lane while the others are idle (halves:
+ *     the lanes, which start on other tables first, can even out at the end)
+ *     — unless most of its bytes are out of line: every stored value takes a
+ *     new TOAST chunk id, so COPYs side by side into one such table all insert
+ *     at the right edge of its TOAST index and wait on each other's page
+ *     locks (halves of 50,000 rows of two 2 KB values: 1.45x the destination
+ *     CPU of one session loading all, and a longer wall time even on two idle
+ *     cores).
+ * Splitting a table across the lanes because it holds most of the rows (its
+ * copy would end sooner, and its key builds start beside the other copies)
+ * was measured and dropped: the builds and FK validations of a table loaded
+ * without FREEZE cost more than the earlier start gains.
  */
 export function chunkCount(t: Sized, rules: ChunkRules): number {
   const bySize = Math.ceil(t.bytes / rules.maxChunkBytes);
-  const ranges = (n: number) => (t.bytes >= 2 * BALANCE_MIN_BYTES ? Math.min(n, Math.floor(t.bytes / BALANCE_MIN_BYTES)) : 1);
-  const heavy = rowHeavy(t, rules.laneShareRows);
-  const byBytes = !heavy && t.bytes > rules.laneShareBytes ? ranges(Math.ceil((2 * t.bytes) / rules.laneShareBytes)) : 1;
-  const byRows = heavy ? ranges(rules.lanes) : 1;
-  return Math.min(1000, Math.max(1, bySize, byBytes, byRows));
+  const balances = t.bytes > rules.laneShareBytes && t.bytes >= 2 * BALANCE_MIN_BYTES && !outOfLine(t);
+  const byBytes = balances ? Math.min(Math.ceil((2 * t.bytes) / rules.laneShareBytes), Math.floor(t.bytes / BALANCE_MIN_BYTES)) : 1;
+  return Math.min(1000, Math.max(1, bySize, byBytes));
 }
 
 export async function planTableChunks(src: Client, t: CopyTable, mode: Pick<Config['mode'], 'incremental'>, rules: ChunkRules): Promise<PlannedChunk[]> {
@@ -247,7 +245,7 @@ async function planTables(src: Client, dst: Client, config: Config, runToken: st
     const tables = await readCopyTables(src, config);
     const existing = await dst.query<{ table_key: string }>('SELECT DISTINCT table_key FROM pgshift.chunks WHERE migration = $1', [config.name]);
     const known = new Set(existing.rows.map((r) => r.table_key));
-    const rules = chunkRules(tables, config.fullLoad.chunkMb * 1024 * 1024, config.parallelism.tables, config.mode.schema);
+    const rules = chunkRules(tables, config.fullLoad.chunkMb * 1024 * 1024, config.parallelism.tables);
     for (const [i, t] of tables.entries()) {
       if (known.has(t.key)) continue;
       heartbeat(`planning ${t.display} (${i + 1}/${tables.length})`);
