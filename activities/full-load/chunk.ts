@@ -21,7 +21,6 @@ import { heartbeat } from '../heartbeat';
 import { about } from '../retry';
 import type { LiveThrottle } from '../../workflows/definitions';
 import { queryLiveThrottle } from '../live-throttle';
-import { useLoadCompression } from './compression';
 import { type CopyTable, sourceName, targetName } from './tables';
 
 export interface ChunkInput {
@@ -137,6 +136,18 @@ async function markChunkDone(
 }
 
 /**
+ * TOAST compression dominates loading wide values (pglz costs several times
+ * lz4's CPU). Servers built without lz4 (or before 14) keep their default.
+ */
+async function useLz4(dst: Client): Promise<void> {
+  try {
+    await dst.query('SET default_toast_compression = lz4');
+  } catch {
+    // invalid value: no lz4 in this server; its own default stays
+  }
+}
+
+/**
  * Truncate the target of a whole-table chunk inside the chunk's transaction, so that
  * its COPY can load with FREEZE: rows land frozen on pages marked all-visible (14
  * and later), so the key builds, FK validations and verification that read the
@@ -190,7 +201,7 @@ export async function copyChunk(input: ChunkInput, throttleSource: ThrottleSourc
     // What a failure is about: the table (its key until its spec is read) and the chunk.
     let display = table;
     try {
-      await useLoadCompression(dst, config);
+      if (config.fullLoad.toastCompression === 'lz4') await useLz4(dst);
       await dst.query('BEGIN');
       await assertNotFenced(dst, config.name, runToken);
       const r = await dst.query<{ predicate: string; state: string; rows: string | null; bytes: string | null; spec: CopyTable }>(

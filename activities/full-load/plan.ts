@@ -13,7 +13,6 @@ import { copiedInOneChunk } from '../../lib/selection';
 import { STATUS_TABLES, type FullLoadPage, type FullLoadTotals } from '../../lib/full-load-progress';
 import { ensureControlSchema, fenced } from '../control';
 import { heartbeat } from '../heartbeat';
-import { loadCompression } from './compression';
 import { type CopyTable, readCopyTables, sourceName } from './tables';
 
 export async function ensureChunkTable(dst: Client): Promise<void> {
@@ -153,19 +152,14 @@ export interface ChunkRules {
   maxChunkBytes: number;
   /** Every selected table's bytes over the lanes (parallelism.tables, the chunks copied at the same time). */
   laneShareBytes: number;
-  /** The load compresses with pglz (compression.ts): then a table of out-of-line values is split for balance too. */
-  pglz: boolean;
 }
 
 /** What a table's split depends on of its own (CopyTable has it). */
-type Sized = Pick<CopyTable, 'bytes' | 'toastBytes'>;
+type Sized = Pick<CopyTable, 'bytes'>;
 
-/** Most of the table's bytes are values stored out of line (in its TOAST table). */
-const outOfLine = (t: Sized) => t.toastBytes * 2 > t.bytes;
-
-/** The split rules of a load of `tables` on `lanes` parallel copies whose values are compressed with `compression`. */
-export function chunkRules(tables: Sized[], maxChunkBytes: number, lanes: number, compression: string): ChunkRules {
-  return { maxChunkBytes, laneShareBytes: tables.reduce((sum, t) => sum + t.bytes, 0) / lanes, pglz: compression === 'pglz' };
+/** The split rules of a load of `tables` on `lanes` parallel copies. */
+export function chunkRules(tables: Sized[], maxChunkBytes: number, lanes: number): ChunkRules {
+  return { maxChunkBytes, laneShareBytes: tables.reduce((sum, t) => sum + t.bytes, 0) / lanes };
 }
 
 /**
@@ -173,22 +167,18 @@ export function chunkRules(tables: Sized[], maxChunkBytes: number, lanes: number
  * when it can be: a range is read through a query with its key predicate
  * (~a third more source CPU per row); ranges of one table load side by side
  * into the same heap (two sessions loading halves of a narrow table spend
- * 1.1x the destination CPU of one loading it all); and only a whole table
- * loads with FREEZE (chunk.ts truncatedForFreeze: its key builds and FK
- * validations then read frozen, all-visible pages). So a table is split only
+ * 1.1x the destination CPU of one loading it all, of a table whose values
+ * are stored out of line 1.35-1.45x: they all insert at the right edge of
+ * its TOAST index); and only a whole table loads with FREEZE (chunk.ts
+ * truncatedForFreeze: its key builds and FK validations then read frozen,
+ * all-visible pages). So a table is split only
  *  1. into chunks of at most `maxChunkBytes`;
  *  2. when it is larger than one lane's share of the load's bytes, into
  *     ranges of about half that share (never below 64 MB), so that it does
  *     not end the load alone on one lane while the others are idle (halves:
- *     the lanes, which start on other tables first, can even out at the end)
- *     — unless most of its bytes are out of line: every stored value takes a
- *     new TOAST chunk id, so COPYs side by side into one such table all insert
- *     at the right edge of its TOAST index and wait on each other's page
- *     locks (halves of 50,000 rows of two 2 KB values: 1.45x the destination
- *     CPU of one session loading all, and a longer wall time even on two idle
- *     cores); with pglz, whose compressing costs more than those waits, such
- *     a table is split all the same (the bench's 556 MB of compressible
- *     documents: 9.8 s split, 11.9 s whole; 6.5 s either way with lz4).
+ *     the lanes, which start on other tables first, can even out at the end).
+ *     That pays even for out-of-line values: the bench's 556 MB of documents
+ *     whole end the load 3.3 s after the other lane with verification on.
  * Splitting a table across the lanes because it holds most of the rows (its
  * copy would end sooner, and its key builds start beside the other copies)
  * was measured and dropped: the builds and FK validations of a table loaded
@@ -196,7 +186,7 @@ export function chunkRules(tables: Sized[], maxChunkBytes: number, lanes: number
  */
 export function chunkCount(t: Sized, rules: ChunkRules): number {
   const bySize = Math.ceil(t.bytes / rules.maxChunkBytes);
-  const balances = t.bytes > rules.laneShareBytes && t.bytes >= 2 * BALANCE_MIN_BYTES && (rules.pglz || !outOfLine(t));
+  const balances = t.bytes > rules.laneShareBytes && t.bytes >= 2 * BALANCE_MIN_BYTES;
   const byBytes = balances ? Math.min(Math.ceil((2 * t.bytes) / rules.laneShareBytes), Math.floor(t.bytes / BALANCE_MIN_BYTES)) : 1;
   return Math.min(1000, Math.max(1, bySize, byBytes));
 }
@@ -250,7 +240,7 @@ async function planTables(src: Client, dst: Client, config: Config, runToken: st
     const tables = await readCopyTables(src, config);
     const existing = await dst.query<{ table_key: string }>('SELECT DISTINCT table_key FROM pgshift.chunks WHERE migration = $1', [config.name]);
     const known = new Set(existing.rows.map((r) => r.table_key));
-    const rules = chunkRules(tables, config.fullLoad.chunkMb * 1024 * 1024, config.parallelism.tables, await loadCompression(dst, config));
+    const rules = chunkRules(tables, config.fullLoad.chunkMb * 1024 * 1024, config.parallelism.tables);
     for (const [i, t] of tables.entries()) {
       if (known.has(t.key)) continue;
       heartbeat(`planning ${t.display} (${i + 1}/${tables.length})`);

@@ -33,8 +33,6 @@ export interface CopyTable {
   estimatedRows: number;
   /** The table's size with its TOAST table (pg_table_size). */
   bytes: number;
-  /** Of `bytes`, the TOAST table's: values stored out of line. */
-  toastBytes: number;
   /** Indexes on the source table (the work its key and index builds will take after the copy). */
   indexes: number;
   filter: string | null;
@@ -56,9 +54,8 @@ export async function readCopyTables(src: Client, config: Config): Promise<CopyT
   const oids = tables.map((t) => t.oid);
   const sizes = new Map(
     (
-      await src.query<{ oid: number; est: string; bytes: string; toast: string; indexes: number }>(
+      await src.query<{ oid: number; est: string; bytes: string; indexes: number }>(
         `SELECT c.oid, greatest(c.reltuples, 0)::bigint AS est, pg_table_size(c.oid) AS bytes,
-                CASE WHEN c.reltoastrelid = 0 THEN 0 ELSE pg_total_relation_size(c.reltoastrelid) END AS toast,
                 (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid)::int AS indexes
            FROM pg_class c WHERE c.oid = ANY($1)`,
         [oids],
@@ -102,7 +99,6 @@ export async function readCopyTables(src: Client, config: Config): Promise<CopyT
       chunkKey: k ? { ...k, integer: k.columns.length === 1 && INTEGER_TYPES.includes(k.types[0]) } : null,
       estimatedRows: Number(size.est),
       bytes: Number(size.bytes),
-      toastBytes: Number(size.toast),
       indexes: size.indexes,
       filter: filterBy.get(tableKey(r.schema, r.name)) ?? filterBy.get(tableKey(r.root.schema, r.root.name)) ?? null,
       binary: columns.every((c) => c.builtin),
