@@ -90,13 +90,20 @@ async function withClient(o: Record<string, unknown>, fn: (c: TemporalClient, li
   }
 }
 
-/** Search attributes registered, and a hint when nobody polls the queue yet. */
-async function prepareQueue(client: TemporalClient, taskQueue: string): Promise<string> {
+/**
+ * Search attributes registered, then `fn` on the queue; beside it (not a round trip before
+ * it), a hint as soon as it is known that nobody polls the queue yet.
+ */
+async function onQueue<T>(client: TemporalClient, taskQueue: string, fn: (taskQueue: string) => Promise<T>): Promise<T> {
   await temporal().ensureSearchAttributes(client);
-  if (!(await clientLib!.hasWorkers(client, taskQueue))) {
-    console.error(`note: no worker is polling task queue ${taskQueue} yet; start one with: pgshift worker --task-queue ${taskQueue}`);
+  const hint = clientLib!.hasWorkers(client, taskQueue).then((polled) => {
+    if (!polled) console.error(`note: no worker is polling task queue ${taskQueue} yet; start one with: pgshift worker --task-queue ${taskQueue}`);
+  });
+  try {
+    return await fn(taskQueue);
+  } finally {
+    await hint.catch(() => undefined);
   }
-  return taskQueue;
 }
 
 /** How a report prints: JSON (--json), markdown (--markdown, or stdout is not a terminal: scripts keep what they read), else for the terminal. */
@@ -141,8 +148,7 @@ export function buildProgram(): Command {
   ).action(async (o) => {
     const config = readConfig(o.config);
     await withClient(o, async (client, api) => {
-      const taskQueue = await prepareQueue(client, o.taskQueue ?? config.taskQueue);
-      const { workflowId, report } = await api.evaluate(client, config, { taskQueue });
+      const { workflowId, report } = await onQueue(client, o.taskQueue ?? config.taskQueue, (taskQueue) => api.evaluate(client, config, { taskQueue }));
       const out = outputOf(o);
       if (out === 'json') console.log(JSON.stringify({ workflowId, ...report }, null, 2));
       else {
@@ -163,8 +169,7 @@ export function buildProgram(): Command {
   ).action(async (o) => {
     const config = readConfig(o.config);
     await withClient(o, async (client, api) => {
-      const taskQueue = await prepareQueue(client, o.taskQueue ?? config.taskQueue);
-      const id = await api.startMigration(client, config, { taskQueue, workflowId: o.id });
+      const id = await onQueue(client, o.taskQueue ?? config.taskQueue, (taskQueue) => api.startMigration(client, config, { taskQueue, workflowId: o.id }));
       console.log(`started ${id}; follow it with: pgshift status ${config.name} --watch`);
     });
   });
