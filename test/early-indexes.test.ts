@@ -73,6 +73,21 @@ describe('keys and indexes built during the full load', () => {
     expect(await applySchemaStage({ config, runToken, stage: 'post-data' })).toMatchObject({ applied: 0, skipped: 4 });
   });
 
+  it('adds an FK NOT VALID and then checks it; a build stopped between the two checks it on its rerun', async () => {
+    const { pair, config, runToken } = await prepared(false);
+    await pair.destination.sql(`INSERT INTO app.a SELECT g, 'c' || g, g, g FROM generate_series(1, 100) g;
+      INSERT INTO app.b SELECT g, g FROM generate_series(1, 100) g; INSERT INTO app.b VALUES (1000, 555)`);
+    expect((await buildTableIndexes({ config, runToken, table: 'app.a' })).applied).toBe(4); // b is not built yet
+    // A build of b that stopped after the first step: the FK is there, not valid (so no row was checked).
+    await pair.destination.sql('ALTER TABLE app.b ADD CONSTRAINT b_a_fk FOREIGN KEY (a_id) REFERENCES app.a (id) NOT VALID');
+    // The rerun checks every row: the orphan fails it, naming the FK.
+    await expect(buildTableIndexes({ config, runToken, table: 'app.b' })).rejects.toThrow(/b_a_fk/);
+    await pair.destination.sql('DELETE FROM app.b WHERE id = 1000');
+    expect(await buildTableIndexes({ config, runToken, table: 'app.b' })).toEqual({ applied: 1, total: 2 }); // b_pkey was built by the failed run
+    expect(await pair.destination.sql("SELECT convalidated AS valid FROM pg_constraint WHERE conname = 'b_a_fk'")).toEqual([{ valid: true }]);
+    expect(await applySchemaStage({ config, runToken, stage: 'post-data' })).toMatchObject({ applied: 0, skipped: 4 });
+  });
+
   it('with change capture: keys and plain indexes only; unique and FKs wait for the post-data stage', async () => {
     const { pair, config, runToken } = await prepared(true);
     await buildTableIndexes({ config, runToken, table: 'app.a' });

@@ -36,17 +36,57 @@ type Outcome = 'applied' | 'skipped' | 'existing';
 const PARALLEL_KINDS = new Set(['primary-key', 'replica-key', 'unique', 'index', 'exclusion']);
 const DEADLOCK = '40P01';
 
-async function applyOnce(dst: Client, config: Config, runToken: string, st: StoredStatement): Promise<Outcome> {
-  try {
-    return await fenced(dst, config.name, runToken, async () => {
-      // The row lock makes a concurrent (zombie) attempt wait, then see the outcome instead of re-running.
-      const state = await lockStatement(dst, config.name, st.seq);
-      if (state !== 'pending') return state === 'applied' ? 'skipped' : 'existing';
+/** A foreign key as render.ts writes it (quoted names): `ALTER TABLE <table> ADD CONSTRAINT <name> FOREIGN KEY …`. */
+const FOREIGN_KEY_SQL = /^ALTER TABLE ("(?:[^"]|"")+"\."(?:[^"]|"")+") ADD CONSTRAINT ("(?:[^"]|"")+") FOREIGN KEY /;
+const unquote = (quoted: string) => quoted.slice(1, -1).replace(/""/g, '"');
+
+/**
+ * How a statement is applied: in one step, or — a foreign key to be validated — in two, so
+ * that the long part, the check of every row, holds lighter locks: `ADD … NOT VALID` takes
+ * SHARE ROW EXCLUSIVE on both tables for a moment, `VALIDATE CONSTRAINT` then SHARE UPDATE
+ * EXCLUSIVE on the referencing table and only ROW SHARE on the referenced one. Checks of
+ * FKs into one table then run beside each other and beside that table's ANALYZE and index
+ * builds, where ADD FOREIGN KEY would wait for each of them. Only for plain tables (a
+ * partitioned table takes no NOT VALID foreign key).
+ */
+type Steps = { kind: 'one' } | { kind: 'add-not-valid' | 'validate'; table: string; constraint: string };
+
+function validatedLater(st: StoredStatement): { table: string; constraint: string } | null {
+  if (st.kind !== 'foreign-key' || / NOT VALID$/.test(st.sql)) return null;
+  const m = FOREIGN_KEY_SQL.exec(st.sql);
+  return m ? { table: m[1], constraint: m[2] } : null;
+}
+
+/** Run one step of `st` in its fenced transaction; 'added': the FK exists NOT VALID and still waits for its check. */
+async function applyStep(dst: Client, config: Config, runToken: string, st: StoredStatement, step: Steps): Promise<Outcome | 'added'> {
+  return fenced(dst, config.name, runToken, async () => {
+    // The row lock makes a concurrent (zombie) attempt wait, then see the outcome instead of re-running.
+    const state = await lockStatement(dst, config.name, st.seq);
+    if (state !== 'pending') return state === 'applied' ? 'skipped' : 'existing';
+    if (step.kind === 'add-not-valid') {
+      // An earlier attempt may have added it and stopped before the check; one that is already
+      // valid was there before us: the plain statement reports it as existing.
+      const r = await dst.query<{ valid: boolean }>(
+        'SELECT convalidated AS valid FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass AND conname = $2',
+        [step.table, unquote(step.constraint)],
+      );
+      if (r.rows[0]?.valid) await dst.query(st.sql);
+      else if (!r.rows.length) await dst.query(`${st.sql} NOT VALID`);
+      return 'added';
+    }
+    if (step.kind === 'validate') await dst.query(`ALTER TABLE ${step.table} VALIDATE CONSTRAINT ${step.constraint}`);
+    else {
       if (FUNCTION_KINDS.has(st.kind)) await dst.query('SET LOCAL check_function_bodies = off');
       await dst.query(st.sql);
-      await markStatement(dst, config.name, st.seq, 'applied');
-      return 'applied';
-    });
+    }
+    await markStatement(dst, config.name, st.seq, 'applied');
+    return 'applied';
+  });
+}
+
+async function applyOnce(dst: Client, config: Config, runToken: string, st: StoredStatement, step: Steps = { kind: 'one' }): Promise<Outcome | 'added'> {
+  try {
+    return await applyStep(dst, config, runToken, st, step);
   } catch (err) {
     if (!alreadyExists(err)) throw err;
     if (config.existingTargetTables !== 'ignore') {
@@ -63,11 +103,11 @@ async function applyOnce(dst: Client, config: Config, runToken: string, st: Stor
   }
 }
 
-async function applyOne(dst: Client, config: Config, runToken: string, st: StoredStatement): Promise<Outcome> {
+async function applyOne(dst: Client, config: Config, runToken: string, st: StoredStatement, step?: Steps): Promise<Outcome | 'added'> {
   // Parallel builds lock tables in their own order; the server breaks a deadlock by failing one, which simply goes again.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await applyOnce(dst, config, runToken, st);
+      return await applyOnce(dst, config, runToken, st, step);
     } catch (err) {
       if ((err as { code?: string }).code === DEADLOCK && attempt < 5) continue;
       throw named(err, st);
@@ -126,18 +166,31 @@ export async function applyTableStatements(input: { config: Config; runToken: st
     // With change capture to follow, unique constraints and FKs wait for the consistency point (older row states may be replayed until then).
     const statements = await readTableStatements(dst, config.name, table, !config.mode.incremental);
     let applied = 0;
+    const checks: { st: StoredStatement; fk: { table: string; constraint: string } }[] = [];
     for (const [i, st] of statements.entries()) {
       if (st.state !== 'pending') continue;
       heartbeat(`${table}: ${i + 1}/${statements.length} ${st.kind} ${st.object}`);
-      if ((await applyOne(dst, config, runToken, st)) === 'applied') applied++;
+      const fk = validatedLater(st);
+      const outcome = await applyOne(dst, config, runToken, st, fk ? { kind: 'add-not-valid', ...fk } : undefined);
+      if (outcome === 'added') checks.push({ st, fk: fk! });
+      else if (outcome === 'applied') applied++;
     }
-    // Statistics now, while other tables still copy (the analyze phase skips it then).
-    heartbeat(`${table}: ANALYZE`);
+    // Statistics now, while other tables still copy (the analyze phase skips it then); the
+    // checks of this table's FKs beside it, on a second session (those out of this table wait
+    // for the ANALYZE, those into it do not).
     const t = parseTableName(table);
-    await fenced(dst, config.name, runToken, async () => {
-      await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`).catch((err) => Promise.reject(about(`ANALYZE ${table}`, err)));
-      await markTableBuilt(dst, config.name, table);
-    });
+    const analyze = async () => {
+      heartbeat(`${table}: ANALYZE`);
+      await fenced(dst, config.name, runToken, async () => {
+        await dst.query(`ANALYZE ${qualified(t.schema, t.table)}`).catch((err) => Promise.reject(about(`ANALYZE ${table}`, err)));
+        await markTableBuilt(dst, config.name, table);
+      });
+    };
+    const validate = async (c: Client) => {
+      for (const { st, fk } of checks) if ((await applyOne(c, config, runToken, st, { kind: 'validate', ...fk })) === 'applied') applied++;
+    };
+    if (checks.length) await Promise.all([analyze(), withSession(config, 'destination', 'indexes', validate)]);
+    else await analyze();
     // Two tables built side by side each read their FKs before the other was marked built, so
     // the FK between them was in neither list and would wait for the post-data phase, on the
     // critical path (validating it reads both tables). Read again now that this one is marked:
@@ -149,7 +202,10 @@ export async function applyTableStatements(input: { config: Config; runToken: st
     );
     for (const st of late) {
       heartbeat(`${table}: ${st.kind} ${st.object}`);
-      if ((await applyOne(dst, config, runToken, st)) === 'applied') applied++;
+      const fk = validatedLater(st);
+      let outcome = await applyOne(dst, config, runToken, st, fk ? { kind: 'add-not-valid', ...fk } : undefined);
+      if (outcome === 'added') outcome = await applyOne(dst, config, runToken, st, { kind: 'validate', ...fk! });
+      if (outcome === 'applied') applied++;
     }
     return { applied, total: statements.length + late.length };
   });
@@ -177,7 +233,8 @@ export async function applyStage(input: { config: Config; runToken: string; stag
         await onSessions([dst, ...extra.slice(0, width - 1)], batch, async (c, st) => {
           // The keep-alive resends these details while a long build runs.
           heartbeat(`${stage} ${position.get(st.seq)}/${statements.length} ${st.kind} ${st.object}`);
-          const outcome = await applyOne(c, config, runToken, st);
+          // One step each (no step given): never 'added'.
+          const outcome = (await applyOne(c, config, runToken, st)) as Outcome;
           progress[outcome]++;
         });
       }
