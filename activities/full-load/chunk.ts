@@ -157,16 +157,17 @@ async function useLz4(dst: Client): Promise<void> {
  * marks nothing), and the destination's first freezing vacuum does not rewrite
  * every page. Only when truncating changes nothing: the table is empty (checked
  * under the ACCESS EXCLUSIVE lock, so nothing lands between the check and the
- * truncate), no FK references it and it has no triggers. A lock not granted in
- * 5 s or a TRUNCATE refused (privilege) undoes the attempt: the chunk loads
- * without FREEZE. The lock is held until the chunk commits, as the COPY's own
- * rows are invisible until then anyway.
+ * truncate), no FK references it and it has no triggers. The lock is asked for
+ * NOWAIT: when any other session holds one on the table (a query, a vacuum), or
+ * the TRUNCATE is refused (privilege), the attempt is undone and the chunk
+ * loads without FREEZE at once — the load never waits for its optimisation.
+ * The lock is held until the chunk commits, as the COPY's own rows are
+ * invisible until then anyway.
  */
 async function truncatedForFreeze(dst: Client, target: string): Promise<boolean> {
   await dst.query('SAVEPOINT pgshift_freeze');
   try {
-    await dst.query(`SET LOCAL lock_timeout = '5s'`);
-    await dst.query(`LOCK TABLE ONLY ${target} IN ACCESS EXCLUSIVE MODE`);
+    await dst.query(`LOCK TABLE ONLY ${target} IN ACCESS EXCLUSIVE MODE NOWAIT`);
     const r = await dst.query<{ ok: boolean }>(
       `SELECT NOT EXISTS (SELECT 1 FROM ONLY ${target})
               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE confrelid = $1::regclass AND contype = 'f')
@@ -176,7 +177,6 @@ async function truncatedForFreeze(dst: Client, target: string): Promise<boolean>
     if (!r.rows[0].ok) throw new Error('not empty, referenced or with triggers');
     await dst.query(`TRUNCATE ONLY ${target}`);
     await dst.query('RELEASE SAVEPOINT pgshift_freeze');
-    await dst.query('SET LOCAL lock_timeout TO DEFAULT');
     return true;
   } catch {
     await dst.query('ROLLBACK TO SAVEPOINT pgshift_freeze');
