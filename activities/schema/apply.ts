@@ -4,7 +4,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
 import type { Config } from '../../lib/config';
-import { parseTableName, qualified } from '../../lib/ident';
+import { parseQualifiedName, parseTableName, qualified } from '../../lib/ident';
 import type { SchemaStage, SchemaStageProgress } from '../../lib/migration-state';
 import { session, withSession } from '../../lib/io/session';
 import { fenced } from '../control';
@@ -38,7 +38,6 @@ const DEADLOCK = '40P01';
 
 /** A foreign key as render.ts writes it (quoted names): `ALTER TABLE <table> ADD CONSTRAINT <name> FOREIGN KEY …`. */
 const FOREIGN_KEY_SQL = /^ALTER TABLE ("(?:[^"]|"")+"\."(?:[^"]|"")+") ADD CONSTRAINT ("(?:[^"]|"")+") FOREIGN KEY /;
-const unquote = (quoted: string) => quoted.slice(1, -1).replace(/""/g, '"');
 
 /**
  * How a statement is applied: in one step, or — a foreign key to be validated — in two, so
@@ -49,16 +48,19 @@ const unquote = (quoted: string) => quoted.slice(1, -1).replace(/""/g, '"');
  * builds, where ADD FOREIGN KEY would wait for each of them. Only for plain tables (a
  * partitioned table takes no NOT VALID foreign key).
  */
-type Steps = { kind: 'one' } | { kind: 'add-not-valid' | 'validate'; table: string; constraint: string };
+type ForeignKeyStep = { kind: 'add-not-valid' | 'validate'; table: string; constraint: string };
+type Step = { kind: 'one' } | ForeignKeyStep;
 
-function validatedLater(st: StoredStatement): { table: string; constraint: string } | null {
-  if (st.kind !== 'foreign-key' || / NOT VALID$/.test(st.sql)) return null;
-  const m = FOREIGN_KEY_SQL.exec(st.sql);
-  return m ? { table: m[1], constraint: m[2] } : null;
+/** The first step of `st`: all of it, or a foreign key to be validated added NOT VALID (then `checkOf` it). */
+function firstStep(st: StoredStatement): Step {
+  const m = st.kind === 'foreign-key' && !/ NOT VALID$/.test(st.sql) ? FOREIGN_KEY_SQL.exec(st.sql) : null;
+  return m ? { kind: 'add-not-valid', table: m[1], constraint: m[2] } : { kind: 'one' };
 }
 
+const checkOf = (step: ForeignKeyStep): ForeignKeyStep => ({ ...step, kind: 'validate' });
+
 /** Run one step of `st` in its fenced transaction; 'added': the FK exists NOT VALID and still waits for its check. */
-async function applyStep(dst: Client, config: Config, runToken: string, st: StoredStatement, step: Steps): Promise<Outcome | 'added'> {
+async function applyStep(dst: Client, config: Config, runToken: string, st: StoredStatement, step: Step): Promise<Outcome | 'added'> {
   return fenced(dst, config.name, runToken, async () => {
     // The row lock makes a concurrent (zombie) attempt wait, then see the outcome instead of re-running.
     const state = await lockStatement(dst, config.name, st.seq);
@@ -68,7 +70,7 @@ async function applyStep(dst: Client, config: Config, runToken: string, st: Stor
       // valid was there before us: the plain statement reports it as existing.
       const r = await dst.query<{ valid: boolean }>(
         'SELECT convalidated AS valid FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass AND conname = $2',
-        [step.table, unquote(step.constraint)],
+        [step.table, parseQualifiedName(step.constraint, 1)[0]],
       );
       if (r.rows[0]?.valid) await dst.query(st.sql);
       else if (!r.rows.length) await dst.query(`${st.sql} NOT VALID`);
@@ -84,7 +86,7 @@ async function applyStep(dst: Client, config: Config, runToken: string, st: Stor
   });
 }
 
-async function applyOnce(dst: Client, config: Config, runToken: string, st: StoredStatement, step: Steps = { kind: 'one' }): Promise<Outcome | 'added'> {
+async function applyOnce(dst: Client, config: Config, runToken: string, st: StoredStatement, step: Step = { kind: 'one' }): Promise<Outcome | 'added'> {
   try {
     return await applyStep(dst, config, runToken, st, step);
   } catch (err) {
@@ -103,7 +105,7 @@ async function applyOnce(dst: Client, config: Config, runToken: string, st: Stor
   }
 }
 
-async function applyOne(dst: Client, config: Config, runToken: string, st: StoredStatement, step?: Steps): Promise<Outcome | 'added'> {
+async function applyOne(dst: Client, config: Config, runToken: string, st: StoredStatement, step?: Step): Promise<Outcome | 'added'> {
   // Parallel builds lock tables in their own order; the server breaks a deadlock by failing one, which simply goes again.
   for (let attempt = 1; ; attempt++) {
     try {
@@ -166,13 +168,13 @@ export async function applyTableStatements(input: { config: Config; runToken: st
     // With change capture to follow, unique constraints and FKs wait for the consistency point (older row states may be replayed until then).
     const statements = await readTableStatements(dst, config.name, table, !config.mode.incremental);
     let applied = 0;
-    const checks: { st: StoredStatement; fk: { table: string; constraint: string } }[] = [];
+    const checks: { st: StoredStatement; step: ForeignKeyStep }[] = [];
     for (const [i, st] of statements.entries()) {
       if (st.state !== 'pending') continue;
       heartbeat(`${table}: ${i + 1}/${statements.length} ${st.kind} ${st.object}`);
-      const fk = validatedLater(st);
-      const outcome = await applyOne(dst, config, runToken, st, fk ? { kind: 'add-not-valid', ...fk } : undefined);
-      if (outcome === 'added') checks.push({ st, fk: fk! });
+      const step = firstStep(st);
+      const outcome = await applyOne(dst, config, runToken, st, step);
+      if (outcome === 'added' && step.kind !== 'one') checks.push({ st, step: checkOf(step) });
       else if (outcome === 'applied') applied++;
     }
     // Statistics now, while other tables still copy (the analyze phase skips it then); the
@@ -187,7 +189,7 @@ export async function applyTableStatements(input: { config: Config; runToken: st
       });
     };
     const validate = async (c: Client) => {
-      for (const { st, fk } of checks) if ((await applyOne(c, config, runToken, st, { kind: 'validate', ...fk })) === 'applied') applied++;
+      for (const { st, step } of checks) if ((await applyOne(c, config, runToken, st, step)) === 'applied') applied++;
     };
     if (checks.length) await Promise.all([analyze(), withSession(config, 'destination', 'indexes', validate)]);
     else await analyze();
@@ -202,9 +204,9 @@ export async function applyTableStatements(input: { config: Config; runToken: st
     );
     for (const st of late) {
       heartbeat(`${table}: ${st.kind} ${st.object}`);
-      const fk = validatedLater(st);
-      let outcome = await applyOne(dst, config, runToken, st, fk ? { kind: 'add-not-valid', ...fk } : undefined);
-      if (outcome === 'added') outcome = await applyOne(dst, config, runToken, st, { kind: 'validate', ...fk! });
+      const step = firstStep(st);
+      let outcome = await applyOne(dst, config, runToken, st, step);
+      if (outcome === 'added' && step.kind !== 'one') outcome = await applyOne(dst, config, runToken, st, checkOf(step));
       if (outcome === 'applied') applied++;
     }
     return { applied, total: statements.length + late.length };
