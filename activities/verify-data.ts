@@ -39,7 +39,7 @@ import { heartbeat } from './heartbeat';
 import { about } from './retry';
 import { type KeyRange, rangePredicate } from './full-load/plan';
 import type { CopyTable } from './full-load/tables';
-import { type ChunkRecord, destinationFingerprint, fingerprintsMatch, provable, sameColumnTypes, sourceUnchangedSince } from './verify-fingerprint';
+import { type ChunkRecord, destinationRangeFingerprint, fingerprintsMatch, provable, sameColumnTypes, sourceUnchangedSince } from './verify-fingerprint';
 import { addFingerprints } from '../lib/copy-fingerprint';
 
 export interface TableVerification {
@@ -73,6 +73,11 @@ interface Side {
   columns: string[];
   keyColumns: string[] | null;
   filter: string | null;
+}
+
+/** The destination side, with a second session of the same profile to run a read beside the first. */
+interface DestinationSide extends Side {
+  another: <T>(fn: (c: Client) => Promise<T>) => Promise<T>;
 }
 
 const rowText = (s: Side) => `md5(ROW(${s.columns.map(ident).join(', ')})::text)`;
@@ -285,11 +290,19 @@ async function recheckKeys(
  * as the copy's snapshot saw it. Its row count when both hold; null is no
  * verdict (the digests compare the range).
  */
-async function provedByFingerprint(S: Side, D: Side, t: CopyTable, chunk: ChunkRecord, range: KeyRange | null, types: string[], beat: (rows: number) => void) {
+async function provedByFingerprint(
+  S: Side,
+  D: DestinationSide,
+  t: CopyTable,
+  chunk: ChunkRecord,
+  range: KeyRange | null,
+  types: string[],
+  beat: (rows: number) => void,
+) {
   const p = provable(chunk, t);
   if (!p) return null;
   const [found, unchanged] = await Promise.all([
-    destinationFingerprint(D.client, { table: D.table, columns: D.columns, where: where(D, range, types), binary: t.binary }, beat),
+    destinationRangeFingerprint(D.client, { table: D.table, columns: D.columns, where: where(D, range, types), binary: t.binary }, D.another, beat),
     sourceUnchangedSince(S.client, { table: S.table, where: where(S, range, types), snapshot: p.snapshot, rows: p.fp.rows }),
   ]);
   return unchanged && fingerprintsMatch(p.fp, found) ? p.fp.rows : null;
@@ -305,13 +318,21 @@ async function provedByFingerprint(S: Side, D: Side, t: CopyTable, chunk: ChunkR
  * everything holds; null is no verdict (the ranges are then proved or compared
  * one by one, which names the range that differs).
  */
-async function provedWhole(S: Side, D: Side, t: CopyTable, chunks: ChunkRecord[], ranges: KeyRange[], types: string[], beat: (rows: number) => void) {
+async function provedWhole(
+  S: Side,
+  D: DestinationSide,
+  t: CopyTable,
+  chunks: ChunkRecord[],
+  ranges: KeyRange[],
+  types: string[],
+  beat: (rows: number) => void,
+) {
   const proofs = chunks.map((c) => provable(c, t));
   const same = (x: string[] | null, y: string[] | null) => JSON.stringify(x) === JSON.stringify(y);
   const tiles = ranges[0].lower === null && ranges.at(-1)!.upper === null && ranges.every((r, i) => i === 0 || same(ranges[i - 1].upper, r.lower));
   if (!tiles || proofs.some((p) => !p)) return null;
   const [found, unchanged] = await Promise.all([
-    destinationFingerprint(D.client, { table: D.table, columns: D.columns, where: where(D, null, types), binary: t.binary }, beat),
+    destinationRangeFingerprint(D.client, { table: D.table, columns: D.columns, where: where(D, null, types), binary: t.binary }, D.another, beat),
     (async () => {
       for (const [i, range] of ranges.entries()) {
         const p = proofs[i]!;
@@ -363,7 +384,8 @@ export async function verifyTableData(input: {
         keyColumns: key?.columns ?? null,
         filter: t.filter,
       };
-      const D: Side = {
+      const D: DestinationSide = {
+        another: (fn) => withSession(config, 'destination', 'verify', fn),
         client: dst,
         table: qualified(t.target.schema, t.target.table),
         columns: t.targetColumns,
